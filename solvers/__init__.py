@@ -1,0 +1,1 @@
+"""Solving prunemip's ``MipModel`` with HiGHS (highspy)."""
