@@ -125,7 +125,7 @@ class Layer:
     @classmethod
     def create(cls, weight: Any, bias: Any, activation: str = "relu") -> Layer:
         """Build a layer from dense or sparse arrays; a dense array keeps its nonzeros."""
-        matrix = sp.csr_matrix(weight, dtype=np.float64)
+        matrix = sp.csr_matrix(weight, dtype=np.float64, copy=True)
         matrix.sum_duplicates()
         matrix.sort_indices()
         bias_vector = np.asarray(bias, dtype=np.float64).reshape(-1).copy()
@@ -312,7 +312,8 @@ class Network:
             raise PrunemipError("normalisation std must be finite and nonzero")
         scale = 1.0 / std_vec
         first = self.layers[0]
-        weight = first.weight @ sp.diags(scale)
+        weight = first.weight.copy()  # scale columns in place: keeps stored zeros (the mask)
+        weight.data *= scale[weight.indices]
         bias = first.bias - first.weight @ (mean_vec * scale)
         folded = Layer.create(weight, bias, first.activation)
         spec = replace(
@@ -338,7 +339,8 @@ class Network:
                     neurons_without_inputs=int(np.sum(np.diff(w.indptr) == 0)),
                     neurons_without_outputs=(
                         int(np.sum(np.diff(self.layers[index + 1].weight.tocsc().indptr) == 0))
-                        if index + 1 < len(self.layers) else 0
+                        if index + 1 < len(self.layers)
+                        else 0
                     ),
                 )
             )
@@ -347,7 +349,9 @@ class Network:
     def format_summary(self) -> str:
         """A plain-text table of shape, nnz and sparsity per layer."""
         lines = [f"Network {self.architecture}: {self.nnz} nonzero weights, sparsity {self.sparsity:.1%}"]
-        lines.append(f"{'layer':>5} {'shape':>12} {'act':>8} {'nnz':>9} {'sparsity':>9} {'no-in':>6} {'no-out':>6}")
+        lines.append(
+            f"{'layer':>5} {'shape':>12} {'act':>8} {'nnz':>9} {'sparsity':>9} {'no-in':>6} {'no-out':>6}"
+        )
         for row in self.summary():
             lines.append(
                 f"{row.index:>5} {f'{row.n_in}->{row.n_out}':>12} {row.activation:>8} {row.nnz:>9} "

@@ -1,0 +1,304 @@
+"""Adversarial examples by MIP: maximise the logit margin ``ẑ_t − ẑ_y`` over an input region.
+
+Targeted: one target class ``t``. Untargeted: targets in order of the clean logits
+(runner-up first), as in MIPVerify (Tjeng et al., ICLR 2019). Modes:
+
+* ``decide``: stop at the first incumbent with margin > 0 or once the dual bound proves
+  margin ≤ 0 (Cacciola et al. 2023's decision version); untargeted stops at the first
+  target that yields an adversarial example.
+* ``optimize``: the best margin, proven optimal, over every target.
+
+Every witness is pulled exactly into the region and re-checked by a float64 forward pass
+of the same network; the reported margin is the forward pass's, not the solver's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
+from prunemip.encoders.bounds import NeuronBounds, interval_bounds
+from prunemip.encoders.mip_model import EncodingStats, MipModel
+from prunemip.errors import PrunemipError
+from prunemip.network import Network
+from prunemip.regions import InputRegion
+from prunemip.solvers.highs import HighsOptions, solve
+from prunemip.solvers.result import SolveResult, SolveStatus
+
+Mode = Literal["decide", "optimize"]
+MODES: tuple[str, ...] = ("decide", "optimize")
+#: Status of an attack or of one target: what is known about margins > 0 in the region.
+AttackStatus = Literal["adversarial", "robust", "timeout", "misclassified", "unknown"]
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A point of the region, re-checked by a forward pass."""
+
+    x: np.ndarray = field(repr=False)
+    target: int
+    margin: float  #: forward-pass logit margin ẑ_target − ẑ_label
+    predicted: int
+    distance: dict[str, float]
+    in_region: bool
+
+    @property
+    def is_adversarial(self) -> bool:
+        return self.in_region and self.margin > 0.0
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What the MIP of one target class established."""
+
+    target: int
+    status: AttackStatus
+    solve: SolveResult
+    witness: Witness | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "status": self.status,
+            "mip_margin": self.solve.objective,
+            "dual_bound": self.solve.dual_bound,
+            "verified_margin": None if self.witness is None else self.witness.margin,
+            "solve": self.solve.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """Outcome of an adversarial search on one input."""
+
+    status: AttackStatus
+    label: int
+    clean_prediction: int
+    clean_logits: np.ndarray = field(repr=False)
+    mode: str
+    region: InputRegion = field(repr=False)
+    witness: Witness | None
+    targets: tuple[TargetOutcome, ...]
+    encoding: EncodingStats | None
+    bounds_seconds: float
+    total_seconds: float
+
+    @property
+    def found(self) -> bool:
+        """Whether a verified adversarial example (or a misclassified input) was found."""
+        return self.witness is not None and self.witness.is_adversarial
+
+    @property
+    def best_margin(self) -> float | None:
+        return None if self.witness is None else self.witness.margin
+
+    @property
+    def solve_seconds(self) -> float:
+        return sum(outcome.solve.solve_seconds for outcome in self.targets)
+
+    @property
+    def nodes(self) -> int:
+        return sum(outcome.solve.nodes for outcome in self.targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        witness = self.witness
+        return {
+            "status": self.status,
+            "label": self.label,
+            "clean_prediction": self.clean_prediction,
+            "mode": self.mode,
+            "region": {"norm": self.region.norm, "radius": self.region.radius},
+            "found": self.found,
+            "target": None if witness is None else witness.target,
+            "margin": None if witness is None else witness.margin,
+            "adversarial_prediction": None if witness is None else witness.predicted,
+            "distance": None if witness is None else witness.distance,
+            "check_passed": None if witness is None else witness.is_adversarial,
+            "x_adv": None if witness is None else [float(v) for v in witness.x],
+            "targets": [outcome.to_dict() for outcome in self.targets],
+            "encoding": None if self.encoding is None else self.encoding.to_dict(),
+            "bounds_seconds": self.bounds_seconds,
+            "solve_seconds": self.solve_seconds,
+            "nodes": self.nodes,
+            "total_seconds": self.total_seconds,
+        }
+
+
+def check_witness(network: Network, region: InputRegion, x: np.ndarray, target: int, label: int) -> Witness:
+    """Project ``x`` exactly into the region and re-evaluate the margin in float64."""
+    point = region.project(x)
+    logits = network.forward(point)
+    return Witness(
+        x=point,
+        target=target,
+        margin=float(logits[target] - logits[label]),
+        predicted=int(np.argmax(logits)),
+        distance=region.distance(point),
+        in_region=region.contains(point),
+    )
+
+
+def target_order(logits: np.ndarray, label: int) -> list[int]:
+    """Every class but ``label``, most likely first (ties by class index)."""
+    order = np.lexsort((np.arange(logits.size), -logits))
+    return [int(c) for c in order if c != label]
+
+
+def _outcome_status(result: SolveResult, witness: Witness | None) -> AttackStatus:
+    if witness is not None and witness.is_adversarial:
+        return "adversarial"
+    if result.status == SolveStatus.DECIDED_AT_MOST or (
+        result.status == SolveStatus.OPTIMAL and result.objective is not None and result.objective <= 0.0
+    ):
+        return "robust"
+    if result.status in (SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED, SolveStatus.LIMIT):
+        return "timeout"
+    return "unknown"
+
+
+def _solve_target(
+    model: MipModel,
+    network: Network,
+    region: InputRegion,
+    label: int,
+    target: int,
+    mode: str,
+    options: HighsOptions,
+    starts: list[np.ndarray],
+) -> TargetOutcome:
+    """One target's MIP, started from the best of the given points."""
+    objective_model = model.with_margin_objective(target, label)
+    start = max(
+        (objective_model.solution_from_input(point) for point in starts),
+        key=objective_model.evaluate_objective,
+    )
+    threshold = 0.0 if mode == "decide" else None
+    result = solve(objective_model, options, start=start, decide_threshold=threshold)
+    witness = None
+    if result.solution is not None:
+        witness = check_witness(network, region, model.inputs_from_solution(result.solution), target, label)
+    positive_but_unverified = (
+        mode == "decide"
+        and result.objective is not None
+        and result.objective > 0.0
+        and witness is not None
+        and not witness.is_adversarial
+    )
+    if positive_but_unverified:
+        # The solver's margin is positive only within its tolerances: settle it exactly.
+        result = solve(objective_model, options, start=result.solution)
+        if result.solution is not None:
+            witness = check_witness(
+                network, region, model.inputs_from_solution(result.solution), target, label
+            )
+    return TargetOutcome(target, _outcome_status(result, witness), result, witness)
+
+
+def find_adversarial_example(
+    network: Network,
+    x0: np.ndarray,
+    label: int,
+    region: InputRegion | None = None,
+    *,
+    norm: str = "linf",
+    radius: float | None = None,
+    target: int | None = None,
+    mode: Mode = "decide",
+    bounds: NeuronBounds | None = None,
+    formulation: str = DEFAULT_FORMULATION,
+    options: HighsOptions | None = None,
+    start_points: list[np.ndarray] | None = None,
+) -> AttackResult:
+    """Search the region around ``x0`` for an input classified other than ``label``.
+
+    Give either ``region`` or ``norm`` and ``radius`` (the ball is intersected with the
+    network's input range). ``target=None`` is untargeted. ``options.time_limit`` is the
+    budget of the whole attack, shared by the targets in turn. ``start_points`` (e.g.
+    from a gradient attack) seed the MIP; ``x0`` always does.
+    """
+    start = time.perf_counter()
+    if mode not in MODES:
+        raise PrunemipError(f"unknown mode {mode!r}; choose one of {MODES}")
+    point = np.asarray(x0, dtype=np.float64).reshape(-1)
+    if point.size != network.n_inputs:
+        raise PrunemipError(f"the input has {point.size} values but the network takes {network.n_inputs}")
+    n_classes = network.n_outputs
+    if not 0 <= label < n_classes:
+        raise PrunemipError(f"label {label} is not a class of a network with {n_classes} outputs")
+    if target is not None and (not 0 <= target < n_classes or target == label):
+        raise PrunemipError(f"target {target} must be a class other than the label {label}")
+    if region is None:
+        if radius is None:
+            raise PrunemipError("give an input region, or a norm and a radius")
+        spec = network.input_spec
+        region = InputRegion.ball(norm, point, radius, spec.lower, spec.upper)
+    options = options or HighsOptions()
+
+    logits = network.forward(point)
+    prediction = int(np.argmax(logits))
+    targets = [target] if target is not None else target_order(logits, label)
+    if prediction != label:
+        witness = check_witness(network, region, point, prediction, label) if region.contains(point) else None
+        return AttackResult(
+            "misclassified",
+            label,
+            prediction,
+            logits,
+            mode,
+            region,
+            witness,
+            (),
+            None,
+            0.0,
+            time.perf_counter() - start,
+        )
+
+    if bounds is None:
+        bounds = interval_bounds(network, region)
+    model = encode(network, region, bounds, formulation=formulation)
+    starts = [point, *(region.project(p) for p in start_points or [])]
+    outcomes: list[TargetOutcome] = []
+    deadline = start + options.time_limit
+    for candidate in targets:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
+        outcome = _solve_target(
+            model, network, region, label, candidate, mode, replace(options, time_limit=remaining), starts
+        )
+        outcomes.append(outcome)
+        if mode == "decide" and outcome.status == "adversarial":
+            break
+    return AttackResult(
+        status=_overall_status(outcomes, len(targets)),
+        label=label,
+        clean_prediction=prediction,
+        clean_logits=logits,
+        mode=mode,
+        region=region,
+        witness=_best_witness(outcomes),
+        targets=tuple(outcomes),
+        encoding=model.stats,
+        bounds_seconds=bounds.seconds,
+        total_seconds=time.perf_counter() - start,
+    )
+
+
+def _best_witness(outcomes: list[TargetOutcome]) -> Witness | None:
+    witnesses = [o.witness for o in outcomes if o.witness is not None and o.witness.in_region]
+    return max(witnesses, key=lambda w: w.margin, default=None)
+
+
+def _overall_status(outcomes: list[TargetOutcome], n_targets: int) -> AttackStatus:
+    statuses = [o.status for o in outcomes]
+    if "adversarial" in statuses:
+        return "adversarial"
+    if len(outcomes) == n_targets and all(s == "robust" for s in statuses):
+        return "robust"
+    if "unknown" in statuses and "timeout" not in statuses and len(outcomes) == n_targets:
+        return "unknown"
+    return "timeout"

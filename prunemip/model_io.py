@@ -1,0 +1,236 @@
+"""Load any supported model file as a :class:`Network`, and save networks.
+
+``load_network`` reads ONNX (``.onnx``), prunemip's own format (``.npz``) and PyTorch
+files: TorchScript archives, state_dicts and checkpoints (``weights_only=True``), and
+pickled whole modules only when the caller trusts the file. ``save_network`` writes
+prunemip's own format, which keeps the CSR pattern (the pruning mask) exactly;
+``save_torch_checkpoint`` writes a state_dict checkpoint for PyTorch users. Every write
+goes to a temporary file in the target directory first and is then renamed into place.
+
+torch and onnx are imported only when a function needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from prunemip.errors import PrunemipError
+from prunemip.network import InputSpec, Layer, Network
+
+FORMAT_NAME = "prunemip-network"
+FORMAT_VERSION = 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ------------------------------------------------------------------ writing
+def _new_file_mode() -> int:
+    """The permissions ``open()`` would give a new file (mkstemp's are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Run ``write`` on a temporary file next to ``path``, then rename it into place."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise PrunemipError(f"{target}: directory {target.parent} does not exist")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise PrunemipError(f"{target}: cannot write ({exc.strerror or _first_line(exc)})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Path(temp_name).chmod(_new_file_mode())
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp_name).replace(target)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            Path(temp_name).unlink()
+        if isinstance(exc, OSError):
+            raise PrunemipError(f"{target}: cannot write ({exc.strerror or _first_line(exc)})") from None
+        raise
+    return target
+
+
+def _plain_json(value: Any, what: str) -> Any:
+    """``value`` as plain JSON types (numpy scalars and arrays become numbers and lists)."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, (np.generic, np.ndarray)):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+    try:
+        return json.loads(json.dumps(value, default=default))
+    except (TypeError, ValueError) as exc:
+        raise PrunemipError(f"{what} cannot be saved: {_first_line(exc)}") from None
+
+
+def save_network(network: Network, path: str | Path) -> Path:
+    """Write ``network`` in prunemip's own ``.npz`` format (exact CSR, bias, spec, metadata)."""
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "activations": [layer.activation for layer in network.layers],
+        "input_spec": _plain_json(network.input_spec.to_dict(), "input spec"),
+        "metadata": _plain_json(network.metadata, "network metadata"),
+    }
+    arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header))}
+    for index, layer in enumerate(network.layers):
+        arrays[f"layer{index}_data"] = layer.weight.data
+        arrays[f"layer{index}_indices"] = layer.weight.indices
+        arrays[f"layer{index}_indptr"] = layer.weight.indptr
+        arrays[f"layer{index}_shape"] = np.array(layer.weight.shape, dtype=np.int64)
+        arrays[f"layer{index}_bias"] = layer.bias
+    return _atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+
+
+def save_torch_checkpoint(network: Network, path: str | Path) -> Path:
+    """Write a float32 ``nn.Sequential`` state_dict checkpoint loadable with ``weights_only=True``.
+
+    Next to ``state_dict`` it stores ``prunemip_input_spec``, ``prunemip_metadata`` and
+    ``prunemip_activations``. Float32 rounds the weights, and the pruning mask becomes
+    the pattern of nonzero weights; use :func:`save_network` to keep both exactly.
+    """
+    import torch
+
+    from prunemip.torch_io import network_to_module
+
+    checkpoint = {
+        "state_dict": network_to_module(network).state_dict(),
+        "prunemip_input_spec": _plain_json(network.input_spec.to_dict(), "input spec"),
+        "prunemip_metadata": _plain_json(network.metadata, "network metadata"),
+        "prunemip_activations": [layer.activation for layer in network.layers],
+    }
+    return _atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+
+
+# ------------------------------------------------------------------ reading
+def _load_native(path: Path) -> Network:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "header" not in archive.files:
+                raise PrunemipError(f"{path}: not a prunemip network file (no header)")
+            header = json.loads(str(archive["header"]))
+            if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+                raise PrunemipError(f"{path}: not a prunemip network file")
+            if header.get("version") != FORMAT_VERSION:
+                raise PrunemipError(
+                    f"{path}: prunemip network format version {header.get('version')} is not "
+                    f"supported (this prunemip reads version {FORMAT_VERSION})"
+                )
+            layers = []
+            for index, activation in enumerate(header["activations"]):
+                shape = tuple(int(n) for n in archive[f"layer{index}_shape"])
+                weight = sp.csr_matrix(
+                    (
+                        archive[f"layer{index}_data"],
+                        archive[f"layer{index}_indices"],
+                        archive[f"layer{index}_indptr"],
+                    ),
+                    shape=shape,
+                )
+                weight.check_format(full_check=True)
+                layers.append(Layer.create(weight, archive[f"layer{index}_bias"], activation))
+            spec = InputSpec.from_dict(header["input_spec"])
+            metadata = header.get("metadata") or {}
+    except PrunemipError:
+        raise
+    except Exception as exc:
+        raise PrunemipError(f"{path}: corrupt prunemip network file ({_first_line(exc)})") from None
+    return Network(tuple(layers), spec, metadata)
+
+
+def _zip_names(path: Path) -> list[str]:
+    if not zipfile.is_zipfile(path):
+        return []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _is_torchscript(names: list[str]) -> bool:
+    return any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
+
+
+def _load_torch(path: Path, names: list[str], trust_pickle: bool, input_spec: InputSpec | None) -> Network:
+    """Read a TorchScript archive, a state_dict/checkpoint or (if trusted) a pickled module."""
+    import pickle
+
+    import torch
+    from torch import nn
+
+    from prunemip.torch_io import network_from_module, network_from_state_dict
+
+    if _is_torchscript(names):
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise PrunemipError(f"{path}: unreadable TorchScript file ({_first_line(exc)})") from None
+        return network_from_module(module, input_spec)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
+    except pickle.UnpicklingError as exc:
+        with path.open("rb") as handle:
+            raw_pickle = not names and handle.read(1) == b"\x80"
+        if "Unsupported global" in str(exc) or raw_pickle:
+            raise PrunemipError(
+                f"{path} holds a pickled Python object; loading it can run arbitrary code. "
+                "Pass --trust-pickle (trust_pickle=True) if you trust the file"
+            ) from None
+        raise PrunemipError(f"{path}: not a readable PyTorch file ({_first_line(exc)})") from None
+    except Exception as exc:
+        raise PrunemipError(f"{path}: not a readable PyTorch file ({_first_line(exc)})") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("model"), nn.Module):
+        obj = obj["model"]
+    if isinstance(obj, nn.Module):
+        return network_from_module(obj, input_spec)
+    if isinstance(obj, Mapping):
+        return network_from_state_dict(obj, input_spec)
+    raise PrunemipError(f"{path} holds a {type(obj).__name__}, not a model, state_dict or checkpoint")
+
+
+def load_network(
+    path: str | Path, *, trust_pickle: bool = False, input_spec: InputSpec | None = None
+) -> Network:
+    """Load a model file as a float64 :class:`Network`.
+
+    ``.onnx`` is read with :mod:`prunemip.onnx_io`, ``.npz`` as prunemip's own format,
+    anything else as PyTorch (TorchScript, state_dict or checkpoint; a pickled module
+    only with ``trust_pickle=True``). ``input_spec`` overrides the file's input spec;
+    without either the inputs are unbounded.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PrunemipError(f"{path}: no such file")
+    if not path.is_file():
+        raise PrunemipError(f"{path} is not a file")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from prunemip.onnx_io import load_onnx
+
+        return load_onnx(path, input_spec)
+    names = _zip_names(path)
+    if suffix == ".npz" or "header.npy" in names:
+        network = _load_native(path)
+        return network if input_spec is None else network.with_input_spec(input_spec)
+    return _load_torch(path, names, trust_pickle, input_spec)
