@@ -165,13 +165,17 @@ def _classify(network: Network, bounds: NeuronBounds) -> list[_LayerPlan]:
     return plans
 
 
-def _check_inputs(network: Network, region: InputRegion, bounds: NeuronBounds, formulation: str) -> None:
+def _check_inputs(
+    network: Network, region: InputRegion, bounds: NeuronBounds | None, formulation: str
+) -> None:
     if formulation not in FORMULATIONS:
         raise PrunemipError(f"unknown formulation {formulation!r}; choose one of {FORMULATIONS}")
     if region.size != network.n_inputs:
         raise PrunemipError(
             f"the input region has {region.size} inputs but the network takes {network.n_inputs}"
         )
+    if bounds is None:
+        return
     if len(bounds.lower) != len(network.layers) or any(
         lo.shape != (layer.n_out,) for lo, layer in zip(bounds.lower, network.layers, strict=True)
     ):
@@ -190,9 +194,9 @@ def encode(
     ``bounds`` default to interval arithmetic over the region.
     """
     start = time.perf_counter()
+    _check_inputs(network, region, bounds, formulation)
     if bounds is None:
         bounds = interval_bounds(network, region)
-    _check_inputs(network, region, bounds, formulation)
     plans = _classify(network, bounds)
     builder = _Builder()
     n0 = network.n_inputs
@@ -249,6 +253,7 @@ def encode(
         columns=builder.n_cols,
         nonzeros=int(matrix.nnz),
         binaries=int(np.count_nonzero(integrality)),
+        unstable_neurons=bounds.n_unstable,
         weight_nonzeros=network.nnz,
         per_layer=per_layer,
         total_bigm_width=unstable_width,

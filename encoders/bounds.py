@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 
@@ -107,8 +108,14 @@ def interval_bounds(network: Network, region: InputRegion) -> NeuronBounds:
     start = time.perf_counter()
     lower, upper = region.lower, region.upper
     lows, highs = [], []
-    for layer in network.layers:
-        lo, hi = interval_layer(layer.weight, layer.bias, lower, upper)
+    for index, layer in enumerate(network.layers):
+        with np.errstate(over="ignore", invalid="ignore"):
+            lo, hi = interval_layer(layer.weight, layer.bias, lower, upper)
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise PrunemipError(
+                f"layer {index}: neuron bounds overflow float64; the weights are too large "
+                "to encode (rescale the network)"
+            )
         lows.append(lo)
         highs.append(hi)
         lower, upper = (np.maximum(lo, 0.0), np.maximum(hi, 0.0)) if layer.activation == "relu" else (lo, hi)

@@ -65,6 +65,7 @@ class EncodingStats:
     columns: int
     nonzeros: int
     binaries: int
+    unstable_neurons: int  #: unstable ReLUs by the bounds (live or not)
     weight_nonzeros: int
     per_layer: tuple[dict[str, int], ...]
     total_bigm_width: float
@@ -78,6 +79,7 @@ class EncodingStats:
             "columns": self.columns,
             "nonzeros": self.nonzeros,
             "binaries": self.binaries,
+            "unstable_neurons": self.unstable_neurons,
             "weight_nonzeros": self.weight_nonzeros,
             "per_layer": list(self.per_layer),
             "total_bigm_width": self.total_bigm_width,

@@ -1,19 +1,18 @@
 """Write a ``MipModel`` as a free-format MPS or CPLEX LP file.
 
 Numbers are written with Python's shortest round-trip ``repr``, so a reader gets the
-exact float64 coefficients back. Files are written to a temporary sibling and renamed
-into place: a failure never leaves a half-written model behind.
+exact float64 coefficients back. Files are written atomically
+(:mod:`prunemip.atomic`): a failure never leaves a half-written model behind.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from prunemip.atomic import atomic_write_lines
 from prunemip.encoders.mip_model import MipModel
 from prunemip.errors import PrunemipError
 
@@ -28,25 +27,8 @@ def write_model(model: MipModel, path: str | Path) -> Path:
     if suffix not in FORMATS:
         raise PrunemipError(f"cannot write {target.name!r}: use a .mps or .lp file name")
     lines = _mps_lines(model) if suffix == ".mps" else _lp_lines(model)
-    write_text_atomically(target, lines)
+    atomic_write_lines(target, lines)
     return target
-
-
-def write_text_atomically(target: Path, lines: Iterator[str]) -> None:
-    """Write lines to a temporary file beside ``target``, then rename it over ``target``."""
-    directory = target.parent if str(target.parent) else Path()
-    if not directory.is_dir():
-        raise PrunemipError(f"cannot write {target}: folder {directory} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="ascii") as stream:
-            for line in lines:
-                stream.write(line)
-                stream.write("\n")
-        Path(temporary).replace(target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _num(value: float) -> str:

@@ -14,6 +14,7 @@ of the same network; the reported margin is the forward pass's, not the solver's
 
 from __future__ import annotations
 
+import operator
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -151,8 +152,13 @@ def target_order(logits: np.ndarray, label: int) -> list[int]:
 def _outcome_status(result: SolveResult, witness: Witness | None) -> AttackStatus:
     if witness is not None and witness.is_adversarial:
         return "adversarial"
-    if result.status == SolveStatus.DECIDED_AT_MOST or (
-        result.status == SolveStatus.OPTIMAL and result.objective is not None and result.objective <= 0.0
+    # Robust needs the dual bound ≤ 0: an OPTIMAL incumbent ≤ 0 within HiGHS's gap tolerance
+    # (mip_abs_gap) can hide a positive optimum, and decide mode may stop on a callback bound
+    # that the final dual bound contradicts.
+    if (
+        result.status in (SolveStatus.DECIDED_AT_MOST, SolveStatus.OPTIMAL)
+        and result.dual_bound is not None
+        and result.dual_bound <= 0.0
     ):
         return "robust"
     if result.status in (SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED, SolveStatus.LIMIT):
@@ -227,6 +233,13 @@ def find_adversarial_example(
     if point.size != network.n_inputs:
         raise PrunemipError(f"the input has {point.size} values but the network takes {network.n_inputs}")
     n_classes = network.n_outputs
+    try:
+        label = operator.index(label)
+        target = None if target is None else operator.index(target)
+    except TypeError:
+        raise PrunemipError(
+            f"the label and target must be integer class indices, got {label!r} and {target!r}"
+        ) from None
     if not 0 <= label < n_classes:
         raise PrunemipError(f"label {label} is not a class of a network with {n_classes} outputs")
     if target is not None and (not 0 <= target < n_classes or target == label):

@@ -45,7 +45,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from prunemip.atomic import atomic_write_bytes
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec
 
@@ -482,18 +482,6 @@ def _fetch(url: str) -> bytes:
         ) from None
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``target``, then rename it over ``target``."""
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        Path(temporary).replace(target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
@@ -520,7 +508,7 @@ def download_dataset(name: str, dest: str | Path | None = None) -> Path:
                     f"checksum mismatch for {base + filename}: MD5 {_md5(data)}, "
                     f"expected {expected}; the file was not written, try again later"
                 )
-            _write_atomic(target, data)
+            atomic_write_bytes(target, data)
     except OSError as error:
         reason = error.strerror or error
         raise PrunemipError(f"cannot write {name} into {folder}: {reason}") from None

@@ -12,18 +12,16 @@ torch and onnx are imported only when a function needs them.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from prunemip.atomic import atomic_write
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
 
@@ -37,38 +35,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ------------------------------------------------------------------ writing
-def _new_file_mode() -> int:
-    """The permissions ``open()`` would give a new file (mkstemp's are owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Run ``write`` on a temporary file next to ``path``, then rename it into place."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise PrunemipError(f"{target}: directory {target.parent} does not exist")
-    try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise PrunemipError(f"{target}: cannot write ({exc.strerror or _first_line(exc)})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Path(temp_name).chmod(_new_file_mode())
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp_name).replace(target)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            Path(temp_name).unlink()
-        if isinstance(exc, OSError):
-            raise PrunemipError(f"{target}: cannot write ({exc.strerror or _first_line(exc)})") from None
-        raise
-    return target
-
-
 def _plain_json(value: Any, what: str) -> Any:
     """``value`` as plain JSON types (numpy scalars and arrays become numbers and lists)."""
 
@@ -99,7 +65,7 @@ def save_network(network: Network, path: str | Path) -> Path:
         arrays[f"layer{index}_indptr"] = layer.weight.indptr
         arrays[f"layer{index}_shape"] = np.array(layer.weight.shape, dtype=np.int64)
         arrays[f"layer{index}_bias"] = layer.bias
-    return _atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+    return atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def save_torch_checkpoint(network: Network, path: str | Path) -> Path:
@@ -119,7 +85,7 @@ def save_torch_checkpoint(network: Network, path: str | Path) -> Path:
         "prunemip_metadata": _plain_json(network.metadata, "network metadata"),
         "prunemip_activations": [layer.activation for layer in network.layers],
     }
-    return _atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+    return atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
 
 # ------------------------------------------------------------------ reading

@@ -123,9 +123,16 @@ class InputRegion:
             diff = point - self.center
             norm1 = float(np.sum(np.abs(diff)))
             if norm1 > self.radius:
-                # The factor (1 - 1e-12) keeps rounding from leaving the ball.
-                point = self.center + diff * (self.radius / norm1 * (1.0 - 1e-12))
-                point = np.clip(point, self.lower, self.upper)
+                # Rounding x0 + s·(x − x0) can leave the ball by ~n ulp(x0), far more than
+                # a relative 1e-12 of a small radius: shrink further until the float check
+                # passes (at the latest at s = 0, the center itself).
+                shrink = 1e-12
+                while True:
+                    factor = self.radius / norm1 * (1.0 - shrink) if shrink < 1.0 else 0.0
+                    candidate = np.clip(self.center + diff * factor, self.lower, self.upper)
+                    if factor == 0.0 or self.contains(candidate):
+                        return candidate
+                    shrink *= 4.0
         return point
 
     def describe(self) -> str:

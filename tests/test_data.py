@@ -408,5 +408,5 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch, fake_server)
     monkeypatch.setattr(data.Path, "replace", broken_replace)
     with pytest.raises(PrunemipError) as error:
         download_dataset("mnist", tmp_path)
-    assert_one_line_error(error, "cannot write mnist", "No space left on device")
+    assert_one_line_error(error, "cannot write", "No space left on device")
     assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,637 @@
+"""Encode speed and model size: prunemip's big-M encoder against OMLT's ``ReluBigMFormulation``.
+
+What it measures, for every network size × sparsity (defaults: 784-50-50-10 and
+784-200-200-10 at 0 %, 50 % and 90 %), over one input region (the L∞ ball of radius
+``--eps`` around a random point of ``[0, 1]^n``, clipped to ``[0, 1]``):
+
+* prunemip: wall time of ``encode(network, region)`` (median over ``--repeats``), which
+  includes the interval-arithmetic bounds; the bounds' own time is reported separately.
+  Rows, columns, nonzeros and binaries come from ``MipModel.stats``; the unstable
+  neurons from ``interval_bounds`` (``l < 0 < u``).
+* OMLT: wall time of ``OmltBlock.build_formulation(ReluBigMFormulation(net))`` (median
+  over repeats) on a Pyomo ``ConcreteModel``, where ``net`` is an OMLT
+  ``NetworkDefinition`` built directly from the same weight arrays (``InputLayer`` +
+  ``DenseLayer``s, ``relu`` hidden / ``linear`` output, ``scaled_input_bounds`` keyed by
+  the input index ``k``). OMLT computes its own interval bounds inside that call, so
+  both timings include bounds. Sizes, counted on the last model built:
+
+  - rows / columns: active ``Constraint`` / ``Var`` data objects of the Pyomo model;
+  - binaries: ``Var`` data objects with ``is_binary()``;
+  - "terms": variables appearing in the constraint bodies (``identify_variables``), which
+    includes OMLT's ``0*x`` terms for pruned weights;
+  - "nnz": nonzeros after Pyomo's LP writer (which drops zero coefficients), read back
+    by HiGHS (``Highs.readModel`` on the written ``.lp``), i.e. what a solver receives.
+
+Networks: for each size one dense network with weights ``N(0, 1/fan_in)`` and biases
+``N(0, 0.1²)`` (seeded), then **layer-wise unstructured magnitude pruning**: in every
+hidden layer the ``round(s·n_in·n_out)`` smallest-|w| weights are zeroed; the output
+layer stays dense (the project's pruning rule) unless ``--prune-output`` prunes it too;
+biases are kept. "w nnz" counts all layers. All sparsities of one size prune the same
+dense network. An untimed warm-up of both tools on a tiny network runs first (imports,
+lazy loading).
+
+Goal checks are printed as PASS/FAIL (never asserted): prunemip ≥ 50× faster than OMLT;
+prunemip nonzeros = surviving weights of live neurons + O(neurons); prunemip binaries =
+unstable live neurons; OMLT binaries = all hidden neurons. ``--check-optimum`` also
+solves ``max logit[1] − logit[0]`` with HiGHS on both models (prunemip's
+``solvers.highs.solve``; Pyomo's ``appsi_highs`` for OMLT) for the smallest network at
+the largest sparsity and compares the optima.
+
+Run::
+
+    python experiments/benchmarks/encode_speed.py --repeats 3 --check-optimum
+    python experiments/benchmarks/encode_speed.py --quick            # seconds, tiny nets
+    python experiments/benchmarks/encode_speed.py --sizes 784-100-100-10 --sparsities 0,0.8 \\
+        --eps 0.02 --out results.json
+
+Needs the ``dev`` extra (pyomo, omlt). Timings are wall-clock on whatever machine runs
+it; treat them as indicative on a loaded or small machine (the load average is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
+from prunemip.encoders.bounds import NeuronBounds, interval_bounds
+from prunemip.encoders.mip_model import MipModel
+from prunemip.network import Network
+from prunemip.regions import InputRegion
+
+DEFAULT_SIZES = "784-50-50-10,784-200-200-10"
+DEFAULT_SPARSITIES = "0,0.5,0.9"
+QUICK_SIZES = "64-16-16-10"
+QUICK_SPARSITIES = "0,0.9"
+#: Goal: prunemip's build (bounds included) at least this many times faster than OMLT's.
+SPEEDUP_GOAL = 50.0
+#: Largest per-neuron matrix overhead of the big-M rows besides the weights ("variable"
+#: formulation: ẑ-definition 1, y ≥ ẑ 2, y ≤ ẑ − l(1 − δ) 3, y ≤ uδ 2 entries).
+OVERHEAD_PER_NEURON = 8
+OPTIMUM_TOLERANCE = 1e-4
+
+
+# --------------------------------------------------------------------------- networks
+def parse_sizes(text: str) -> list[list[int]]:
+    """``"784-50-50-10,64-8-10"`` → ``[[784, 50, 50, 10], [64, 8, 10]]``."""
+    sizes = []
+    for part in text.split(","):
+        widths = [int(w) for w in part.strip().split("-")]
+        if len(widths) < 2 or min(widths) < 1:
+            raise SystemExit(f"error: bad network size {part!r}; write widths like 784-50-50-10")
+        sizes.append(widths)
+    return sizes
+
+
+def parse_sparsities(text: str) -> list[float]:
+    values = [float(s) for s in text.split(",")]
+    if any(not 0.0 <= s < 1.0 for s in values):
+        raise SystemExit(f"error: sparsities must lie in [0, 1), got {text!r}")
+    return values
+
+
+def dense_weights(widths: Sequence[int], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Weights ``N(0, 1/fan_in)`` of shape ``(n_out, n_in)`` and biases ``N(0, 0.1²)``."""
+    rng = np.random.default_rng([seed, *widths])
+    weights = [rng.normal(0.0, 1.0 / math.sqrt(n_in), (n_out, n_in)) for n_in, n_out in pairwise(widths)]
+    biases = [rng.normal(0.0, 0.1, n_out) for n_out in widths[1:]]
+    return weights, biases
+
+
+def magnitude_prune(weight: np.ndarray, sparsity: float) -> np.ndarray:
+    """Zero the ``round(sparsity·size)`` smallest-magnitude entries (exact count)."""
+    pruned = weight.copy()
+    n_zero = round(sparsity * weight.size)
+    if n_zero:
+        order = np.argsort(np.abs(weight), axis=None, kind="stable")
+        pruned.flat[order[:n_zero]] = 0.0
+    return pruned
+
+
+def make_network(widths: Sequence[int], sparsity: float, seed: int, prune_output: bool = False) -> Network:
+    """The seeded dense network, magnitude-pruned layer by layer (the output layer only if asked)."""
+    weights, biases = dense_weights(widths, seed)
+    last = len(weights) - 1
+    pruned = [
+        w if k == last and not prune_output else magnitude_prune(w, sparsity) for k, w in enumerate(weights)
+    ]
+    return Network.from_arrays(pruned, biases)
+
+
+def make_region(n_inputs: int, eps: float, seed: int) -> InputRegion:
+    """The L∞ ball of radius ``eps`` around a seeded uniform point of ``[0, 1]^n``, clipped to it."""
+    center = np.random.default_rng([seed, n_inputs, 7]).uniform(0.0, 1.0, n_inputs)
+    return InputRegion.ball("linf", center, eps, np.zeros(n_inputs), np.ones(n_inputs))
+
+
+# --------------------------------------------------------------------------- prunemip
+def live_neurons(network: Network, bounds: NeuronBounds) -> list[np.ndarray]:
+    """Neurons that need a column, computed independently of the encoder.
+
+    Forward: a neuron is a variable if it has a nonzero weight from a variable of the
+    previous layer (inputs are variables) and is not stably inactive (``u ≤ 0``).
+    Backward: a variable is live if it is an output or feeds a live neuron.
+    """
+    variable = []
+    prev = np.ones(network.n_inputs, dtype=bool)
+    for k, layer in enumerate(network.layers):
+        has_input = (abs(layer.weight) @ prev.astype(np.float64)) > 0
+        if layer.activation == "relu":
+            has_input &= ~bounds.stably_inactive(k)
+        variable.append(has_input)
+        prev = has_input
+    live = [v.copy() for v in variable]
+    for k in range(len(live) - 2, -1, -1):
+        feeds = (abs(network.layers[k + 1].weight).T @ live[k + 1].astype(np.float64)) > 0
+        live[k] &= feeds
+    return live
+
+
+def nnz_accounting(network: Network, bounds: NeuronBounds, live: list[np.ndarray]) -> dict[str, int]:
+    """Expected matrix nonzeros of both formulations, from the network and the bounds alone."""
+    prev = np.ones(network.n_inputs, dtype=bool)
+    live_weights = unstable_weights = unstable = linear = 0
+    for k, layer in enumerate(network.layers):
+        rows = layer.weight[live[k]][:, prev]
+        live_weights += int(np.count_nonzero(rows.data))
+        if layer.activation == "relu":
+            is_unstable = bounds.unstable(k)[live[k]]
+            unstable += int(np.count_nonzero(is_unstable))
+            linear += int(np.count_nonzero(~is_unstable))  # stably active: one equality row
+            unstable_weights += int(np.count_nonzero(rows[is_unstable].data))
+        else:
+            linear += int(np.count_nonzero(live[k]))
+        prev = live[k]
+    return {
+        "live_weights": live_weights,
+        "unstable_row_weights": unstable_weights,
+        "unstable_live": unstable,
+        "linear_live": linear,
+        # ẑ-variable: each weight once; +1 per equality row, +8 per unstable neuron
+        "expected_variable": live_weights + linear + 8 * unstable,
+        # substituted: weights of unstable neurons twice (y ≥ ẑ and y ≤ ẑ − l(1 − δ)); +5 per unstable
+        "expected_substituted": live_weights + unstable_weights + linear + 5 * unstable,
+    }
+
+
+def measure_prunemip(network: Network, region: InputRegion, repeats: int) -> dict[str, Any]:
+    times, bound_times = [], []
+    mip: MipModel | None = None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mip = encode(network, region)
+        times.append(time.perf_counter() - start)
+        bound_times.append(mip.stats.bounds_seconds)
+    assert mip is not None
+    bounds = interval_bounds(network, region)
+    live = live_neurons(network, bounds)
+    accounting = nnz_accounting(network, bounds, live)
+    start = time.perf_counter()
+    variable = encode(network, region, formulation="variable")
+    variable_seconds = time.perf_counter() - start
+    stats = mip.stats
+    return {
+        "formulation": DEFAULT_FORMULATION,
+        "build_s": statistics.median(times),
+        "build_s_all": times,
+        "bounds_s": statistics.median(bound_times),
+        "rows": stats.rows,
+        "columns": stats.columns,
+        "nnz": stats.nonzeros,
+        "binaries": stats.binaries,
+        "unstable": bounds.n_unstable,
+        "per_layer": list(stats.per_layer),
+        "variable_formulation": {
+            "build_s": variable_seconds,
+            "rows": variable.stats.rows,
+            "columns": variable.stats.columns,
+            "nnz": variable.stats.nonzeros,
+            "binaries": variable.stats.binaries,
+        },
+        **accounting,
+    }
+
+
+# --------------------------------------------------------------------------- OMLT
+def quiet_pyomo() -> None:
+    """Silence Pyomo's W1002 warnings (OMLT initialises bounded inputs to 0, outside their box)."""
+    logging.getLogger("pyomo").setLevel(logging.ERROR)
+
+
+def omlt_network(network: Network, region: InputRegion) -> Any:
+    """An OMLT ``NetworkDefinition`` holding the same weights (OMLT wants ``(n_in, n_out)``)."""
+    from omlt.neuralnet import NetworkDefinition
+    from omlt.neuralnet.layer import DenseLayer, InputLayer
+
+    bounds = {k: (float(region.lower[k]), float(region.upper[k])) for k in range(region.size)}
+    definition = NetworkDefinition(scaled_input_bounds=bounds)
+    previous = InputLayer([network.n_inputs])
+    definition.add_layer(previous)
+    for layer in network.layers:
+        dense = DenseLayer(
+            [layer.n_in],
+            [layer.n_out],
+            layer.weight.toarray().T.copy(),
+            layer.bias.copy(),
+            activation="relu" if layer.activation == "relu" else "linear",
+        )
+        definition.add_layer(dense)
+        definition.add_edge(previous, dense)
+        previous = dense
+    return definition
+
+
+def build_omlt(network: Network, region: InputRegion) -> tuple[Any, float]:
+    """A ``ConcreteModel`` with the OMLT big-M block, and the ``build_formulation`` seconds."""
+    import pyomo.environ as pyo
+    from omlt import OmltBlock
+    from omlt.neuralnet import ReluBigMFormulation
+
+    model = pyo.ConcreteModel()
+    model.nn = OmltBlock()
+    formulation = ReluBigMFormulation(omlt_network(network, region))
+    start = time.perf_counter()
+    model.nn.build_formulation(formulation)
+    return model, time.perf_counter() - start
+
+
+def add_margin_objective(model: Any, target: int, label: int) -> None:
+    import pyomo.environ as pyo
+
+    model.margin = pyo.Objective(expr=model.nn.outputs[target] - model.nn.outputs[label], sense=pyo.maximize)
+
+
+def count_omlt(model: Any) -> dict[str, int]:
+    """Rows, columns, binaries and expression terms of the Pyomo model; nonzeros after the LP writer."""
+    import highspy
+    import pyomo.environ as pyo
+    from pyomo.core.expr.visitor import identify_variables
+
+    constraints = list(model.component_data_objects(pyo.Constraint, active=True))
+    variables = list(model.component_data_objects(pyo.Var))
+    terms = sum(len(list(identify_variables(c.body, include_fixed=True))) for c in constraints)
+    add_margin_objective(model, 1, 0)  # without an objective the LP writer adds a dummy column
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "omlt.lp"
+        model.write(str(path), io_options={"symbolic_solver_labels": False})
+        highs = highspy.Highs()
+        highs.setOptionValue("output_flag", False)
+        highs.readModel(str(path))
+        lp = highs.getLp()
+    model.del_component(model.margin)
+    return {
+        "rows": len(constraints),
+        "columns": len(variables),
+        "binaries": sum(1 for v in variables if v.is_binary()),
+        "terms": terms,
+        "nnz": len(lp.a_matrix_.value_),
+        "writer_rows": int(lp.num_row_),
+        "writer_columns": int(lp.num_col_),
+        "writer_binaries": sum(1 for t in lp.integrality_ if t == highspy.HighsVarType.kInteger),
+    }
+
+
+def measure_omlt(network: Network, region: InputRegion, repeats: int) -> dict[str, Any]:
+    times = []
+    model = None
+    for _ in range(repeats):
+        model = None
+        gc.collect()
+        model, seconds = build_omlt(network, region)
+        times.append(seconds)
+    counts = count_omlt(model)
+    del model
+    gc.collect()
+    return {"build_s": statistics.median(times), "build_s_all": times, **counts}
+
+
+# --------------------------------------------------------------------------- optimum check
+def check_optimum(network: Network, region: InputRegion, time_limit: float) -> dict[str, Any]:
+    """Solve ``max logit[1] − logit[0]`` on both models with HiGHS and compare."""
+    import pyomo.environ as pyo
+    from pyomo.opt import TerminationCondition
+
+    from prunemip.solvers.highs import HighsOptions, solve
+    from prunemip.solvers.result import SolveStatus
+
+    options = HighsOptions(time_limit=time_limit, mip_rel_gap=1e-6)
+    mip = encode(network, region).with_margin_objective(target=1, label=0)
+    ours = solve(mip, options)
+    witness_margin = None
+    if ours.solution is not None:
+        logits = network.forward(mip.inputs_from_solution(ours.solution))
+        witness_margin = float(logits[1] - logits[0])
+
+    model, _ = build_omlt(network, region)
+    add_margin_objective(model, 1, 0)
+    start = time.perf_counter()
+    result = pyo.SolverFactory("appsi_highs").solve(
+        model, timelimit=time_limit, options={"mip_rel_gap": 1e-6}, load_solutions=False
+    )
+    omlt_seconds = time.perf_counter() - start
+    omlt_optimal = result.solver.termination_condition == TerminationCondition.optimal
+    omlt_objective = None
+    if omlt_optimal:
+        model.solutions.load_from(result)
+        omlt_objective = float(pyo.value(model.margin))
+    both = ours.status == SolveStatus.OPTIMAL and omlt_optimal
+    difference = abs(ours.objective - omlt_objective) if both else None
+    return {
+        "net": network.architecture,
+        "sparsity": network.sparsity,
+        "prunemip_status": ours.status.value,
+        "prunemip_objective": ours.objective,
+        "prunemip_solve_s": ours.solve_seconds,
+        "prunemip_nodes": ours.nodes,
+        "prunemip_witness_margin": witness_margin,
+        "omlt_status": str(result.solver.termination_condition),
+        "omlt_objective": omlt_objective,
+        "omlt_solve_s": omlt_seconds,
+        "difference": difference,
+        "agree": None if difference is None else difference <= OPTIMUM_TOLERANCE,
+    }
+
+
+# --------------------------------------------------------------------------- reporting
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def main_table(results: Sequence[dict[str, Any]]) -> str:
+    headers = [
+        "net", "sparsity", "w nnz", "pm build s", "pm bounds s", "OMLT build s", "speed-up",
+        "pm rows", "pm cols", "pm nnz", "pm bin",
+        "OMLT rows", "OMLT cols", "OMLT nnz", "OMLT terms", "OMLT bin", "unstable",
+    ]  # fmt: skip
+    rows = []
+    for r in results:
+        pm, om = r["prunemip"], r["omlt"]
+        rows.append([
+            r["net"], f"{r['sparsity']:.0%}", str(r["weight_nnz"]),
+            f"{pm['build_s']:.4f}", f"{pm['bounds_s']:.4f}", f"{om['build_s']:.3f}", f"{r['speedup']:.0f}x",
+            str(pm["rows"]), str(pm["columns"]), str(pm["nnz"]), str(pm["binaries"]),
+            str(om["rows"]), str(om["columns"]), str(om["nnz"]), str(om["terms"]), str(om["binaries"]),
+            str(pm["unstable"]),
+        ])  # fmt: skip
+    return format_table(headers, rows)
+
+
+def nnz_table(results: Sequence[dict[str, Any]]) -> str:
+    headers = [
+        "net", "sparsity", "live w", "unst w", "neurons", "bound 8N",
+        "subst nnz", "subst-live", "subst ok", "var nnz", "var-live", "var ok", "var build s",
+    ]  # fmt: skip
+    rows = []
+    for r in results:
+        pm = r["prunemip"]
+        var = pm["variable_formulation"]
+        rows.append([
+            r["net"], f"{r['sparsity']:.0%}", str(pm["live_weights"]), str(pm["unstable_row_weights"]),
+            str(r["neurons"]), str(r["overhead_bound"]),
+            str(pm["nnz"]), str(pm["nnz"] - pm["live_weights"]),
+            "exact" if pm["nnz"] == pm["expected_substituted"] else f"!={pm['expected_substituted']}",
+            str(var["nnz"]), str(var["nnz"] - pm["live_weights"]),
+            "exact" if var["nnz"] == pm["expected_variable"] else f"!={pm['expected_variable']}",
+            f"{var['build_s']:.4f}",
+        ])  # fmt: skip
+    return format_table(headers, rows)
+
+
+def goal_checks(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    checks = []
+
+    def add(goal: str, row: dict[str, Any], ok: bool, detail: str) -> None:
+        checks.append(
+            {"goal": goal, "net": row["net"], "sparsity": row["sparsity"], "pass": ok, "detail": detail}
+        )
+
+    for r in results:
+        pm, om = r["prunemip"], r["omlt"]
+        var = pm["variable_formulation"]
+        add(f"speed-up >= {SPEEDUP_GOAL:g}x", r, r["speedup"] >= SPEEDUP_GOAL, f"{r['speedup']:.0f}x")
+        bound = r["overhead_bound"]
+        add(
+            f"nnz - live weights <= 8N ({DEFAULT_FORMULATION}, default)",
+            r,
+            pm["nnz"] - pm["live_weights"] <= bound and pm["nnz"] == pm["expected_substituted"],
+            f"{pm['nnz'] - pm['live_weights']} vs {bound} "
+            f"(of which {pm['unstable_row_weights']} are unstable rows' weights counted twice)",
+        )
+        add(
+            "nnz - live weights <= 8N (variable)",
+            r,
+            var["nnz"] - pm["live_weights"] <= bound and var["nnz"] == pm["expected_variable"],
+            f"{var['nnz'] - pm['live_weights']} vs {bound}",
+        )
+        add(
+            "prunemip binaries == unstable live neurons",
+            r,
+            pm["binaries"] == pm["unstable_live"] == var["binaries"],
+            f"{pm['binaries']} binaries, {pm['unstable_live']} unstable live, "
+            f"{pm['unstable']} unstable in all",
+        )
+        add(
+            "OMLT binaries == hidden neurons",
+            r,
+            om["binaries"] == r["hidden_neurons"],
+            f"{om['binaries']} vs {r['hidden_neurons']}",
+        )
+    return checks
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    import omlt
+    import pyomo.version
+    import scipy
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pyomo": pyomo.version.version,
+        "omlt": omlt.__version__,
+        "highspy": version("highspy"),
+        "loadavg_start": list(os.getloadavg()),
+    }
+
+
+def warm_up(seed: int) -> None:
+    """Untimed tiny run of both tools, so imports and lazy loading stay out of the timings."""
+    network = make_network([8, 4, 4, 2], 0.0, seed)
+    region = make_region(8, 0.1, seed)
+    encode(network, region)
+    build_omlt(network, region)
+
+
+# --------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed builds per tool and network (median)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the input point")
+    parser.add_argument("--sizes", default=None, help=f"comma-separated widths (default {DEFAULT_SIZES})")
+    parser.add_argument("--sparsities", default=None, help=f"comma-separated (default {DEFAULT_SPARSITIES})")
+    parser.add_argument("--eps", type=float, default=0.05, help="L∞ radius of the input region")
+    parser.add_argument("--out", type=Path, default=None, help="write all results as JSON here")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"tiny run: {QUICK_SIZES} at {QUICK_SPARSITIES}, 1 repeat"
+    )
+    parser.add_argument(
+        "--check-optimum",
+        action="store_true",
+        help="solve max logit[1]-logit[0] on both models (smallest net, largest sparsity)",
+    )
+    parser.add_argument(
+        "--prune-output", action="store_true", help="prune the output layer too (default: keep it dense)"
+    )
+    parser.add_argument("--time-limit", type=float, default=60.0, help="HiGHS limit for --check-optimum (s)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes = args.sizes or QUICK_SIZES
+        args.sparsities = args.sparsities or QUICK_SPARSITIES
+        args.repeats = 1
+    args.sizes = parse_sizes(args.sizes or DEFAULT_SIZES)
+    args.sparsities = parse_sparsities(args.sparsities or DEFAULT_SPARSITIES)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.eps < 0:
+        parser.error("--eps must be >= 0")
+    return args
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the tables and goal checks; return everything as a dict."""
+    args = parse_args(argv)
+    quiet_pyomo()
+    env = environment()
+    warm_up(args.seed)
+    results = []
+    for widths in args.sizes:
+        region = make_region(widths[0], args.eps, args.seed)
+        for sparsity in args.sparsities:
+            network = make_network(widths, sparsity, args.seed, args.prune_output)
+            progress(f"{network.architecture} at {sparsity:.0%}: prunemip ...")
+            pm = measure_prunemip(network, region, args.repeats)
+            progress(f"{network.architecture} at {sparsity:.0%}: OMLT ({args.repeats} builds) ...")
+            om = measure_omlt(network, region, args.repeats)
+            hidden = sum(layer.n_out for layer in network.layers if layer.activation == "relu")
+            neurons = sum(layer.n_out for layer in network.layers)
+            results.append({
+                "net": network.architecture,
+                "sparsity": sparsity,
+                "weight_nnz": network.nnz,
+                "hidden_neurons": hidden,
+                "neurons": neurons,
+                "overhead_bound": OVERHEAD_PER_NEURON * neurons,
+                "speedup": om["build_s"] / pm["build_s"],
+                "prunemip": pm,
+                "omlt": om,
+            })  # fmt: skip
+    env["loadavg_end"] = list(os.getloadavg())
+
+    print(
+        f"\nEncode speed: prunemip encode() vs OMLT ReluBigMFormulation; L∞ eps={args.eps:g} around a random "
+        f"point of [0,1]^n; seed {args.seed}; median of {args.repeats} builds"
+    )
+    pruned_layers = "all layers" if args.prune_output else "the hidden layers (output layer dense)"
+    print(f"networks: N(0, 1/fan_in) weights, layer-wise magnitude pruning of {pruned_layers}")
+    print(
+        f"machine: {env['cpus']} CPUs, load average {env['loadavg_start'][0]:.2f} (start) / "
+        f"{env['loadavg_end'][0]:.2f} (end); pyomo {env['pyomo']}, omlt {env['omlt']}"
+    )
+    print("(pm = prunemip, default formulation; times in s, bounds included in build;")
+    print(" OMLT nnz after the LP writer; OMLT terms = variables in constraint bodies incl. 0*x;")
+    print(" unstable = l < 0 < u by prunemip's interval bounds)\n")
+    print(main_table(results))
+    print("\nNonzero accounting (live w = surviving weights of live neurons; unst w = of those, the ones")
+    print("in unstable neurons' rows; N = hidden + output neurons; 'exact' = nnz equals the count")
+    print("derived from the weights and bounds alone; var = the ẑ-variable formulation, built once)\n")
+    print(nnz_table(results))
+
+    checks = goal_checks(results)
+    print("\nGoals")
+    if args.quick:
+        print(
+            "  (--quick: tiny nets, where fixed costs dominate; the speed-up goal is for the default sizes)"
+        )
+    for c in checks:
+        verdict = "PASS" if c["pass"] else "FAIL"
+        print(f"  {verdict}  {c['goal']:<50} {c['net']:>15} {c['sparsity']:>4.0%}  {c['detail']}")
+    summary: dict[str, bool] = {}
+    for c in checks:
+        summary[c["goal"]] = summary.get(c["goal"], True) and c["pass"]
+    for goal, ok in summary.items():
+        print(f"  {'PASS' if ok else 'FAIL'} on every row: {goal}")
+
+    optimum = None
+    if args.check_optimum:
+        widths = min(args.sizes, key=sum)
+        sparsity = max(args.sparsities)
+        network = make_network(widths, sparsity, args.seed, args.prune_output)
+        progress(f"optimum check on {network.architecture} at {sparsity:.0%} ...")
+        optimum = check_optimum(network, make_region(widths[0], args.eps, args.seed), args.time_limit)
+        print(
+            f"\nOptimum check, max logit[1] - logit[0] on {optimum['net']} at {sparsity:.0%}, "
+            "HiGHS, mip_rel_gap 1e-6"
+        )
+        print(
+            f"  prunemip: {optimum['prunemip_status']}, objective {optimum['prunemip_objective']}, "
+            f"{optimum['prunemip_solve_s']:.2f} s, {optimum['prunemip_nodes']} nodes; "
+            f"witness forward-pass margin {optimum['prunemip_witness_margin']}"
+        )
+        print(
+            f"  OMLT (appsi_highs): {optimum['omlt_status']}, objective {optimum['omlt_objective']}, "
+            f"{optimum['omlt_solve_s']:.2f} s incl. transfer"
+        )
+        if optimum["agree"] is None:
+            print("  SKIP  optimum agreement (not both optimal)")
+        else:
+            verdict = "PASS" if optimum["agree"] else "FAIL"
+            difference = optimum["difference"]
+            print(f"  {verdict}  optima agree within {OPTIMUM_TOLERANCE:g}: |diff| = {difference:.3g}")
+
+    output = {
+        "args": {k: v for k, v in vars(args).items() if k != "out"},
+        "environment": env,
+        "results": results,
+        "checks": checks,
+        "optimum": optimum,
+    }
+    if args.out is not None:
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(json.dumps(output, indent=2, default=str))
+        tmp.replace(args.out)
+        print(f"\nwrote {args.out}")
+    return output
+
+
+if __name__ == "__main__":
+    main()

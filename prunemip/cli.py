@@ -1,0 +1,380 @@
+"""The ``prunemip`` command line: demo, encode, attack, info, data.
+
+A user mistake prints one ``prunemip: error: ...`` line on stderr and exits with status
+2; nothing is half-written (every output file is written to a temporary sibling and
+renamed into place).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from rich.console import Console
+
+from prunemip import __version__
+from prunemip.errors import PrunemipError
+
+if TYPE_CHECKING:
+    from prunemip.adversarial import AttackResult
+    from prunemip.instances import Instance
+    from prunemip.regions import InputRegion
+
+USER_ERROR = 2
+INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USER_ERROR, f"prunemip: error: {message} (see {self.prog} --help)\n")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", help="network file: .pt (state_dict or TorchScript), .onnx, or prunemip .npz"
+    )
+    point = parser.add_argument_group("input point")
+    point.add_argument(
+        "--dataset", help="take the point from this dataset (digits, mnist, fashion-mnist, ...)"
+    )
+    point.add_argument("--index", type=int, default=0, help="image index in the split (default 0)")
+    point.add_argument(
+        "--split", default="test", choices=("train", "test", "val"), help="dataset split (test)"
+    )
+    point.add_argument("--data-dir", help="folder with the dataset's IDX/NPZ files")
+    point.add_argument("--data-seed", type=int, default=0, help="seed of the dataset's split (default 0)")
+    point.add_argument("--input", dest="input_path", help="take the point from a .npy file instead")
+    point.add_argument(
+        "--label", type=int, help="true label (default: the dataset's, or the prediction at --input)"
+    )
+    point.add_argument(
+        "--input-range", nargs=2, type=float, metavar=("LO", "HI"),
+        help="valid input values (default: the model's metadata, else [0, 1] with --dataset)",
+    )  # fmt: skip
+    region = parser.add_argument_group("perturbation")
+    region.add_argument("--norm", choices=("linf", "l1"), default="linf", help="ball norm (default linf)")
+    region.add_argument("--eps", type=float, default=0.05, help="ball radius ε (L∞) or δ (L1) (default 0.05)")
+    encoding = parser.add_argument_group("encoding")
+    encoding.add_argument(
+        "--formulation", choices=("substituted", "variable"), default=None,
+        help="ẑ substituted into the big-M rows, or a column with one equality row (default: measured best)",
+    )  # fmt: skip
+    encoding.add_argument(
+        "--trust-pickle", action="store_true",
+        help="allow loading a pickled whole module (runs code from the file: only for files you trust)",
+    )  # fmt: skip
+
+
+def _add_solver_arguments(parser: argparse.ArgumentParser) -> None:
+    solver = parser.add_argument_group("HiGHS")
+    solver.add_argument(
+        "--time-limit", type=_positive_float, default=600.0, help="seconds for the whole attack (600)"
+    )
+    solver.add_argument("--threads", type=int, help="HiGHS threads (default: HiGHS's choice)")
+    solver.add_argument("--solver-seed", type=int, default=0, help="HiGHS random seed (default 0)")
+    solver.add_argument("--gap", type=float, default=1e-4, help="relative MIP gap in optimize mode (1e-4)")
+    solver.add_argument("--log", action="store_true", help="show the HiGHS log")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="prunemip",
+        formatter_class=_formatter,
+        description="Prune ReLU networks and solve small, tightly bounded big-M MIPs over them with HiGHS.",
+        epilog="Start with `prunemip demo`; every command has its own --help with an example.",
+    )
+    parser.add_argument("--version", action="version", version=f"prunemip {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    demo = commands.add_parser(
+        "demo", formatter_class=_formatter, help="dense vs 90%%-sparse digits MLP, attacked with HiGHS",
+        description=(
+            "Train a small MLP on scikit-learn's 8x8 digits, prune a copy to 90% sparsity by global\n"
+            "magnitude and fine-tune it, attack the same test images on both, compare."
+        ),
+        epilog="examples:\n  prunemip demo\n  prunemip demo --images 20 --eps 0.1 --save-dir runs/demo",
+    )  # fmt: skip
+    demo.add_argument("--hidden", type=int, nargs="+", default=[100, 100], help="hidden widths (100 100)")
+    demo.add_argument("--epochs", type=int, default=40, help="dense training epochs (40)")
+    demo.add_argument("--finetune-epochs", type=int, default=20, help="fine-tuning epochs after pruning (20)")
+    demo.add_argument(
+        "--sparsity", type=float, default=0.9, help="fraction of hidden-layer weights pruned (0.9)"
+    )
+    demo.add_argument("--images", type=int, default=10, help="test images to attack (10)")
+    demo.add_argument("--norm", choices=("linf", "l1"), default="linf", help="ball norm (linf)")
+    demo.add_argument("--eps", type=float, default=0.05, help="ball radius (0.05)")
+    demo.add_argument("--mode", choices=("decide", "optimize"), default="decide", help="MIP mode (decide)")
+    demo.add_argument("--time-limit", type=_positive_float, default=10.0, help="seconds per attack (10)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of data split, training and HiGHS (0)")
+    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (cpu)")
+    demo.add_argument("--save-dir", help="also save both networks (.npz) and the table (.json) here")
+
+    encode = commands.add_parser(
+        "encode", formatter_class=_formatter, help="write the adversarial MIP of a network as MPS/LP",
+        description=(
+            "Encode the network over a ball around the input point as a big-M MIP maximising the\n"
+            "margin logit[target] - logit[label], print its size, and optionally write it."
+        ),
+        epilog=(
+            "examples:\n"
+            "  prunemip encode model.pt --dataset digits --index 7 --norm linf --eps 0.05 -o out.mps\n"
+            "  prunemip encode model.onnx --input x.npy --input-range 0 1 --norm l1 --eps 5 -o out.lp"
+        ),
+    )  # fmt: skip
+    _add_instance_arguments(encode)
+    encode.add_argument(
+        "--target", type=int, help="target class of the margin objective (default: runner-up)"
+    )
+    encode.add_argument("-o", "--output", help="write the MIP here (.mps or .lp)")
+
+    attack = commands.add_parser(
+        "attack", formatter_class=_formatter, help="find (or rule out) an adversarial example with HiGHS",
+        description=(
+            "Solve the adversarial MIP: targeted with --target, else untargeted (runner-up class first).\n"
+            "decide mode stops at the first adversarial example or once none can exist; optimize mode\n"
+            "proves the largest margin. Every example is re-checked by a float64 forward pass."
+        ),
+        epilog=(
+            "examples:\n"
+            "  prunemip attack model.pt --dataset digits --index 7 --eps 0.05 --json adv.json --png adv.png\n"
+            "  prunemip attack model.npz --dataset mnist --index 3 --norm l1 --eps 5 --mode optimize \\\n"
+            "      --time-limit 180"
+        ),
+    )  # fmt: skip
+    _add_instance_arguments(attack)
+    attack.add_argument("--target", type=int, help="target class (default: untargeted)")
+    attack.add_argument("--mode", choices=("decide", "optimize"), default="decide", help="MIP mode (decide)")
+    _add_solver_arguments(attack)
+    attack.add_argument("--json", default="attack.json", help="result file (default attack.json; '' to skip)")
+    attack.add_argument(
+        "--png", default="attack.png", help="picture of the example (default attack.png; '' to skip)"
+    )
+
+    info = commands.add_parser(
+        "info", formatter_class=_formatter, help="show a network's layers, sparsity and input range",
+        epilog="example:\n  prunemip info model.onnx",
+    )  # fmt: skip
+    info.add_argument("model", help="network file (.pt, .onnx, .npz)")
+    info.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module")
+
+    data = commands.add_parser(
+        "data", formatter_class=_formatter, help="download a dataset into the local cache",
+        epilog="example:\n  prunemip data download fashion-mnist",
+    )  # fmt: skip
+    data.add_argument("action", choices=("download",), help="what to do")
+    data.add_argument("name", choices=("mnist", "fashion-mnist"), help="dataset")
+    data.add_argument("--dest", help="folder to download into (default: the user cache)")
+    return parser
+
+
+# ----------------------------------------------------------------------- commands
+def _run_demo(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.demo import DemoConfig, run_demo
+    from prunemip.model_io import save_network
+    from prunemip.reporting import demo_table
+
+    config = DemoConfig(
+        hidden=tuple(args.hidden), epochs=args.epochs, finetune_epochs=args.finetune_epochs,
+        sparsity=args.sparsity, images=args.images, norm=args.norm, radius=args.eps, mode=args.mode,
+        time_limit=args.time_limit, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    save_dir = _existing_dir(args.save_dir)
+    reports = run_demo(config, log=console.print)
+    rows = [report.row() for report in reports]
+    console.print(demo_table(rows))
+    dense, sparse = rows
+    if sparse["solve_s"] > 0:
+        console.print(f"solve time dense / pruned: {dense['solve_s'] / sparse['solve_s']:.1f}x")
+    if save_dir is not None:
+        for report, stem in zip(reports, ("dense", "sparse"), strict=True):
+            save_network(report.network, save_dir / f"{stem}.npz")
+        _write_json(save_dir / "demo.json", {"config": vars(args), "rows": rows})
+        console.print(f"saved dense.npz, sparse.npz and demo.json in {save_dir}")
+
+
+def _instance(args: argparse.Namespace) -> Instance:
+    from prunemip.instances import build_instance
+
+    return build_instance(
+        args.model, dataset=args.dataset, index=args.index, split=args.split, data_dir=args.data_dir,
+        seed=args.data_seed, input_path=args.input_path, label=args.label,
+        input_range=tuple(args.input_range) if args.input_range else None, trust_pickle=args.trust_pickle,
+    )  # fmt: skip
+
+
+def _region(instance: Instance, args: argparse.Namespace) -> InputRegion:
+    from prunemip.regions import InputRegion
+
+    spec = instance.network.input_spec
+    return InputRegion.ball(args.norm, instance.x0, args.eps, spec.lower, spec.upper)
+
+
+def _formulation(args: argparse.Namespace) -> str:
+    from prunemip.encoders.bigm import DEFAULT_FORMULATION
+
+    return args.formulation or DEFAULT_FORMULATION
+
+
+def _run_encode(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.adversarial import target_order
+    from prunemip.encoders.bigm import encode
+    from prunemip.encoders.writers import write_model
+    from prunemip.reporting import encoding_table
+
+    instance = _instance(args)
+    region = _region(instance, args)
+    output = Path(args.output) if args.output else None
+    if output is not None and output.suffix.lower() not in (".mps", ".lp"):
+        raise PrunemipError(f"cannot write {output.name!r}: use a .mps or .lp file name")
+    logits = instance.network.forward(instance.x0)
+    target = args.target if args.target is not None else target_order(logits, instance.label)[0]
+    if not 0 <= target < instance.network.n_outputs or target == instance.label:
+        raise PrunemipError(f"--target {target} must be a class other than the label {instance.label}")
+    model = encode(instance.network, region, formulation=_formulation(args)).with_margin_objective(
+        target, instance.label
+    )
+    console.print(
+        f"{instance.source}: label {instance.label}, objective logit[{target}] − logit[{instance.label}]"
+    )
+    console.print(encoding_table(model))
+    if output is not None:
+        write_model(model, output)
+        console.print(f"wrote {output}")
+
+
+def _run_attack(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.adversarial import find_adversarial_example
+    from prunemip.plotting import save_adversarial_png
+    from prunemip.reporting import attack_table
+    from prunemip.solvers.highs import HighsOptions
+
+    instance = _instance(args)
+    region = _region(instance, args)
+    for option, suffix in (("json", ".json"), ("png", ".png")):
+        path = getattr(args, option)
+        if path and Path(path).suffix.lower() != suffix:
+            raise PrunemipError(f"--{option} must name a {suffix} file, got {path!r}")
+        if path and not Path(path).resolve().parent.is_dir():
+            raise PrunemipError(f"--{option}: folder {Path(path).parent} does not exist")
+    options = HighsOptions(
+        time_limit=args.time_limit, threads=args.threads, random_seed=args.solver_seed,
+        mip_rel_gap=args.gap, log=args.log,
+    )  # fmt: skip
+    result = find_adversarial_example(
+        instance.network, instance.x0, instance.label, region, target=args.target, mode=args.mode,
+        formulation=_formulation(args), options=options,
+    )  # fmt: skip
+    console.print(f"{instance.source}: label {instance.label}, clean prediction {result.clean_prediction}")
+    if result.targets:
+        console.print(attack_table(result))
+    _print_outcome(result, console)
+    if args.json:
+        payload = {"model": str(args.model), "input": instance.source, **result.to_dict()}
+        _write_json(Path(args.json), payload)
+        console.print(f"wrote {args.json}")
+    if args.png and result.found and result.witness is not None:
+        title = f"label {instance.label} → {result.witness.predicted} ({region.describe()})"
+        save_adversarial_png(
+            args.png, region.project(instance.x0), result.witness.x, instance.image_shape, title
+        )
+        console.print(f"wrote {args.png}")
+
+
+def _print_outcome(result: AttackResult, console: Console) -> None:
+    witness = result.witness
+    summary = {
+        "adversarial": "adversarial example found",
+        "robust": "no adversarial example exists in the region (proved)",
+        "timeout": "time limit reached before the question was settled",
+        "misclassified": "the clean input is already misclassified",
+        "unknown": "the solver stopped without a verified answer",
+    }[result.status]
+    console.print(f"[bold]{result.status}[/bold]: {summary} ({result.total_seconds:.2f} s)")
+    if witness is not None and result.found:
+        console.print(
+            f"  class {witness.predicted} with margin {witness.margin:.6g} (forward pass, float64), "
+            f"L∞ distance {witness.distance['linf']:.4g}, L1 distance {witness.distance['l1']:.4g}, "
+            f"check {'passed' if witness.is_adversarial else 'FAILED'}"
+        )
+
+
+def _run_info(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.model_io import load_network
+    from prunemip.reporting import network_table
+
+    network = load_network(args.model, trust_pickle=args.trust_pickle)
+    console.print(network_table(network))
+    spec = network.input_spec
+    bounded = (
+        f"[{spec.lower.min():g}, {spec.upper.max():g}]"
+        if spec.is_bounded
+        else "unbounded (give --input-range)"
+    )
+    console.print(f"input shape {spec.shape}, range {bounded}, normalisation folded in: {spec.normalization}")
+    if network.metadata:
+        console.print(f"metadata keys: {', '.join(sorted(network.metadata))}")
+
+
+def _run_data(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.data import download_dataset
+
+    folder = download_dataset(args.name, args.dest)
+    console.print(f"{args.name} is in {folder}")
+
+
+def _existing_dir(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    from prunemip.atomic import atomic_write_lines
+
+    atomic_write_lines(path, [json.dumps(payload, indent=2, default=str)])
+
+
+_COMMANDS = {
+    "demo": _run_demo,
+    "encode": _run_encode,
+    "attack": _run_attack,
+    "info": _run_info,
+    "data": _run_data,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    try:
+        _COMMANDS[args.command](args, console)
+    except PrunemipError as error:
+        print(f"prunemip: error: {error}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("prunemip: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
