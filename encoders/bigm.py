@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bounds import NeuronBounds, interval_bounds
+from prunemip.encoders.bounds import NeuronBounds, interval_bounds, interval_layer
 from prunemip.encoders.mip_model import (
     EncodingStats,
     LayerEncoding,
@@ -43,6 +43,13 @@ FORMULATIONS: tuple[str, ...] = ("substituted", "variable")
 DEFAULT_FORMULATION = "substituted"
 
 _VARIABLE_STATUSES = (NeuronStatus.ACTIVE, NeuronStatus.UNSTABLE, NeuronStatus.LINEAR)
+#: Matrix entries this small are dropped by MIP solvers (HiGHS's ``small_matrix_value``).
+#: The encoder never emits them: a weight with ``|w| ≤ TINY`` is moved into its row's
+#: bounds as the interval of ``w·h`` over the bounds of ``h`` (a relaxation, so a proof
+#: of robustness stays sound), and a big-M value is loosened to at least ``2·TINY``.
+TINY = 1e-9
+#: Weights or big-M values this large make the MIP numerically meaningless; refused.
+HUGE = 1e12
 
 
 @dataclass
@@ -127,23 +134,47 @@ def _affine_entries(
 class _LayerPlan:
     """Forward classification of one layer before any column exists."""
 
-    weight: sp.csr_matrix  #: weights from variable neurons of the previous layer only
-    bias: np.ndarray  #: bias with the previous layer's constants folded in
+    weight: sp.csr_matrix  #: weights (|w| > TINY) from variable neurons of the previous layer
+    bias_low: np.ndarray  #: bias with constants and tiny-weight terms folded in, as an interval
+    bias_high: np.ndarray
     status: np.ndarray
     constant_value: np.ndarray
 
 
-def _classify(network: Network, bounds: NeuronBounds) -> list[_LayerPlan]:
+def _split_tiny(
+    weight: sp.csr_matrix, bias: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Drop weights with ``|w| ≤ TINY``; return the rest and the bias interval absorbing them."""
+    small = np.abs(weight.data) <= TINY
+    if not small.any():
+        return weight, bias, bias
+    tiny = weight.copy()
+    tiny.data[~small] = 0.0
+    tiny.eliminate_zeros()
+    kept = weight.copy()
+    kept.data[small] = 0.0
+    kept.eliminate_zeros()
+    low, high = interval_layer(tiny, bias, lower, upper)
+    return kept, low, high
+
+
+def _classify(network: Network, region: InputRegion, bounds: NeuronBounds) -> list[_LayerPlan]:
     """Forward pass: fold constants, classify every neuron; backward pass: drop dead ones."""
     plans: list[_LayerPlan] = []
     prev_is_variable = np.ones(network.n_inputs, dtype=bool)
     prev_value = np.zeros(network.n_inputs)
+    prev_lower, prev_upper = region.lower, region.upper
     for k, layer in enumerate(network.layers):
         weight = layer.weight.copy()
         weight.eliminate_zeros()
         bias = layer.bias + weight @ np.where(prev_is_variable, 0.0, prev_value)
         weight = (weight @ sp.diags(prev_is_variable.astype(np.float64))).tocsr()
         weight.eliminate_zeros()
+        if weight.nnz and np.max(np.abs(weight.data)) >= HUGE:
+            raise PrunemipError(
+                f"layer {k + 1} has a weight of magnitude {np.max(np.abs(weight.data)):.3g}; "
+                "weights this large make the MIP numerically meaningless: rescale the network"
+            )
         has_input = np.diff(weight.indptr) > 0
         status = np.full(layer.n_out, NeuronStatus.CONSTANT, dtype=np.int8)
         if layer.activation == "relu":
@@ -154,9 +185,11 @@ def _classify(network: Network, bounds: NeuronBounds) -> list[_LayerPlan]:
         else:
             status[has_input] = NeuronStatus.LINEAR
         constant_value = np.where(status == NeuronStatus.CONSTANT, layer.activate(bias), 0.0)
-        plans.append(_LayerPlan(weight, bias, status, constant_value))
+        kept, bias_low, bias_high = _split_tiny(weight, bias, prev_lower, prev_upper)
+        plans.append(_LayerPlan(kept, bias_low, bias_high, status, constant_value))
         prev_is_variable = np.isin(status, _VARIABLE_STATUSES)
         prev_value = constant_value
+        prev_lower, prev_upper = bounds.post_activation(k)
     for k in range(len(plans) - 2, -1, -1):
         following = plans[k + 1]
         live_rows = np.isin(following.status, _VARIABLE_STATUSES)
@@ -197,7 +230,7 @@ def encode(
     _check_inputs(network, region, bounds, formulation)
     if bounds is None:
         bounds = interval_bounds(network, region)
-    plans = _classify(network, bounds)
+    plans = _classify(network, region, bounds)
     builder = _Builder()
     n0 = network.n_inputs
     input_columns = builder.add_columns("x_", np.arange(n0), region.lower, region.upper)
@@ -315,11 +348,19 @@ def _encode_layer(
     linear = np.flatnonzero(np.isin(status, (NeuronStatus.ACTIVE, NeuronStatus.LINEAR)))
     if linear.size:
         local, cols, vals = _affine_entries(plan.weight[linear], prev_columns, output_column[linear], 1.0)
-        builder.add_rows(f"lin{k + 1}_", linear, plan.bias[linear], plan.bias[linear], local, cols, vals)
+        builder.add_rows(
+            f"lin{k + 1}_", linear, plan.bias_low[linear], plan.bias_high[linear], local, cols, vals
+        )
 
     unstable = np.flatnonzero(status == NeuronStatus.UNSTABLE)
     if unstable.size:
-        low, up = lower[unstable], upper[unstable]
+        # Loosening a bound keeps the big-M rows valid; solvers drop coefficients ≤ TINY.
+        low, up = np.minimum(lower[unstable], -2 * TINY), np.maximum(upper[unstable], 2 * TINY)
+        if max(-low.min(), up.max()) >= HUGE:
+            raise PrunemipError(
+                f"layer {k + 1}: big-M values reach {max(-low.min(), up.max()):.3g}; bounds this wide make "
+                "the MIP numerically meaningless: rescale the network or shrink the input region"
+            )
         delta = builder.add_columns(
             f"d{k + 1}_", unstable, np.zeros(unstable.size), np.ones(unstable.size), True
         )
@@ -332,7 +373,7 @@ def _encode_layer(
             preactivation_column[unstable] = zhat
             local, cols, vals = _affine_entries(plan.weight[unstable], prev_columns, zhat, 1.0)
             builder.add_rows(
-                f"def{k + 1}_", unstable, plan.bias[unstable], plan.bias[unstable], local, cols, vals
+                f"def{k + 1}_", unstable, plan.bias_low[unstable], plan.bias_high[unstable], local, cols, vals
             )
             # y − ẑ ≥ 0
             builder.add_rows(
@@ -355,17 +396,15 @@ def _encode_layer(
                 np.concatenate([np.ones(n), -np.ones(n), -low]),
             )
         else:
-            bias = plan.bias[unstable]
-            weights = plan.weight[unstable]
             # y − W h ≥ b
-            local, cols, vals = _affine_entries(weights, prev_columns, y, 1.0)
-            builder.add_rows(f"ge{k + 1}_", unstable, bias, np.inf, local, cols, vals)
+            local, cols, vals = _affine_entries(plan.weight[unstable], prev_columns, y, 1.0)
+            builder.add_rows(f"ge{k + 1}_", unstable, plan.bias_low[unstable], np.inf, local, cols, vals)
             # y − W h − l δ ≤ b − l  (same affine part as the row above, plus δ)
             builder.add_rows(
                 f"lo{k + 1}_",
                 unstable,
                 -np.inf,
-                bias - low,
+                plan.bias_high[unstable] - low,
                 np.concatenate([local, rows]),
                 np.concatenate([cols, delta]),
                 np.concatenate([vals, -low]),

@@ -196,3 +196,22 @@ class MipModel:
                 np.max(integer_violation, initial=0.0),
             )
         )
+
+    def tolerance_effect(self, feasibility: float, integrality: float) -> float:
+        """First-order bound on how far the objective can move inside a solver's tolerances.
+
+        A solver accepts points that violate each row and bound by up to ``feasibility`` and
+        binaries that are fractional by up to ``integrality`` (which lets an unstable neuron
+        move by ``integrality · max(|l|, u)``). With ``g`` the sensitivity of the objective to
+        each neuron's value (``g_L = |c|`` on the outputs, ``g_{k-1} = |W_k|ᵀ g_k``, ReLU being
+        1-Lipschitz), the objective moves by at most ``Σ_neurons g·(feasibility + integrality·M)
+        + Σ_inputs g·feasibility``. A proof about the objective is only a proof beyond this.
+        """
+        sensitivity = np.abs(self.objective[self.output_columns])
+        total = float(np.abs(np.delete(self.objective, self.output_columns)).sum()) * feasibility
+        for encoding, layer in zip(reversed(self.layers), reversed(self.network.layers), strict=True):
+            unstable = encoding.status == NeuronStatus.UNSTABLE
+            big_m = np.where(unstable, np.maximum(-encoding.lower, encoding.upper), 0.0)
+            total += float(sensitivity @ (feasibility + integrality * big_m))
+            sensitivity = abs(layer.weight).T @ sensitivity
+        return total + float(sensitivity.sum()) * feasibility

@@ -27,8 +27,13 @@ from prunemip.encoders.mip_model import EncodingStats, MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
-from prunemip.solvers.highs import HighsOptions, solve
+from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
 from prunemip.solvers.result import SolveResult, SolveStatus
+
+#: A "robust" verdict needs HiGHS to prove the margin ≤ −τ with τ at least this, and at
+#: least what HiGHS's feasibility tolerances can move the margin on this network
+#: (``MipModel.tolerance_effect``): a smaller proven margin is not a proof.
+ROBUST_TOLERANCE = 1e-6
 
 Mode = Literal["decide", "optimize"]
 MODES: tuple[str, ...] = ("decide", "optimize")
@@ -60,6 +65,7 @@ class TargetOutcome:
     status: AttackStatus
     solve: SolveResult
     witness: Witness | None
+    proof_tolerance: float  #: "robust" needed a dual bound ≤ −proof_tolerance
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +74,7 @@ class TargetOutcome:
             "mip_margin": self.solve.objective,
             "dual_bound": self.solve.dual_bound,
             "verified_margin": None if self.witness is None else self.witness.margin,
+            "proof_tolerance": self.proof_tolerance,
             "solve": self.solve.to_dict(),
         }
 
@@ -149,16 +156,15 @@ def target_order(logits: np.ndarray, label: int) -> list[int]:
     return [int(c) for c in order if c != label]
 
 
-def _outcome_status(result: SolveResult, witness: Witness | None) -> AttackStatus:
+def _outcome_status(result: SolveResult, witness: Witness | None, tolerance: float) -> AttackStatus:
     if witness is not None and witness.is_adversarial:
         return "adversarial"
-    # Robust needs the dual bound ≤ 0: an OPTIMAL incumbent ≤ 0 within HiGHS's gap tolerance
-    # (mip_abs_gap) can hide a positive optimum, and decide mode may stop on a callback bound
-    # that the final dual bound contradicts.
+    # Robust needs a final dual bound ≤ −tolerance: an incumbent ≤ 0 within HiGHS's gap
+    # (mip_abs_gap) or feasibility tolerances can hide a positive optimum.
     if (
         result.status in (SolveStatus.DECIDED_AT_MOST, SolveStatus.OPTIMAL)
         and result.dual_bound is not None
-        and result.dual_bound <= 0.0
+        and result.dual_bound <= -tolerance
     ):
         return "robust"
     if result.status in (SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED, SolveStatus.LIMIT):
@@ -174,16 +180,20 @@ def _solve_target(
     target: int,
     mode: str,
     options: HighsOptions,
+    deadline: float,
     starts: list[np.ndarray],
+    tolerance: float,
 ) -> TargetOutcome:
-    """One target's MIP, started from the best of the given points."""
+    """One target's MIP, started from the best of the given points, finished by ``deadline``."""
     objective_model = model.with_margin_objective(target, label)
     start = max(
         (objective_model.solution_from_input(point) for point in starts),
         key=objective_model.evaluate_objective,
     )
-    threshold = 0.0 if mode == "decide" else None
-    result = solve(objective_model, options, start=start, decide_threshold=threshold)
+    tolerance = max(tolerance, objective_model.tolerance_effect(options.feasibility_tolerance, 1e-6))
+    rule = DecisionRule(target=0.0, proof=-tolerance) if mode == "decide" else None
+    budget = replace(options, time_limit=max(deadline - time.perf_counter(), 1e-3))
+    result = solve(objective_model, budget, start=start, decide=rule)
     witness = None
     if result.solution is not None:
         witness = check_witness(network, region, model.inputs_from_solution(result.solution), target, label)
@@ -193,15 +203,17 @@ def _solve_target(
         and result.objective > 0.0
         and witness is not None
         and not witness.is_adversarial
+        and deadline > time.perf_counter()
     )
     if positive_but_unverified:
-        # The solver's margin is positive only within its tolerances: settle it exactly.
-        result = solve(objective_model, options, start=result.solution)
+        # The solver's margin is positive only within its tolerances: settle it by optimising.
+        budget = replace(options, time_limit=max(deadline - time.perf_counter(), 1e-3))
+        result = solve(objective_model, budget, start=result.solution)
         if result.solution is not None:
             witness = check_witness(
                 network, region, model.inputs_from_solution(result.solution), target, label
             )
-    return TargetOutcome(target, _outcome_status(result, witness), result, witness)
+    return TargetOutcome(target, _outcome_status(result, witness, tolerance), result, witness, tolerance)
 
 
 def find_adversarial_example(
@@ -218,13 +230,16 @@ def find_adversarial_example(
     formulation: str = DEFAULT_FORMULATION,
     options: HighsOptions | None = None,
     start_points: list[np.ndarray] | None = None,
+    robust_tolerance: float = ROBUST_TOLERANCE,
 ) -> AttackResult:
     """Search the region around ``x0`` for an input classified other than ``label``.
 
     Give either ``region`` or ``norm`` and ``radius`` (the ball is intersected with the
     network's input range). ``target=None`` is untargeted. ``options.time_limit`` is the
     budget of the whole attack, shared by the targets in turn. ``start_points`` (e.g.
-    from a gradient attack) seed the MIP; ``x0`` always does.
+    from a gradient attack) seed the MIP; ``x0`` always does. "robust" means HiGHS proved
+    every margin ≤ −τ, with τ the larger of ``robust_tolerance`` and the margin's
+    sensitivity to HiGHS's tolerances; a best margin within τ of 0 is "unknown".
     """
     start = time.perf_counter()
     if mode not in MODES:
@@ -277,11 +292,10 @@ def find_adversarial_example(
     outcomes: list[TargetOutcome] = []
     deadline = start + options.time_limit
     for candidate in targets:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
+        if deadline <= time.perf_counter():
             break
         outcome = _solve_target(
-            model, network, region, label, candidate, mode, replace(options, time_limit=remaining), starts
+            model, network, region, label, candidate, mode, options, deadline, starts, robust_tolerance
         )
         outcomes.append(outcome)
         if mode == "decide" and outcome.status == "adversarial":

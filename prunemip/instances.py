@@ -29,7 +29,7 @@ class Instance:
 def with_input_range(
     network: Network, input_range: tuple[float, float] | None, dataset: str | None
 ) -> Network:
-    """The network with a finite input range: ``--input-range``, else its own, else the dataset's [0, 1]."""
+    """The network with the input range to use: ``--input-range``, else its own, else the dataset's [0, 1]."""
     spec = network.input_spec
     if input_range is not None:
         low, high = input_range
@@ -103,6 +103,11 @@ def build_instance(
 
     network = load_network(model, trust_pickle=trust_pickle)
     network = with_input_range(network, input_range, dataset)
+    if not network.input_spec.is_bounded:
+        raise PrunemipError(
+            f"the valid input range of {Path(model).name} is unknown (the file carries no metadata): "
+            "give --input-range LO HI, or --dataset to use its [0, 1] range"
+        )
     if input_path is not None:
         point = load_point(input_path, network)
         source = str(input_path)

@@ -53,7 +53,7 @@ class InputRegion:
     ) -> InputRegion:
         """The ``norm`` ball of ``radius`` around ``center``, intersected with the input box."""
         if norm not in ("linf", "l1"):
-            raise PrunemipError(f"unknown norm {norm!r}; choose one of {NORMS}")
+            raise PrunemipError(f"unknown norm {norm!r}; choose linf or l1 (or InputRegion.box for a box)")
         radius = float(radius)
         if not np.isfinite(radius) or radius < 0:
             raise PrunemipError(f"the radius must be a finite number >= 0, got {radius}")

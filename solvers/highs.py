@@ -1,10 +1,12 @@
 """Solve a ``MipModel`` with HiGHS (highspy): options, starting point, early stop, results.
 
-Decide mode answers only the sign question "is the optimum above ``threshold``?" and
-stops as soon as it is known (the HiGHS counterpart of Gurobi's ``BestObjStop`` /
-``BestBdStop`` used by Cacciola et al. 2023): for a maximisation, at the first incumbent
-with objective ``> threshold``, or once the dual bound proves ``≤ threshold``. Both
-checks run in HiGHS's MIP interrupt and improving-solution callbacks.
+Decide mode answers only a sign question and stops as soon as it is known (the HiGHS
+counterpart of Gurobi's ``BestObjStop`` / ``BestBdStop`` used by Cacciola et al. 2023):
+for a maximisation, at the first incumbent with objective ``> above``, or once the dual
+bound proves the optimum ``≤ at_most`` (``at_most ≤ above``; a gap between them leaves
+room for the solver's tolerances). Both checks run in HiGHS's MIP interrupt and
+improving-solution callbacks, and the final status is re-checked against the final
+incumbent and dual bound, so a result never claims more than they show.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ class HighsOptions:
     presolve: bool = True
     log: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def feasibility_tolerance(self) -> float:
+        """The largest row, bound and integrality violation HiGHS accepts in a MIP solution."""
+        return max(
+            float(self.extra.get("mip_feasibility_tolerance", 1e-6)),
+            float(self.extra.get("primal_feasibility_tolerance", 1e-7)),
+        )
 
     def apply(self, highs: highspy.Highs) -> None:
         if self.time_limit <= 0:
@@ -92,23 +102,50 @@ def to_highs(model: MipModel, highs: highspy.Highs | None = None) -> highspy.Hig
     return highs
 
 
+@dataclass(frozen=True)
+class DecisionRule:
+    """When decide mode may stop, in the objective's own units.
+
+    Maximisation: once an incumbent is ``> target``, or the dual bound is ``≤ proof``.
+    Minimisation: once an incumbent is ``< target``, or the dual bound is ``≥ proof``.
+    ``proof`` defaults to ``target``; a gap between them (``proof < target`` when
+    maximising) keeps a proof clear of the solver's tolerances.
+    """
+
+    target: float = 0.0
+    proof: float | None = None
+
+    @property
+    def proof_level(self) -> float:
+        return self.target if self.proof is None else self.proof
+
+    def check_sense(self, maximize: bool) -> None:
+        gap = self.target - self.proof_level
+        if (gap < 0) if maximize else (gap > 0):
+            side = "above" if maximize else "below"
+            raise ValueError(f"the proof level {self.proof_level} lies {side} the target {self.target}")
+
+    def beaten(self, value: float, maximize: bool) -> bool:
+        return value > self.target if maximize else value < self.target
+
+    def settled(self, dual_bound: float, maximize: bool) -> bool:
+        return dual_bound <= self.proof_level if maximize else dual_bound >= self.proof_level
+
+
 @dataclass
 class _Decider:
-    """Stops HiGHS once the optimum's position relative to ``threshold`` is known."""
+    """Interrupts HiGHS once the rule's question is answered."""
 
-    threshold: float
+    rule: DecisionRule
     maximize: bool
     decided: SolveStatus | None = None
-
-    def _above(self, value: float) -> bool:
-        return value > self.threshold if self.maximize else value < self.threshold
 
     def check(self, event: highspy.cb.HighsCallbackEvent) -> None:
         primal = event.data_out.mip_primal_bound
         dual = event.data_out.mip_dual_bound
-        if math.isfinite(primal) and self._above(primal):
+        if math.isfinite(primal) and self.rule.beaten(primal, self.maximize):
             self.decided = SolveStatus.DECIDED_ABOVE
-        elif math.isfinite(dual) and not self._above(dual):
+        elif math.isfinite(dual) and self.rule.settled(dual, self.maximize):
             self.decided = SolveStatus.DECIDED_AT_MOST
         if self.decided is not None:
             event.interrupt()
@@ -119,9 +156,9 @@ def solve(
     options: HighsOptions | None = None,
     *,
     start: np.ndarray | None = None,
-    decide_threshold: float | None = None,
+    decide: DecisionRule | None = None,
 ) -> SolveResult:
-    """Solve ``model``; with ``decide_threshold`` stop as soon as the sign question is answered.
+    """Solve ``model``; with a ``decide`` rule stop as soon as its question is answered.
 
     ``start`` is a full column vector handed to HiGHS as a starting solution (see
     ``MipModel.solution_from_input``).
@@ -141,8 +178,9 @@ def solve(
         start_accepted = highs.setSolution(solution) == highspy.HighsStatus.kOk
 
     decider = None
-    if decide_threshold is not None:
-        decider = _Decider(float(decide_threshold), model.maximize)
+    if decide is not None:
+        decide.check_sense(model.maximize)
+        decider = _Decider(decide, model.maximize)
         highs.cbMipInterrupt.subscribe(decider.check)
         highs.cbMipImprovingSolution.subscribe(decider.check)
 
@@ -159,6 +197,23 @@ def solve(
     return _collect(highs, model, decider, load_seconds, presolve_done, solve_seconds, start_accepted)
 
 
+def _confirmed(
+    decider: _Decider, objective: float | None, dual_bound: float | None, maximize: bool
+) -> SolveStatus:
+    """The callback's verdict if the final incumbent or dual bound still supports it."""
+    rule = decider.rule
+    if (
+        decider.decided == SolveStatus.DECIDED_ABOVE
+        and objective is not None
+        and rule.beaten(objective, maximize)
+    ):
+        return SolveStatus.DECIDED_ABOVE
+    bound_ok = dual_bound is not None and math.isfinite(dual_bound) and rule.settled(dual_bound, maximize)
+    if decider.decided == SolveStatus.DECIDED_AT_MOST and bound_ok:
+        return SolveStatus.DECIDED_AT_MOST
+    return SolveStatus.INTERRUPTED
+
+
 def _collect(
     highs: highspy.Highs,
     model: MipModel,
@@ -171,8 +226,6 @@ def _collect(
     info = highs.getInfo()
     model_status = highs.getModelStatus()
     status = _MODEL_STATUS.get(model_status, SolveStatus.OTHER)
-    if decider is not None and decider.decided is not None and status == SolveStatus.INTERRUPTED:
-        status = decider.decided
     solution = None
     objective = None
     if info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible:
@@ -184,6 +237,8 @@ def _collect(
     else:
         dual_bound = objective if status == SolveStatus.OPTIMAL else None
         gap = 0.0 if status == SolveStatus.OPTIMAL else None
+    if decider is not None and decider.decided is not None and status == SolveStatus.INTERRUPTED:
+        status = _confirmed(decider, objective, dual_bound, model.maximize)
     return SolveResult(
         status=status,
         highs_status=highs.modelStatusToString(model_status),

@@ -1,0 +1,354 @@
+"""Adversarial search: witnesses are real, robust verdicts are never contradicted, errors are clean."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import (
+    EXACT,
+    assert_one_line,
+    ball_region,
+    brute_force_margin,
+    random_network,
+    sample_region,
+    seeds,
+    sparse_networks,
+    tiny_networks,
+)
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from prunemip.adversarial import (
+    ROBUST_TOLERANCE,
+    _outcome_status,
+    check_witness,
+    find_adversarial_example,
+    target_order,
+)
+from prunemip.errors import PrunemipError
+from prunemip.network import InputSpec, Network
+from prunemip.regions import InputRegion
+from prunemip.solvers.highs import HighsOptions
+from prunemip.solvers.result import SolveResult, SolveStatus
+
+norms = st.sampled_from(["linf", "l1"])
+modes = st.sampled_from(["decide", "optimize"])
+
+
+def check_result(network, result):
+    """Every witness is in the region and its margin is the forward pass's."""
+    witnesses = [o.witness for o in result.targets if o.witness is not None]
+    if result.witness is not None:
+        witnesses.append(result.witness)
+    for witness in witnesses:
+        assert result.region.contains(witness.x)
+        assert witness.in_region
+        logits = network.forward(witness.x)
+        assert witness.margin == logits[witness.target] - logits[result.label]
+        assert witness.predicted == int(np.argmax(logits))
+        assert witness.distance == result.region.distance(witness.x)
+        if witness.is_adversarial:
+            assert witness.predicted != result.label
+    if result.status == "adversarial":
+        assert result.found and result.witness.is_adversarial
+    json.dumps(result.to_dict())
+
+
+@given(sparse_networks(max_hidden_layers=2, max_width=8), seeds, norms, modes, st.booleans())
+def test_witnesses_are_in_the_region_with_forward_pass_margins(network, seed, norm, mode, targeted):
+    rng = np.random.default_rng(seed)
+    x0 = rng.random(network.n_inputs)
+    label = int(network.predict(x0))
+    target = target_order(network.forward(x0), label)[-1] if targeted else None
+    radius = float(rng.choice([0.05, 0.3, 1.0]))
+    result = find_adversarial_example(
+        network, x0, label, norm=norm, radius=radius, target=target, mode=mode, options=EXACT
+    )
+    assert result.status in ("adversarial", "robust")
+    check_result(network, result)
+    if mode == "optimize":
+        for outcome in result.targets:
+            # the verified margin is the MIP optimum, up to solver tolerances
+            assert outcome.witness.margin == pytest.approx(outcome.solve.objective, abs=1e-6)
+    if targeted:
+        assert [o.target for o in result.targets] == [target]
+
+
+def near_decision_boundary(network, rng):
+    """A point a bisection away from a decision boundary (or a random point if there is none)."""
+    points = rng.random((256, network.n_inputs))
+    predictions = network.predict(points)
+    if np.all(predictions == predictions[0]):
+        return points[0]
+    a, b = points[0], points[int(np.argmax(predictions != predictions[0]))]
+    for _ in range(40):
+        middle = (a + b) / 2
+        if network.predict(middle) == predictions[0]:
+            a = middle
+        else:
+            b = middle
+    return a
+
+
+@given(tiny_networks(max_relus=6), seeds, norms, modes, st.sampled_from([0.05, 0.2, 0.5]), st.booleans())
+def test_robust_is_never_claimed_when_brute_force_finds_an_adversarial(
+    network, seed, norm, mode, radius, near_boundary
+):
+    rng = np.random.default_rng(seed)
+    x0 = near_decision_boundary(network, rng) if near_boundary else rng.random(network.n_inputs)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, norm, radius)
+    result = find_adversarial_example(network, x0, label, region, mode=mode, options=EXACT)
+    check_result(network, result)
+    optimum = max(
+        brute_force_margin(network, region, t, label) for t in target_order(network.forward(x0), label)
+    )
+    sampled = network.forward(sample_region(region, rng, 500))
+    sampled_margin = np.max(np.delete(sampled, label, axis=1) - sampled[:, [label]])
+    assert sampled_margin <= optimum + 1e-9  # the brute force is a true maximum
+    event(f"status: {result.status}")
+    if optimum > 1e-6 or sampled_margin > 0:
+        assert result.status == "adversarial"
+        assert result.witness.margin > 0
+    elif optimum < -1e-6:
+        assert result.status == "robust"
+        assert not result.found
+    if mode == "optimize" and result.status == "adversarial":
+        assert result.best_margin == pytest.approx(optimum, abs=1e-6)
+
+
+def test_sampled_adversarial_is_found_on_a_larger_net(rng):
+    """Dense random sampling on a 10-20-20-4 net: whenever a sample is adversarial, the MIP agrees."""
+    network = random_network(rng, [10, 20, 20, 4], 0.5, weight_scale=3.0, bias_scale=0.1)
+    checked = 0
+    for _ in range(6):
+        x0 = rng.random(10)
+        label = int(network.predict(x0))
+        for norm, radius in (("linf", 0.15), ("l1", 1.0)):
+            region = ball_region(network, x0, norm, radius)
+            result = find_adversarial_example(network, x0, label, region, options=HighsOptions(threads=1))
+            check_result(network, result)
+            assert result.status in ("adversarial", "robust")
+            logits = network.forward(sample_region(region, rng, 2000))
+            if np.any(np.argmax(logits, axis=1) != label):
+                checked += 1
+                assert result.status == "adversarial"
+    assert checked > 0
+
+
+def test_untargeted_order_runner_up_first_and_decide_stops_at_first_adversarial():
+    # Logits: x-independent biases (3, 1, 2, 0) plus class 1's logit rising with x.
+    w = np.zeros((4, 1))
+    w[1, 0] = 4.0
+    network = Network.from_arrays([w], [np.array([3.0, 1.0, 2.0, 0.0])], InputSpec.create(1, 0, 1))
+    x0 = np.array([0.0])
+    assert target_order(network.forward(x0), 0) == [2, 1, 3]
+    decide = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="decide")
+    assert [o.target for o in decide.targets] == [2, 1]
+    assert [o.status for o in decide.targets] == ["robust", "adversarial"]
+    assert decide.status == "adversarial" and decide.witness.target == 1
+    optimize = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="optimize")
+    assert [o.target for o in optimize.targets] == [2, 1, 3]
+    assert optimize.witness.target == 1 and optimize.best_margin == pytest.approx(2.0)
+    robust = find_adversarial_example(network, x0, 0, norm="linf", radius=0.1, mode="decide")
+    assert robust.status == "robust" and [o.target for o in robust.targets] == [2, 1, 3]
+    targeted = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, target=3)
+    assert targeted.status == "robust" and [o.target for o in targeted.targets] == [3]
+
+
+def test_target_order_ties_and_label_exclusion():
+    logits = np.array([1.0, 5.0, 5.0, -2.0, 3.0])
+    assert target_order(logits, 1) == [2, 4, 0, 3]
+    assert target_order(logits, 3) == [1, 2, 4, 0]
+    assert target_order(np.zeros(3), 0) == [1, 2]
+
+
+def test_misclassified_input_short_circuits(rng):
+    network = random_network(rng, [4, 6, 3], 0.0)
+    x0 = rng.random(4)
+    prediction = int(network.predict(x0))
+    label = (prediction + 1) % 3
+    result = find_adversarial_example(network, x0, label, norm="linf", radius=0.1)
+    assert result.status == "misclassified" and result.targets == () and result.encoding is None
+    assert result.witness is not None and result.witness.target == prediction
+    assert result.witness.margin > 0 and result.found
+    np.testing.assert_array_equal(result.witness.x, x0)
+    json.dumps(result.to_dict())
+
+
+def test_eps_zero_is_robust_for_a_correct_prediction(rng):
+    network = random_network(rng, [4, 6, 3], 0.0)
+    x0 = rng.random(4)
+    label = int(network.predict(x0))
+    for norm in ("linf", "l1"):
+        result = find_adversarial_example(network, x0, label, norm=norm, radius=0.0, mode="optimize")
+        assert result.status == "robust" and result.encoding.binaries == 0
+        logits = network.forward(x0)
+        assert result.best_margin == pytest.approx(np.max(np.delete(logits, label)) - logits[label])
+
+
+def test_start_points_seed_the_search(rng):
+    network = random_network(rng, [6, 10, 3], 0.0)
+    x0 = rng.random(6)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, "linf", 0.5)
+    points = sample_region(region, rng, 300)
+    adversarial = points[network.predict(points) != label]
+    if adversarial.size == 0:
+        pytest.skip("no sampled adversarial point for this seed")
+    start = adversarial[0] + 10.0  # outside: projected into the region first
+    result = find_adversarial_example(network, x0, label, region, start_points=[start])
+    assert result.status == "adversarial"
+    check_result(network, result)
+
+
+def test_time_limit_is_shared_by_the_targets():
+    rng = np.random.default_rng(0)
+    network = random_network(rng, [64, 60, 60, 10], 0.0)
+    x0 = rng.random(64)
+    label = int(network.predict(x0))
+    result = find_adversarial_example(
+        network, x0, label, norm="linf", radius=0.1, mode="optimize", options=HighsOptions(time_limit=1.0)
+    )
+    assert result.status == "timeout"
+    assert result.total_seconds < 5.0
+    assert 1 <= len(result.targets) < 9
+    check_result(network, result)
+
+
+def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monkeypatch):
+    """Decide mode: a solver incumbent > 0 whose forward pass is not adversarial is re-solved."""
+    import prunemip.adversarial as adversarial
+
+    network = random_network(rng, [3, 6, 3], 0.0)
+    x0 = rng.random(3)
+    label = int(network.predict(x0))
+    calls = []
+    real_solve = adversarial.solve
+
+    def fake_then_real(model, options, start=None, decide=None):
+        calls.append(decide)
+        if len(calls) == 1:  # claims margin 1 at the clean point, which is not adversarial
+            return SolveResult(
+                SolveStatus.DECIDED_ABOVE, "", 1.0, 1.0, 0.0, 0, 0, 0.0, None, 0.0, start, True
+            )
+        return real_solve(model, options, start=start, decide=decide)
+
+    monkeypatch.setattr(adversarial, "solve", fake_then_real)
+    target = target_order(network.forward(x0), label)[0]
+    result = find_adversarial_example(network, x0, label, norm="linf", radius=0.0, target=target)
+    assert calls[0] is not None and calls[0].target == 0.0 and calls[1] is None  # then it optimises
+    assert result.status == "robust" and not result.found
+    check_result(network, result)
+
+
+# ----------------------------------------------------------------------- regressions
+@given(
+    st.integers(1, 800),
+    seeds,
+    st.sampled_from([0.0, 1e-9, 1e-6, 1e-3, 0.05, 1.0, 50.0]),
+    st.sampled_from([0.01, 1.0, 100.0]),
+)
+def test_projection_lands_inside_the_region(n, seed, radius, spread):
+    """Regression: for small L1 radii, rounding left projected points outside the ball, so
+    true adversarial witnesses were discarded as out of region."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.random(n)
+    for norm in ("linf", "l1"):
+        region = InputRegion.ball(norm, x0, radius, 0.0, 1.0)
+        x = x0 + rng.normal(size=n) * max(radius, 1e-12) * spread
+        projected = region.project(x)
+        assert region.contains(projected)
+        if region.contains(x):
+            np.testing.assert_array_equal(projected, x)
+
+
+def test_robust_needs_a_dual_bound_clear_of_zero():
+    """Regression: an OPTIMAL incumbent ≤ 0 (or a decide-mode stop) with a positive final dual
+    bound was reported robust, though a positive margin within the gap tolerance remained.
+    A proven bound in (−tolerance, 0] is not a proof at the solver's precision either."""
+
+    def result(status, objective, dual_bound):
+        return SolveResult(status, "", objective, dual_bound, None, 0, 0, 0.0, None, 0.0, None)
+
+    tolerance = ROBUST_TOLERANCE
+    assert _outcome_status(result(SolveStatus.OPTIMAL, -1e-7, 5e-7), None, tolerance) == "unknown"
+    assert _outcome_status(result(SolveStatus.DECIDED_AT_MOST, -0.17, 1.6e-12), None, tolerance) == "unknown"
+    assert _outcome_status(result(SolveStatus.OPTIMAL, -0.5, -0.49995), None, tolerance) == "robust"
+    assert _outcome_status(result(SolveStatus.DECIDED_AT_MOST, None, -0.1), None, tolerance) == "robust"
+    assert _outcome_status(result(SolveStatus.OPTIMAL, 0.0, 0.0), None, tolerance) == "unknown"
+    assert _outcome_status(result(SolveStatus.OPTIMAL, -1e-7, -1e-7), None, tolerance) == "unknown"
+    assert _outcome_status(result(SolveStatus.TIME_LIMIT, -1.0, 2.0), None, tolerance) == "timeout"
+
+
+def test_tiny_positive_margin_is_not_reported_robust():
+    """max |x1 − x2| − (0.6 − 1e-12) over [0.2, 0.8]² is +1e-12: never 'robust'."""
+    w1 = np.array([[1.0, -1.0], [-1.0, 1.0], [0.3, 0.7]])
+    w2 = np.array([[0.0, 0.0, 0.1], [1.0, 1.0, 0.0]])
+    network = Network.from_arrays(
+        [w1, w2], [np.array([0.0, 0.0, -0.5]), np.array([0.0, -(0.6 - 1e-12)])], InputSpec.create(2, 0, 1)
+    )
+    x0 = np.array([0.5, 0.5])
+    for mode in ("decide", "optimize"):
+        result = find_adversarial_example(network, x0, 0, norm="linf", radius=0.3, mode=mode)
+        assert result.status != "robust"
+        check_result(network, result)
+
+
+def test_witness_check_projects_and_recomputes(rng):
+    network = random_network(rng, [3, 5, 2], 0.0)
+    x0 = np.full(3, 0.5)
+    region = ball_region(network, x0, "l1", 0.2)
+    witness = check_witness(network, region, np.array([2.0, -1.0, 0.5]), 1, 0)
+    assert witness.in_region and region.contains(witness.x)
+    logits = network.forward(witness.x)
+    assert witness.margin == logits[1] - logits[0]
+
+
+# ----------------------------------------------------------------------- user errors
+def test_user_mistakes_are_one_line_errors(rng):
+    network = random_network(rng, [3, 4, 3], 0.0, input_range=(0.0, 1.0))
+    x0 = np.full(3, 0.5)
+    label = int(network.predict(x0))
+    other = (label + 1) % 3
+    cases = [
+        ({"label": 3}, "label 3"),
+        ({"label": -1}, "label -1"),
+        ({"label": 1.5}, "integer"),
+        ({"label": label, "target": label}, "other than the label"),
+        ({"label": label, "target": 7}, "target 7"),
+        ({"label": label, "target": float(other)}, "integer"),
+        ({"label": label, "radius": -0.1}, "radius"),
+        ({"label": label, "radius": float("nan")}, "radius"),
+        ({"label": label, "radius": float("inf")}, "radius"),
+        ({"label": label, "radius": None}, "radius"),
+        ({"label": label, "norm": "l2"}, "norm"),
+        ({"label": label, "mode": "prove"}, "mode"),
+        ({"label": label, "x0": np.full(4, 0.5)}, "4 values"),
+        ({"label": label, "x0": np.array([0.5, 1.5, 0.5])}, "outside the input range"),
+        ({"label": label, "x0": np.array([0.5, np.nan, 0.5])}, "NaN"),
+    ]
+    for overrides, fragment in cases:
+        kwargs = {"x0": x0, "norm": "linf", "radius": 0.1, **overrides}
+        with pytest.raises(PrunemipError) as error:
+            find_adversarial_example(network, kwargs.pop("x0"), kwargs.pop("label"), **kwargs)
+        assert_one_line(error, fragment)
+
+
+def test_unbounded_inputs_are_an_error(rng):
+    network = random_network(rng, [3, 4, 3], 0.0)
+    unbounded = network.with_input_spec(InputSpec.create(3))
+    x0 = np.full(3, 0.5)
+    with pytest.raises(PrunemipError) as error:
+        InputRegion.box(np.full(3, -np.inf), np.full(3, np.inf))
+    assert_one_line(error, "unbounded")
+    with pytest.raises(PrunemipError) as error:
+        InputRegion.box(np.zeros(3), np.array([1.0, np.inf, 1.0]))
+    assert_one_line(error, "input 1 is unbounded")
+    # A ball is bounded even on an unbounded domain: its box is x0 ± ε, never a silent big-M.
+    label = int(unbounded.predict(x0))
+    result = find_adversarial_example(unbounded, x0, label, norm="linf", radius=0.1)
+    np.testing.assert_allclose(result.region.lower, x0 - 0.1)
+    np.testing.assert_allclose(result.region.upper, x0 + 0.1)

@@ -1,0 +1,155 @@
+"""HiGHS runner: decide mode, starting solutions, time limits, results."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import EXACT, ball_region, random_network
+
+from prunemip.adversarial import target_order
+from prunemip.encoders.bigm import encode
+from prunemip.errors import PrunemipError
+from prunemip.solvers.highs import DecisionRule, HighsOptions, solve, to_highs
+from prunemip.solvers.result import SolveResult, SolveStatus
+
+ONE_THREAD = HighsOptions(time_limit=60.0, threads=1)
+
+
+def margin_model(seed: int, radius: float, widths=(16, 24, 24, 5), sparsity=0.3):
+    """The runner-up margin MIP of a random net around a random point (seeded, reproducible)."""
+    rng = np.random.default_rng(seed)
+    network = random_network(rng, list(widths), sparsity)
+    x0 = rng.random(widths[0])
+    label = int(network.predict(x0))
+    target = target_order(network.forward(x0), label)[0]
+    model = encode(network, ball_region(network, x0, "linf", radius))
+    return model.with_margin_objective(target, label), x0
+
+
+def test_decide_stops_at_an_adversarial_incumbent():
+    model, _x0 = margin_model(seed=2, radius=0.3)
+    optimum = solve(model, EXACT).objective
+    assert optimum > 0.1
+    result = solve(model, ONE_THREAD, decide=DecisionRule())
+    assert result.status in (SolveStatus.DECIDED_ABOVE, SolveStatus.OPTIMAL)
+    assert result.objective is not None and result.objective > 0
+    assert model.evaluate_objective(result.solution) == pytest.approx(result.objective, abs=1e-6)
+    assert model.constraint_violation(result.solution) <= 1e-6
+    # The incumbent is a real adversarial input: the forward pass agrees on the sign.
+    x = model.region.project(model.inputs_from_solution(result.solution))
+    assert model.evaluate_objective(model.solution_from_input(x)) > 0
+    if result.status == SolveStatus.DECIDED_ABOVE:
+        assert result.objective <= optimum + 1e-6
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_decide_proves_no_adversarial(seed):
+    model, x0 = margin_model(seed=seed, radius=0.3)
+    optimum = solve(model, EXACT).objective
+    assert optimum < -0.1
+    start = model.solution_from_input(x0)
+    for start_point in (None, start):
+        result = solve(model, ONE_THREAD, start=start_point, decide=DecisionRule())
+        assert result.status in (SolveStatus.DECIDED_AT_MOST, SolveStatus.OPTIMAL)
+        assert result.dual_bound is not None and result.dual_bound <= 0.0
+        assert result.dual_bound >= optimum - 1e-6
+        if result.objective is not None:
+            assert result.objective <= optimum + 1e-6  # an incumbent of the proven-negative MIP
+
+
+def test_decide_threshold_in_both_senses():
+    model, _ = margin_model(seed=1, radius=0.2)
+    optimum = solve(model, EXACT).objective
+    above = solve(model, ONE_THREAD, decide=DecisionRule(optimum - 0.05))
+    assert above.status in (SolveStatus.DECIDED_ABOVE, SolveStatus.OPTIMAL)
+    assert above.objective > optimum - 0.05
+    at_most = solve(model, ONE_THREAD, decide=DecisionRule(optimum + 0.05))
+    assert at_most.status in (SolveStatus.DECIDED_AT_MOST, SolveStatus.OPTIMAL)
+    assert at_most.dual_bound <= optimum + 0.05
+    # Minimisation: an incumbent beats the target when below it.
+    flipped = model.with_objective(-model.objective, maximize=False)
+    below = solve(flipped, ONE_THREAD, decide=DecisionRule(-optimum + 0.05))
+    assert below.status in (SolveStatus.DECIDED_ABOVE, SolveStatus.OPTIMAL)
+    assert below.objective < -optimum + 0.05
+    not_below = solve(flipped, ONE_THREAD, decide=DecisionRule(-optimum - 0.05))
+    assert not_below.status in (SolveStatus.DECIDED_AT_MOST, SolveStatus.OPTIMAL)
+    assert not_below.dual_bound >= -optimum - 0.05
+
+
+def test_decide_with_a_proof_margin_needs_the_bound_below_it():
+    """A proof level below the target: the dual bound must clear the gap before stopping."""
+    model, _ = margin_model(seed=1, radius=0.2)
+    optimum = solve(model, EXACT).objective
+    result = solve(model, ONE_THREAD, decide=DecisionRule(target=optimum + 0.1, proof=optimum - 1e-3))
+    # The proof level lies below the optimum, so the solve cannot stop on the bound.
+    assert result.status == SolveStatus.OPTIMAL
+    with pytest.raises(ValueError, match="proof level"):
+        solve(model, ONE_THREAD, decide=DecisionRule(target=0.0, proof=1.0))
+
+
+def test_starting_solution_is_accepted_and_never_worsened():
+    model, x0 = margin_model(seed=2, radius=0.1)
+    start = model.solution_from_input(x0)
+    assert model.constraint_violation(start) <= 1e-9
+    result = solve(model, ONE_THREAD, start=start)
+    assert result.start_accepted is True
+    assert result.objective >= model.evaluate_objective(start) - 1e-9
+    assert solve(model, ONE_THREAD).start_accepted is None
+
+
+def test_time_limit_is_respected_on_a_hard_instance():
+    """A dense 64-60-60-10 net at L∞ 0.1 without a start is far beyond 1 s for HiGHS."""
+    model, _ = margin_model(seed=0, radius=0.1, widths=(64, 60, 60, 10), sparsity=0.0)
+    assert model.stats.binaries > 50
+    result = solve(model, HighsOptions(time_limit=1.0, threads=1))
+    assert result.status == SolveStatus.TIME_LIMIT
+    assert 0.5 <= result.solve_seconds <= 5.0
+    assert result.dual_bound is not None and math.isfinite(result.dual_bound)
+    json.dumps(result.to_dict())
+
+
+def test_solve_result_to_dict_is_json_ready():
+    model, x0 = margin_model(seed=2, radius=0.1)
+    result = solve(model, ONE_THREAD, start=model.solution_from_input(x0), decide=DecisionRule())
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["status"] == result.status.value
+    assert "solution" not in data
+    assert set(data) == {
+        "status",
+        "highs_status",
+        "objective",
+        "dual_bound",
+        "gap",
+        "nodes",
+        "lp_iterations",
+        "load_seconds",
+        "presolve_seconds",
+        "solve_seconds",
+        "start_accepted",
+    }
+    assert isinstance(result, SolveResult) and data["start_accepted"] is True
+
+
+def test_pure_lp_and_empty_models():
+    """Without unstable neurons the MIP is an LP: optimal, dual bound = objective."""
+    model, x0 = margin_model(seed=3, radius=0.0)
+    assert model.stats.binaries == 0
+    result = solve(model, ONE_THREAD, decide=DecisionRule())
+    assert result.status == SolveStatus.OPTIMAL
+    assert result.dual_bound == result.objective
+    assert result.objective == pytest.approx(
+        model.evaluate_objective(model.solution_from_input(x0)), abs=1e-9
+    )
+
+
+def test_bad_options_are_user_errors():
+    model, _ = margin_model(seed=2, radius=0.05)
+    with pytest.raises(PrunemipError, match="time limit"):
+        solve(model, HighsOptions(time_limit=0.0))
+    with pytest.raises(PrunemipError, match="no_such_option"):
+        solve(model, HighsOptions(extra={"no_such_option": 1}))
+    highs = to_highs(model)
+    assert highs.getNumCol() == model.n_cols and highs.getNumRow() == model.n_rows
