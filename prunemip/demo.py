@@ -89,8 +89,11 @@ def _attack_images(test: Dataset, networks: list[Network], count: int) -> list[i
     return [int(i) for i in np.flatnonzero(correct)[:count]]
 
 
-def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
-    """Train, prune, attack; returns the dense and the sparse model's reports."""
+def train_dense_and_pruned(config: DemoConfig, log: Log = print) -> tuple[list[ModelReport], Dataset]:
+    """Train the dense MLP, prune a copy by global magnitude and fine-tune it.
+
+    Returns both models' reports (without attacks) and the test split.
+    """
     torch.manual_seed(config.seed)
     train_data = load_dataset("digits", "train", seed=config.seed)
     test_data = load_dataset("digits", "test", seed=config.seed)
@@ -127,12 +130,17 @@ def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
         f"pruned to {sparse.sparsity:.0%} sparsity (hidden layers {config.sparsity:.0%}) and fine-tuned "
         f"in {time.perf_counter() - start:.1f} s: accuracy {sparse_accuracy:.3f}"
     )
-
     reports = [
         ModelReport("dense", dense, dense_accuracy),
         ModelReport(f"pruned {config.sparsity:.0%}", sparse, sparse_accuracy),
     ]
-    images = _attack_images(test_data, [dense, sparse], config.images)
+    return reports, test_data
+
+
+def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
+    """Train, prune, attack; returns the dense and the sparse model's reports."""
+    reports, test_data = train_dense_and_pruned(config, log)
+    images = _attack_images(test_data, [report.network for report in reports], config.images)
     options = HighsOptions(time_limit=config.time_limit, random_seed=config.seed)
     norm_name = "L∞" if config.norm == "linf" else "L1"
     log(f"attacking {len(images)} test images ({norm_name} radius {config.radius}, {config.mode} mode)")

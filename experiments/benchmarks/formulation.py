@@ -17,28 +17,18 @@ Run (about 10 minutes on 2 cores with the defaults)::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from prunemip.adversarial import find_adversarial_example
-from prunemip.data import Dataset, load_dataset
+from prunemip.data import Dataset
+from prunemip.demo import DemoConfig, train_dense_and_pruned
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
-from prunemip.training import (
-    TrainConfig,
-    accuracy,
-    apply_masks,
-    build_mlp,
-    export_network,
-    global_magnitude_masks,
-    train,
-)
 
 FORMULATIONS = ("substituted", "variable")
 
@@ -49,24 +39,10 @@ def shifted_geometric_mean(times: list[float], shift: float = 1.0) -> float:
 
 
 def networks(hidden: tuple[int, ...], sparsity: float, seed: int) -> tuple[dict[str, Network], Dataset]:
-    torch.manual_seed(seed)
-    train_data = load_dataset("digits", "train", seed=seed)
-    test_data = load_dataset("digits", "test", seed=seed)
-    config = TrainConfig(hidden=hidden, epochs=40, lr=3e-3, seed=seed)
-    model = build_mlp(64, hidden, 10)
-    train(model, train_data, config)
-    dense = export_network(model, train_data, config)
-    pruned_model = copy.deepcopy(model)
-    apply_masks(global_magnitude_masks(pruned_model, sparsity))
-    finetune = TrainConfig(hidden=hidden, epochs=20, lr=3e-3, seed=seed + 1)
-    train(pruned_model, train_data, finetune)
-    pruned = export_network(pruned_model, train_data, finetune)
-    print(
-        f"{dense.architecture}: dense accuracy {accuracy(model, test_data):.3f}, "
-        f"{sparsity:.0%}-pruned {accuracy(pruned_model, test_data):.3f}",
-        flush=True,
-    )
-    return {"dense": dense, f"pruned{sparsity:.0%}": pruned}, test_data
+    """The demo's dense and pruned digits MLPs, keyed by name, and the test split."""
+    config = DemoConfig(hidden=hidden, sparsity=sparsity, seed=seed)
+    reports, test_data = train_dense_and_pruned(config, log=lambda line: print(line, flush=True))
+    return {report.name: report.network for report in reports}, test_data
 
 
 def main(argv: list[str] | None = None) -> dict:
