@@ -181,6 +181,32 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("action", choices=("download",), help="what to do")
     data.add_argument("name", choices=("mnist", "fashion-mnist"), help="dataset")
     data.add_argument("--dest", help="folder to download into (default: the user cache)")
+
+    experiment = commands.add_parser(
+        "experiment", formatter_class=_formatter, help="run a study grid on Dask and report it",
+        description=(
+            "Train every model of a study config (TOML) and attack every (model, image) pair on a Dask\n"
+            "cluster; results are appended to RUN_DIR/results.jsonl and a re-run skips finished jobs."
+        ),
+        epilog=(
+            "examples:\n"
+            "  prunemip experiment validate experiments/cacciola_fashion.toml\n"
+            "  prunemip experiment run experiments/cacciola_fashion.toml --workers 2 --out runs/cacciola\n"
+            "  prunemip experiment run experiments/cacciola_fashion.toml --scheduler tcp://10.0.0.5:8786\n"
+            "  prunemip experiment report runs/cacciola/results.jsonl"
+        ),
+    )  # fmt: skip
+    steps = experiment.add_subparsers(dest="step", required=True, metavar="STEP", parser_class=_Parser)
+    validate = steps.add_parser("validate", help="check a config and count its jobs")
+    validate.add_argument("config", help="study config (.toml)")
+    run = steps.add_parser("run", help="run (or resume) a study")
+    run.add_argument("config", help="study config (.toml)")
+    run.add_argument("--out", help="run folder (default runs/<study name>)")
+    run.add_argument("--workers", type=int, default=2, help="local Dask worker processes (2)")
+    run.add_argument("--scheduler", help="address of an existing Dask scheduler instead of a local cluster")
+    report = steps.add_parser("report", help="tables (Markdown, CSV) and figures from a results file")
+    report.add_argument("results", help="results.jsonl of a run")
+    report.add_argument("-o", "--out", help="output folder (default: report/ beside the results)")
     return parser
 
 
@@ -339,6 +365,39 @@ def _run_data(args: argparse.Namespace, console: Console) -> None:
     console.print(f"{args.name} is in {folder}")
 
 
+def _run_experiment(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.study.config import load_config
+    from prunemip.study.jobs import model_jobs, solve_jobs
+
+    if args.step == "report":
+        from prunemip.study.report import write_report
+
+        paths = write_report(args.results, args.out)
+        console.print(f"wrote {len(paths)} files in {paths[0].parent}")
+        return
+    config = load_config(args.config)
+    models = model_jobs(config)
+    solves = sum(len(solve_jobs(config, model)) for model in models)
+    if args.step == "validate":
+        console.print(f"{args.config}: study {config.name!r}, {len(models)} models, {solves} attack jobs")
+        return
+    from prunemip.study.runner import run_study
+
+    if args.workers < 1:
+        raise PrunemipError(f"--workers must be >= 1, got {args.workers}")
+    out = Path(args.out) if args.out else Path("runs") / config.name
+    try:
+        summary = run_study(config, out, workers=args.workers, scheduler=args.scheduler, console=console)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: finished jobs are in {out / 'results.jsonl'}; run again to resume")
+        raise
+    console.print(
+        f"{summary.completed} jobs run ({summary.decided} decided, {summary.timeouts} timed out, "
+        f"{summary.failed} failed), {summary.skipped} skipped, {summary.seconds:.0f} s; "
+        f"next: prunemip experiment report {out / 'results.jsonl'}"
+    )
+
+
 def _existing_dir(path: str | None) -> Path | None:
     if path is None:
         return None
@@ -354,6 +413,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 _COMMANDS = {
+    "experiment": _run_experiment,
     "demo": _run_demo,
     "encode": _run_encode,
     "attack": _run_attack,

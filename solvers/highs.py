@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import highspy
@@ -157,11 +157,13 @@ def solve(
     *,
     start: np.ndarray | None = None,
     decide: DecisionRule | None = None,
+    on_incumbent: Callable[[np.ndarray], bool] | None = None,
 ) -> SolveResult:
     """Solve ``model``; with a ``decide`` rule stop as soon as its question is answered.
 
     ``start`` is a full column vector handed to HiGHS as a starting solution (see
-    ``MipModel.solution_from_input``).
+    ``MipModel.solution_from_input``). ``on_incumbent`` sees every improving solution's
+    column values; returning True stops the solve with status ``STOPPED``.
     """
     options = options or HighsOptions()
     highs = highspy.Highs()
@@ -184,6 +186,16 @@ def solve(
         highs.cbMipInterrupt.subscribe(decider.check)
         highs.cbMipImprovingSolution.subscribe(decider.check)
 
+    stopped: list[bool] = []
+    if on_incumbent is not None:
+
+        def check_incumbent(event: highspy.cb.HighsCallbackEvent) -> None:
+            if not stopped and on_incumbent(np.array(event.data_out.mip_solution, dtype=np.float64)):
+                stopped.append(True)
+                event.interrupt()
+
+        highs.cbMipImprovingSolution.subscribe(check_incumbent)
+
     run_start = time.perf_counter()
     presolve_done: list[float] = []
 
@@ -194,7 +206,10 @@ def solve(
     highs.cbLogging.subscribe(note_presolve)
     highs.run()
     solve_seconds = time.perf_counter() - run_start
-    return _collect(highs, model, decider, load_seconds, presolve_done, solve_seconds, start_accepted)
+    result = _collect(highs, model, decider, load_seconds, presolve_done, solve_seconds, start_accepted)
+    if stopped and result.status == SolveStatus.INTERRUPTED:
+        return replace(result, status=SolveStatus.STOPPED)
+    return result
 
 
 def _confirmed(

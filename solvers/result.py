@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 
-class SolveStatus(str, Enum):
+class SolveStatus(StrEnum):
     """Outcome of a solve. ``DECIDED_*`` mean decide mode stopped early with the answer."""
 
     OPTIMAL = "optimal"
@@ -20,6 +20,7 @@ class SolveStatus(str, Enum):
     INTERRUPTED = "interrupted"
     DECIDED_ABOVE = "decided_above"  #: an incumbent beats the threshold
     DECIDED_AT_MOST = "decided_at_most"  #: the dual bound proves nothing beats it
+    STOPPED = "stopped"  #: the caller's incumbent check asked to stop
     OTHER = "other"
 
 

@@ -1,0 +1,284 @@
+"""Study configurations: what to train, which images to attack, how to solve.
+
+A study is a TOML file (see ``experiments/*.toml``)::
+
+    name = "cacciola-fashion"
+    [data]        dataset = "fashion-mnist"   # also data_dir, split_seed
+    [training]    epochs, finetune_epochs, batch_size, lr, optimizer, seeds = [0, 1, 2]
+    architectures = ["2x50", "2x100", "100,100"]
+    [[methods]]   name = "magnitude"; sparsities = [0.5, 0.9]; options = { ... }
+    [attack]      images = 20, perturbations = [{norm = "l1", radius = 5.0}], target = "runner-up",
+                  mode = "decide", time_limit = 180, bounds = "ia", surrogate = false, solver_seeds = [0]
+
+The dense baseline is always part of the grid. Every mistake is reported with the key
+path (``methods[1].sparsities``) and what would be valid.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunemip.errors import PrunemipError
+
+TARGET_RULES = ("runner-up", "untargeted")
+MODES = ("decide", "optimize")
+NORMS = ("linf", "l1")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def parse_architecture(text: str) -> tuple[int, ...]:
+    """``"2x100"`` → (100, 100); ``"100,50"`` → (100, 50)."""
+    spec = text.strip().lower()
+    repeated = re.fullmatch(r"(\d+)\s*x\s*(\d+)", spec)
+    if repeated:
+        depth, width = int(repeated.group(1)), int(repeated.group(2))
+        widths = (width,) * depth
+    elif re.fullmatch(r"\d+(\s*,\s*\d+)*", spec):
+        widths = tuple(int(part) for part in spec.split(","))
+    else:
+        raise PrunemipError(f"architecture {text!r} does not parse: use e.g. '2x100' or '100,50'")
+    if not widths or any(width <= 0 for width in widths):
+        raise PrunemipError(f"architecture {text!r} needs at least one hidden layer of positive width")
+    return widths
+
+
+def architecture_name(widths: tuple[int, ...]) -> str:
+    if len(set(widths)) == 1:
+        return f"{len(widths)}x{widths[0]}"
+    return ",".join(str(width) for width in widths)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A pruning method (by registry name), the sparsities to run it at, and its options."""
+
+    name: str
+    sparsities: tuple[float, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    norm: str
+    radius: float
+
+    @property
+    def label(self) -> str:
+        return f"{'Linf' if self.norm == 'linf' else 'L1'}={self.radius:g}"
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    epochs: int = 20
+    finetune_epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    images: int = 10
+    perturbations: tuple[Perturbation, ...] = (Perturbation("linf", 0.05),)
+    target: str = "runner-up"
+    mode: str = "decide"
+    time_limit: float = 180.0
+    bounds: str = "ia"
+    surrogate: bool = False
+    solver_seeds: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study: the grid of models and attack jobs it defines."""
+
+    name: str
+    dataset: str
+    data_dir: str | None
+    split_seed: int
+    architectures: tuple[tuple[int, ...], ...]
+    methods: tuple[MethodSpec, ...]
+    training: TrainingSpec
+    attack: AttackSpec
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Reader:
+    """Typed access to a TOML table that names the offending key in every error."""
+
+    def __init__(self, table: dict[str, Any], path: str) -> None:
+        self.table = table
+        self.path = path
+        self.used: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = ..., *, required: bool = False
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if required or default is ...:
+                raise PrunemipError(f"config: {self.where(key)} is missing")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise PrunemipError(f"config: {self.where(key)} must be a {expected}, got {value!r}")
+        return value
+
+    def number_list(self, key: str, kind: type, default: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = self.get(key, list, list(default))
+        out = []
+        for index, value in enumerate(values):
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise PrunemipError(
+                    f"config: {self.where(key)}[{index}] must be a {kind.__name__}, got {value!r}"
+                )
+            out.append(value)
+        if not out:
+            raise PrunemipError(f"config: {self.where(key)} must not be empty")
+        return tuple(out)
+
+    def table_at(self, key: str) -> _Reader:
+        return _Reader(self.get(key, dict, {}), self.where(key))
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise PrunemipError(
+                f"config: unknown key {self.where(unknown[0])} (known: {', '.join(sorted(self.used))})"
+            )
+
+
+def _choice(reader: _Reader, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = reader.get(key, str, default)
+    if value not in choices:
+        raise PrunemipError(f"config: {reader.where(key)} is {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+def _positive(reader: _Reader, key: str, value: float) -> None:
+    if not value > 0:
+        raise PrunemipError(f"config: {reader.where(key)} must be > 0, got {value}")
+
+
+def _methods(raw: Any) -> tuple[MethodSpec, ...]:
+    if not isinstance(raw, list):
+        raise PrunemipError("config: methods must be an array of tables ([[methods]])")
+    methods = []
+    for index, table in enumerate(raw):
+        if not isinstance(table, dict):
+            raise PrunemipError(f"config: methods[{index}] must be a table")
+        reader = _Reader(table, f"methods[{index}]")
+        name = reader.get("name", str, required=True)
+        sparsities = reader.number_list("sparsities", float, ())
+        for position, sparsity in enumerate(sparsities):
+            if not 0.0 <= sparsity < 1.0:
+                raise PrunemipError(
+                    f"config: methods[{index}].sparsities[{position}] is {sparsity}; "
+                    "sparsity must lie in [0, 1)"
+                )
+        options = reader.get("options", dict, {})
+        reader.finish()
+        methods.append(MethodSpec(name, sparsities, dict(options)))
+    return tuple(methods)
+
+
+def _perturbations(reader: _Reader) -> tuple[Perturbation, ...]:
+    raw = reader.get("perturbations", list, [{"norm": "linf", "radius": 0.05}])
+    if not raw:
+        raise PrunemipError(f"config: {reader.where('perturbations')} must not be empty")
+    out = []
+    for index, table in enumerate(raw):
+        if not isinstance(table, dict):
+            raise PrunemipError(f"config: {reader.where('perturbations')}[{index}] must be a table")
+        item = _Reader(table, f"{reader.where('perturbations')}[{index}]")
+        norm = _choice(item, "norm", NORMS, "linf")
+        radius = item.get("radius", float, required=True)
+        if radius < 0:
+            raise PrunemipError(f"config: {item.where('radius')} must be >= 0, got {radius}")
+        item.finish()
+        out.append(Perturbation(norm, radius))
+    return tuple(out)
+
+
+def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = None) -> StudyConfig:
+    """Validate a parsed TOML document; ``known_methods`` checks method names when given."""
+    root = _Reader(data, "")
+    name = root.get("name", str, required=True)
+    description = root.get("description", str, "")
+    data_table = root.table_at("data")
+    dataset = data_table.get("dataset", str, required=True)
+    data_dir = data_table.get("data_dir", str, None)
+    split_seed = data_table.get("split_seed", int, 0)
+    data_table.finish()
+
+    architectures = tuple(parse_architecture(text) for text in root.number_list("architectures", str, ()))
+    methods = _methods(root.get("methods", list, []))
+    if known_methods is not None:
+        for index, method in enumerate(methods):
+            if method.name not in known_methods:
+                raise PrunemipError(
+                    f"config: methods[{index}].name {method.name!r} is not a pruning method; "
+                    f"choose one of {', '.join(known_methods)}"
+                )
+
+    train = root.table_at("training")
+    training = TrainingSpec(
+        epochs=train.get("epochs", int, TrainingSpec.epochs),
+        finetune_epochs=train.get("finetune_epochs", int, TrainingSpec.finetune_epochs),
+        batch_size=train.get("batch_size", int, TrainingSpec.batch_size),
+        lr=train.get("lr", float, TrainingSpec.lr),
+        optimizer=_choice(train, "optimizer", OPTIMIZERS, TrainingSpec.optimizer),
+        seeds=train.number_list("seeds", int, TrainingSpec.seeds),
+    )
+    _positive(train, "lr", training.lr)
+    _positive(train, "batch_size", training.batch_size)
+    if training.epochs < 0 or training.finetune_epochs < 0:
+        raise PrunemipError("config: training.epochs and training.finetune_epochs must be >= 0")
+    train.finish()
+
+    section = root.table_at("attack")
+    attack = AttackSpec(
+        images=section.get("images", int, AttackSpec.images),
+        perturbations=_perturbations(section),
+        target=_choice(section, "target", TARGET_RULES, AttackSpec.target),
+        mode=_choice(section, "mode", MODES, AttackSpec.mode),
+        time_limit=section.get("time_limit", float, AttackSpec.time_limit),
+        bounds=section.get("bounds", str, AttackSpec.bounds),
+        surrogate=section.get("surrogate", bool, AttackSpec.surrogate),
+        solver_seeds=section.number_list("solver_seeds", int, AttackSpec.solver_seeds),
+    )
+    _positive(section, "images", attack.images)
+    _positive(section, "time_limit", attack.time_limit)
+    section.finish()
+    root.finish()
+    return StudyConfig(
+        name, dataset, data_dir, split_seed, architectures, methods, training, attack, description
+    )
+
+
+def load_config(path: str | Path, known_methods: tuple[str, ...] | None = None) -> StudyConfig:
+    """Read and validate a study TOML file."""
+    target = Path(path)
+    if not target.is_file():
+        raise PrunemipError(f"config file {target} does not exist")
+    try:
+        data = tomllib.loads(target.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise PrunemipError(f"config {target.name}: {error}") from None
+    return parse_config(data, known_methods)

@@ -1,0 +1,154 @@
+"""The jobs of a study, each keyed by a hash of everything that determines its result.
+
+A model job trains (and prunes) one network; a solve job attacks one test image of one
+model under one perturbation. Keys are content addresses: the same configuration gives
+the same key on any machine, so a re-run recognises finished jobs in the results file
+and a changed setting makes a new job rather than silently reusing an old answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from prunemip.study.config import Perturbation, StudyConfig, TrainingSpec, architecture_name
+
+DENSE = "dense"
+
+
+def content_key(payload: dict[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of the canonical JSON of ``payload``."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ModelJob:
+    """Train one network: the dense baseline, or a pruned one started from it."""
+
+    dataset: str
+    data_dir: str | None
+    split_seed: int
+    hidden: tuple[int, ...]
+    method: str
+    sparsity: float
+    options: tuple[tuple[str, Any], ...]
+    training: TrainingSpec
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return content_key({"kind": "model", **asdict(self)})
+
+    @property
+    def is_dense(self) -> bool:
+        return self.method == DENSE
+
+    @property
+    def architecture(self) -> str:
+        return architecture_name(self.hidden)
+
+    def dense_job(self) -> ModelJob:
+        """The dense model this one is pruned from (itself when dense)."""
+        return ModelJob(
+            self.dataset,
+            self.data_dir,
+            self.split_seed,
+            self.hidden,
+            DENSE,
+            0.0,
+            (),
+            self.training,
+            self.seed,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "architecture": self.architecture,
+            "method": self.method,
+            "sparsity": self.sparsity,
+            "seed": self.seed,
+            "options": dict(self.options),
+        }
+
+
+@dataclass(frozen=True)
+class SolveJob:
+    """Attack one image of one model; ``surrogate`` solves the pruned MIP and checks on the dense net."""
+
+    model_key: str
+    dense_key: str
+    image: int
+    perturbation: Perturbation
+    target: str
+    mode: str
+    time_limit: float
+    bounds: str
+    solver_seed: int
+    surrogate: bool = False
+
+    @property
+    def key(self) -> str:
+        return content_key({"kind": "solve", **asdict(self)})
+
+
+def model_jobs(config: StudyConfig) -> list[ModelJob]:
+    """Dense baselines first, then every (method, sparsity), for each architecture and seed."""
+    jobs = []
+    for hidden in config.architectures:
+        for seed in config.training.seeds:
+            dense = ModelJob(
+                config.dataset,
+                config.data_dir,
+                config.split_seed,
+                hidden,
+                DENSE,
+                0.0,
+                (),
+                config.training,
+                seed,
+            )
+            jobs.append(dense)
+            for method in config.methods:
+                options = tuple(sorted(method.options.items()))
+                for sparsity in method.sparsities:
+                    jobs.append(
+                        ModelJob(
+                            config.dataset,
+                            config.data_dir,
+                            config.split_seed,
+                            hidden,
+                            method.name,
+                            sparsity,
+                            options,
+                            config.training,
+                            seed,
+                        )
+                    )
+    return list(dict.fromkeys(jobs))
+
+
+def solve_jobs(config: StudyConfig, model: ModelJob) -> list[SolveJob]:
+    """Every attack of ``model``: images × perturbations × solver seeds (plus surrogate runs)."""
+    attack = config.attack
+    kinds = [False, True] if attack.surrogate and not model.is_dense else [False]
+    return [
+        SolveJob(
+            model.key,
+            model.dense_job().key,
+            image,
+            perturbation,
+            attack.target,
+            attack.mode,
+            attack.time_limit,
+            attack.bounds,
+            solver_seed,
+            surrogate,
+        )
+        for image in range(attack.images)
+        for perturbation in attack.perturbations
+        for solver_seed in attack.solver_seeds
+        for surrogate in kinds
+    ]

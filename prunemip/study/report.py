@@ -1,0 +1,261 @@
+"""Tables and figures of a study, computed from its results file alone.
+
+Per (architecture, perturbation, method, sparsity):
+
+* accuracy mean ± std over training seeds;
+* #solved / total, where solved means "adversarial" or "robust" (images a model already
+  misclassifies are counted apart and left out of the timings);
+* shifted geometric mean time, ``exp(mean(log(t + 1))) − 1`` with time-outs counted at
+  the limit (Achterberg's SGM with shift 1 s);
+* median speed-up against the dense model of the same seed on the same images
+  (``t_dense / t_model``, time-outs at the limit), and the share of the instances the dense
+  MIP left unsolved that the model solves;
+* mean #binaries, weight nnz and Σ big-M width; the adversarial-found rate.
+
+Surrogate runs (Pham et al. 2025) get their own table: how often the pruned MIP yields an
+input adversarial for the dense network, and how fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prunemip.atomic import atomic_write_lines
+from prunemip.errors import PrunemipError
+from prunemip.study.jobs import DENSE
+from prunemip.study.runner import ResultsLog
+
+SOLVED = ("adversarial", "robust")
+
+
+def shifted_geometric_mean(times: Iterable[float], shift: float = 1.0) -> float:
+    """``exp(mean(log(t + shift))) − shift``; NaN for no times."""
+    values = np.asarray(list(times), dtype=np.float64)
+    if values.size == 0:
+        return math.nan
+    return float(np.exp(np.mean(np.log(values + shift))) - shift)
+
+
+def charged_time(record: dict[str, Any]) -> float:
+    """The attack's time, or its time limit when it did not settle the question."""
+    return float(record["seconds"]) if record["status"] in SOLVED else float(record["time_limit"])
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    architecture: str
+    perturbation: str
+    method: str
+    sparsity: float
+    accuracy_mean: float
+    accuracy_std: float
+    models: int
+    solved: int
+    instances: int
+    misclassified: int
+    sgm_seconds: float
+    median_speedup: float
+    dense_timeouts_solved: str
+    binaries: float
+    nnz: float
+    bigm_width: float
+    found_rate: float
+
+
+def _pair_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        record["architecture"],
+        record["seed"],
+        record["image"],
+        record["perturbation"],
+        record["solver_seed"],
+    )
+
+
+def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
+    """One row per (architecture, perturbation, method, sparsity)."""
+    models = [r for r in records if r.get("kind") == "model"]
+    solves = [r for r in records if r.get("kind") == "solve"]
+    if not solves:
+        raise PrunemipError("the results file holds no solve records")
+    accuracy: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+    for model in models:
+        accuracy[(model["architecture"], model["method"], model["sparsity"])].append(model["accuracy"])
+    dense_times = {
+        _pair_key(r): (charged_time(r), r["status"] in SOLVED)
+        for r in solves
+        if r["method"] == DENSE and r["status"] != "misclassified"
+    }
+    groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    for record in solves:
+        groups[(record["architecture"], record["perturbation"], record["method"], record["sparsity"])].append(
+            record
+        )
+    rows = []
+    for (architecture, perturbation, method, sparsity), group in sorted(groups.items(), key=_order):
+        attacked = [r for r in group if r["status"] != "misclassified"]
+        speedups, rescued, dense_unsolved = [], 0, 0
+        for record in attacked:
+            dense = dense_times.get(_pair_key(record))
+            if dense is None:
+                continue
+            speedups.append(dense[0] / max(charged_time(record), 1e-9))
+            if not dense[1]:
+                dense_unsolved += 1
+                rescued += record["status"] in SOLVED
+        accuracies = accuracy.get((architecture, method, sparsity), [])
+        rows.append(
+            SummaryRow(
+                architecture=architecture,
+                perturbation=perturbation,
+                method=method,
+                sparsity=sparsity,
+                accuracy_mean=float(np.mean(accuracies)) if accuracies else math.nan,
+                accuracy_std=float(np.std(accuracies)) if accuracies else math.nan,
+                models=len(accuracies),
+                solved=sum(r["status"] in SOLVED for r in attacked),
+                instances=len(attacked),
+                misclassified=len(group) - len(attacked),
+                sgm_seconds=shifted_geometric_mean(charged_time(r) for r in attacked),
+                median_speedup=statistics.median(speedups) if speedups else math.nan,
+                dense_timeouts_solved=f"{rescued}/{dense_unsolved}",
+                binaries=_mean(r["binaries"] for r in attacked),
+                nnz=_mean(_model_nnz(models, r) for r in group),
+                bigm_width=_mean(r["bigm_width"] for r in attacked),
+                found_rate=_mean(float(r["found"]) for r in attacked),
+            )
+        )
+    return rows
+
+
+def _order(item: tuple[tuple[str, str, str, float], Any]) -> tuple[Any, ...]:
+    architecture, perturbation, method, sparsity = item[0]
+    return (architecture, perturbation, method != DENSE, method, sparsity)
+
+
+def _mean(values: Iterable[float]) -> float:
+    data = list(values)
+    return float(np.mean(data)) if data else math.nan
+
+
+def _model_nnz(models: list[dict[str, Any]], solve: dict[str, Any]) -> float:
+    for model in models:
+        if model["key"] == solve["model_key"]:
+            return float(model["nnz"])
+    return math.nan
+
+
+@dataclass(frozen=True)
+class SurrogateRow:
+    architecture: str
+    perturbation: str
+    method: str
+    sparsity: float
+    instances: int
+    found_for_dense: int
+    median_seconds_to_found: float
+    dense_found: int
+
+
+def summarize_surrogates(records: list[dict[str, Any]]) -> list[SurrogateRow]:
+    """How often, and how fast, the pruned MIP yields an input adversarial for the dense network."""
+    dense_found = {
+        _pair_key(r): r["found"] for r in records if r.get("kind") == "solve" and r["method"] == DENSE
+    }
+    groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record.get("kind") == "surrogate" and record["status"] != "misclassified":
+            groups[
+                (record["architecture"], record["perturbation"], record["method"], record["sparsity"])
+            ].append(record)
+    rows = []
+    for (architecture, perturbation, method, sparsity), group in sorted(groups.items()):
+        found = [r for r in group if r["found"]]
+        rows.append(
+            SurrogateRow(
+                architecture,
+                perturbation,
+                method,
+                sparsity,
+                len(group),
+                len(found),
+                statistics.median(r["seconds"] for r in found) if found else math.nan,
+                sum(bool(dense_found.get(_pair_key(r))) for r in group),
+            )
+        )
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(rows: list[Any]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    headers = list(asdict(rows[0]))
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_fmt(v) for v in asdict(row).values()) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_text(rows: list[Any]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0])))
+        writer.writeheader()
+        writer.writerows(asdict(row) for row in rows)
+    return buffer.getvalue()
+
+
+def write_report(results: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Write ``report.md``, ``summary.csv``, ``surrogate.csv`` and the figures; return their paths."""
+    path = Path(results)
+    if not path.is_file():
+        raise PrunemipError(f"results file {path} does not exist")
+    records = ResultsLog(path).records()
+    folder = Path(out_dir) if out_dir else path.parent / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = summarize(records)
+    surrogates = summarize_surrogates(records)
+    written = [
+        atomic_write_lines(folder / "summary.csv", _csv_text(rows).splitlines()),
+        atomic_write_lines(folder / "surrogate.csv", _csv_text(surrogates).splitlines()),
+    ]
+    from prunemip.study.figures import write_figures
+
+    figures = write_figures(records, rows, folder)
+    text = [
+        f"# Study report: {path}",
+        "",
+        "Times are shifted geometric means (shift 1 s, time-outs at the limit); speed-ups are medians of",
+        "dense/model time on the same images; `dense_timeouts_solved` counts instances the dense MIP left",
+        "unsolved that this model solved. Target rule: "
+        + ", ".join(sorted({str(r.get("target_rule")) for r in records if r.get("kind") == "solve"}))
+        + " (with `runner-up`, robust means no input of the region makes the runner-up class win).",
+        "",
+        markdown_table(rows),
+    ]
+    if surrogates:
+        text += [
+            "## Surrogate: pruned MIP, incumbents checked on the dense network",
+            "",
+            markdown_table(surrogates),
+        ]
+    text += ["## Figures", ""] + [
+        f"![{figure.stem}]({figure.name})" for figure in figures if figure.suffix == ".png"
+    ]
+    written.append(atomic_write_lines(folder / "report.md", text))
+    return written + figures

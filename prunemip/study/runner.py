@@ -1,0 +1,255 @@
+"""Run a study on Dask: train every model, then attack every (model, image) pair.
+
+* Local cluster by default (``workers`` processes, one thread each), or any existing
+  cluster by scheduler address, so a grid of long solves spreads over many machines.
+  Tasks carry their inputs (networks, images), so workers need no shared file system.
+* Only the client writes: one JSON line per finished job, flushed and fsynced, plus each
+  trained network as ``models/<key>.npz``. A re-run skips every job whose key is already
+  in the results file, so Ctrl-C or a killed worker loses at most the jobs in flight.
+* A progress bar shows jobs done, solved, timed out and the ETA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from prunemip.data import load_dataset
+from prunemip.model_io import load_network, save_network
+from prunemip.study.config import StudyConfig
+from prunemip.study.jobs import ModelJob, SolveJob, model_jobs, solve_jobs
+from prunemip.study.tasks import solve_task, train_task
+
+RESULTS = "results.jsonl"
+DECIDED = ("adversarial", "robust", "misclassified")
+
+
+class ResultsLog:
+    """An append-only JSON-lines file; every line is fsynced before the job counts as done.
+
+    A line torn by a crash is ignored on reading and the file is re-terminated before the
+    next append, so the log never holds a half record that looks complete.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        records = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+        return records
+
+    def keys(self) -> set[str]:
+        return {record["key"] for record in self.records() if "key" in record}
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self.path.open("a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+            handle.write(line.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+@dataclass
+class RunSummary:
+    jobs: int
+    skipped: int
+    completed: int = 0
+    decided: int = 0
+    timeouts: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
+    """A client on an existing scheduler, or on a local cluster of single-threaded processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _model_record(job: ModelJob, metrics: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "model", "key": job.key, "dataset": job.dataset, **job.describe(), **metrics}
+
+
+def _solve_record(job: SolveJob, model: ModelJob, label: int, outcome: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "surrogate" if job.surrogate else "solve",
+        "key": job.key,
+        "model_key": job.model_key,
+        **model.describe(),
+        "image": job.image,
+        "label": label,
+        "norm": job.perturbation.norm,
+        "radius": job.perturbation.radius,
+        "perturbation": job.perturbation.label,
+        "target_rule": job.target,
+        "mode": job.mode,
+        "time_limit": job.time_limit,
+        "solver_seed": job.solver_seed,
+        **outcome,
+    }
+
+
+def run_study(
+    config: StudyConfig,
+    out_dir: str | Path,
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    console: Console | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> RunSummary:
+    """Run every unfinished job of ``config``; results go to ``out_dir/results.jsonl``."""
+    from distributed import as_completed
+
+    console = console or Console()
+    start = time.perf_counter()
+    folder = Path(out_dir)
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+    log = ResultsLog(folder / RESULTS)
+    done = log.keys()
+    test = load_dataset(config.dataset, "test", data_dir=config.data_dir, seed=config.split_seed)
+    images, labels = test.flat()[: config.attack.images], test.labels[: config.attack.images]
+
+    models = model_jobs(config)
+    solves = {model.key: solve_jobs(config, model) for model in models}
+    all_keys = [m.key for m in models] + [s.key for jobs in solves.values() for s in jobs]
+    summary = RunSummary(jobs=len(all_keys), skipped=sum(key in done for key in all_keys))
+    pending_count = summary.jobs - summary.skipped
+    console.print(
+        f"study {config.name}: {summary.jobs} jobs ({len(models)} models), "
+        f"{summary.skipped} already done, {pending_count} to run"
+    )
+    if pending_count == 0:
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    with dask_client(workers, scheduler) as client, _progress(console) as progress:
+        bar = progress.add_task("jobs", total=pending_count, stats="")
+        networks: dict[str, Any] = {}
+        futures: dict[Any, tuple[str, Any]] = {}
+        for model in models:
+            path = folder / "models" / f"{model.key}.npz"
+            if model.key in done and path.exists():
+                networks[model.key] = client.scatter(load_network(path))
+                continue
+            dense = None if model.is_dense else networks[model.dense_job().key]
+            trained = client.submit(train_task, model, dense, key=f"train-{model.key}", pure=False)
+            networks[model.key] = client.submit(_first, trained, key=f"network-{model.key}", pure=False)
+            futures[trained] = ("model", model)
+        by_key = {model.key: model for model in models}
+        for model in models:
+            for job in solves[model.key]:
+                if job.key in done:
+                    continue
+                x0, label = images[job.image], int(labels[job.image])
+                if job.surrogate:
+                    args = (networks[model.key], networks[job.dense_key], x0, label, job)
+                    future = client.submit(_surrogate, *args, key=f"solve-{job.key}", pure=False)
+                else:
+                    future = client.submit(
+                        solve_task, networks[model.key], x0, label, job, key=f"solve-{job.key}"
+                    )
+                futures[future] = ("solve", (job, by_key[model.key], label))
+
+        try:
+            for future in as_completed(list(futures)):
+                kind, payload = futures.pop(future)
+                record = _record_of(future, kind, payload, folder, console)
+                if record is None:
+                    summary.failed += 1
+                else:
+                    log.append(record)
+                    summary.completed += 1
+                    status = record.get("status")
+                    summary.decided += status in DECIDED
+                    summary.timeouts += status == "timeout"
+                    if on_record is not None:
+                        on_record(record)
+                progress.update(
+                    bar,
+                    advance=1,
+                    stats=f"solved {summary.decided}, timed out {summary.timeouts}, failed {summary.failed}",
+                )
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            raise
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
+
+
+def _surrogate(pruned: Any, dense: Any, x0: Any, label: int, job: SolveJob) -> dict[str, Any]:
+    from prunemip.study.surrogate import surrogate_task
+
+    return surrogate_task(pruned, dense, x0, label, job)
+
+
+def _record_of(future: Any, kind: str, payload: Any, folder: Path, console: Console) -> dict[str, Any] | None:
+    """The record of a finished future; ``None`` (reported, not recorded) when the task failed.
+
+    A failed job is not written, so the next run retries it.
+    """
+    try:
+        result = future.result()
+    except Exception as error:  # one failed task must not stop the others
+        console.print(f"[red]job {future.key} failed:[/red] {type(error).__name__}: {error}")
+        return None
+    if kind == "model":
+        network, metrics = result
+        save_network(network, folder / "models" / f"{payload.key}.npz")
+        return _model_record(payload, metrics)
+    job, model, label = payload
+    return _solve_record(job, model, label, result)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )

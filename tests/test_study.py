@@ -1,0 +1,251 @@
+"""Studies: config validation, job keys, the Dask runner's exactly-once results, the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prunemip.errors import PrunemipError
+from prunemip.study.config import load_config, parse_architecture, parse_config
+from prunemip.study.jobs import model_jobs, solve_jobs
+from prunemip.study.report import shifted_geometric_mean, summarize, write_report
+from prunemip.study.runner import ResultsLog, run_study
+
+TINY = """
+name = "tiny"
+architectures = ["2x8"]
+[data]
+dataset = "digits"
+[training]
+epochs = 3
+finetune_epochs = 1
+batch_size = 128
+lr = 0.005
+seeds = [0]
+[[methods]]
+name = "magnitude"
+sparsities = [0.8]
+[attack]
+images = 3
+perturbations = [{norm = "linf", radius = 0.05}]
+time_limit = 10
+surrogate = true
+"""
+
+
+def tiny_config(tmp_path: Path, text: str = TINY):
+    path = tmp_path / "tiny.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
+# ----------------------------------------------------------------------- config
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda t: t.replace('name = "tiny"\n', ""), "name is missing"),
+        (lambda t: t.replace('["2x8"]', '["2y8"]'), "does not parse"),
+        (lambda t: t.replace("sparsities = [0.8]", "sparsities = [1.0]"), "methods[0].sparsities[0]"),
+        (lambda t: t.replace("epochs = 3", "epochs = 3\nepocs = 4"), "unknown key training.epocs"),
+        (lambda t: t.replace("lr = 0.005", 'lr = "fast"'), "training.lr must be a float"),
+        (lambda t: t.replace('norm = "linf"', 'norm = "l2"'), "attack.perturbations[0].norm"),
+        (lambda t: t.replace("seeds = [0]", "seeds = []"), "training.seeds must not be empty"),
+        (lambda t: t.replace("time_limit = 10", "time_limit = 0"), "attack.time_limit must be > 0"),
+        (lambda t: t.replace("radius = 0.05", "radius = -1"), "radius must be >= 0"),
+        (lambda t: t + "\n[[methods]]\nsparsities = [0.5]\n", "methods[1].name is missing"),
+        (lambda t: t.replace('[data]\ndataset = "digits"', "[data]"), "data.dataset is missing"),
+        (lambda t: "foo = 1\n" + t, "unknown key foo"),
+        (lambda t: "name = [", "tiny.toml"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, edit, fragment):
+    with pytest.raises(PrunemipError) as error:
+        tiny_config(tmp_path, edit(TINY))
+    message = str(error.value)
+    assert "\n" not in message
+    assert fragment in message
+
+
+def test_unknown_method_is_rejected_against_the_registry(tmp_path):
+    import tomllib
+
+    with pytest.raises(PrunemipError, match="not a pruning method"):
+        parse_config(tomllib.loads(TINY), known_methods=("random", "snip"))
+
+
+def test_architectures_parse():
+    assert parse_architecture("2x100") == (100, 100)
+    assert parse_architecture(" 6 x 50 ") == (50,) * 6
+    assert parse_architecture("100,50") == (100, 50)
+    for bad in ("", "0x5", "2x0", "a,b", "100;50"):
+        with pytest.raises(PrunemipError):
+            parse_architecture(bad)
+
+
+def test_shipped_study_configs_are_valid():
+    configs = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+    assert configs, "experiments/ should hold the study configs"
+    for path in configs:
+        config = load_config(path)
+        assert config.architectures and config.attack.images > 0
+
+
+# ----------------------------------------------------------------------- jobs
+def test_job_keys_are_content_addresses(tmp_path):
+    config = tiny_config(tmp_path)
+    models = model_jobs(config)
+    assert [m.method for m in models] == ["dense", "magnitude"]
+    assert models[1].dense_job().key == models[0].key
+    keys = [m.key for m in models] + [s.key for m in models for s in solve_jobs(config, m)]
+    assert len(keys) == len(set(keys))
+    # The dense model gets no surrogate runs; the pruned one gets one per attack.
+    assert len(solve_jobs(config, models[0])) == 3 and len(solve_jobs(config, models[1])) == 6
+    again = model_jobs(tiny_config(tmp_path))
+    assert [m.key for m in again] == [m.key for m in models]
+    longer = model_jobs(tiny_config(tmp_path, TINY.replace("epochs = 3", "epochs = 4")))
+    assert longer[0].key != models[0].key
+
+
+# ----------------------------------------------------------------------- results log
+def test_results_log_survives_a_torn_line(tmp_path):
+    log = ResultsLog(tmp_path / "results.jsonl")
+    log.append({"key": "a", "status": "robust"})
+    with log.path.open("ab") as handle:
+        handle.write(b'{"key": "b", "sta')  # a crash in the middle of a write
+    assert log.keys() == {"a"}
+    log.append({"key": "c"})
+    assert log.keys() == {"a", "c"}
+    assert all(json.loads(line) for line in log.path.read_text().splitlines()[-1:])
+
+
+# ----------------------------------------------------------------------- report
+def solve_record(method, sparsity, image, status, seconds, binaries=10, found=False):
+    return {
+        "kind": "solve", "key": f"{method}{sparsity}{image}", "model_key": f"m-{method}{sparsity}",
+        "architecture": "2x8", "method": method, "sparsity": sparsity, "seed": 0, "image": image,
+        "perturbation": "Linf=0.05", "solver_seed": 0, "status": status, "seconds": seconds,
+        "time_limit": 100.0, "binaries": binaries, "bigm_width": 1.0, "found": found,
+        "target_rule": "runner-up",
+    }  # fmt: skip
+
+
+def test_report_aggregates_a_hand_made_results_file(tmp_path):
+    records = [
+        {"kind": "model", "key": "m-dense0.0", "architecture": "2x8", "method": "dense",
+         "sparsity": 0.0, "accuracy": 0.9, "nnz": 100},
+        {"kind": "model", "key": "m-magnitude0.9", "architecture": "2x8", "method": "magnitude",
+         "sparsity": 0.9, "accuracy": 0.88, "nnz": 10},
+        solve_record("dense", 0.0, 0, "robust", 9.0),
+        solve_record("dense", 0.0, 1, "timeout", 100.0),
+        solve_record("dense", 0.0, 2, "adversarial", 3.0, found=True),
+        solve_record("dense", 0.0, 3, "misclassified", 0.0),
+        solve_record("magnitude", 0.9, 0, "robust", 1.0, binaries=2),
+        solve_record("magnitude", 0.9, 1, "robust", 4.0, binaries=4),
+        solve_record("magnitude", 0.9, 2, "adversarial", 0.5, binaries=3, found=True),
+        solve_record("magnitude", 0.9, 3, "robust", 0.1, binaries=1),
+    ]  # fmt: skip
+    dense, pruned = summarize(records)
+    assert (dense.method, dense.solved, dense.instances, dense.misclassified) == ("dense", 2, 3, 1)
+    assert dense.sgm_seconds == pytest.approx(shifted_geometric_mean([9.0, 100.0, 3.0]))
+    assert dense.sgm_seconds == pytest.approx((10 * 101 * 4) ** (1 / 3) - 1)
+    # Image 3 is misclassified by dense, so only images 0-2 pair up: 9/1, 100/4, 3/0.5.
+    assert pruned.median_speedup == pytest.approx(9.0)
+    assert pruned.dense_timeouts_solved == "1/1"
+    assert (pruned.solved, pruned.instances) == (4, 4)
+    assert pruned.binaries == pytest.approx(2.5)
+    assert pruned.found_rate == pytest.approx(0.25)
+    assert pruned.accuracy_mean == pytest.approx(0.88) and pruned.nnz == 10
+    assert math.isnan(shifted_geometric_mean([]))
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    written = write_report(path)
+    assert {p.name for p in written} >= {"report.md", "summary.csv", "solve_time_vs_sparsity.png"}
+    assert "| 2x8 | Linf=0.05 | magnitude | 0.9 |" in (tmp_path / "report" / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------- runner
+def _all_keys(config):
+    models = model_jobs(config)
+    return {m.key for m in models} | {s.key for m in models for s in solve_jobs(config, m)}
+
+
+def _keys_once(path: Path) -> list[str]:
+    return [json.loads(line)["key"] for line in path.read_text().splitlines()]
+
+
+def test_two_worker_local_cluster_runs_a_tiny_study(tmp_path):
+    config = tiny_config(tmp_path)
+    summary = run_study(config, tmp_path / "run", workers=2)
+    keys = _keys_once(tmp_path / "run" / "results.jsonl")
+    assert sorted(keys) == sorted(_all_keys(config))  # every job exactly once
+    assert summary.completed == len(keys) and summary.failed == 0
+    records = ResultsLog(tmp_path / "run" / "results.jsonl").records()
+    for record in records:
+        if record["kind"] == "solve":
+            assert record["status"] in ("adversarial", "robust", "misclassified", "timeout", "unknown")
+            if record["found"] and record["status"] == "adversarial":
+                assert np.max(np.abs(np.subtract(record["x_adv"], record["x0"]))) <= 0.05 + 1e-9
+    models = [r for r in records if r["kind"] == "model"]
+    assert all((tmp_path / "run" / "models" / f"{m['key']}.npz").exists() for m in models)
+    again = run_study(config, tmp_path / "run", workers=1)
+    assert again.completed == 0 and again.skipped == len(keys)
+
+
+@pytest.fixture(scope="module")
+def shared_cluster():
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        yield cluster, client
+
+
+def test_interrupted_run_resumes_without_repeating_or_losing_jobs(tmp_path, shared_cluster):
+    cluster, _ = shared_cluster
+    config = tiny_config(tmp_path)
+    seen = []
+
+    def interrupt_after_four(record):
+        seen.append(record["key"])
+        if len(seen) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(
+            config, tmp_path / "run", scheduler=cluster.scheduler_address, on_record=interrupt_after_four
+        )
+    assert _keys_once(tmp_path / "run" / "results.jsonl") == seen
+    resumed = run_study(config, tmp_path / "run", scheduler=cluster.scheduler_address)
+    assert resumed.skipped == 4
+    keys = _keys_once(tmp_path / "run" / "results.jsonl")
+    assert sorted(keys) == sorted(_all_keys(config))
+
+
+def test_a_killed_worker_loses_no_job(tmp_path, shared_cluster):
+    cluster, client = shared_cluster
+    config = tiny_config(tmp_path)
+    killed = []
+
+    def kill_a_worker(record):
+        if not killed:
+            pid = next(iter(client.run(os.getpid).values()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    summary = run_study(
+        config, tmp_path / "run", scheduler=cluster.scheduler_address, on_record=kill_a_worker
+    )
+    assert killed
+    keys = _keys_once(tmp_path / "run" / "results.jsonl")
+    assert sorted(keys) == sorted(_all_keys(config)) or summary.failed > 0
+    rerun = run_study(config, tmp_path / "run", scheduler=cluster.scheduler_address)
+    assert sorted(_keys_once(tmp_path / "run" / "results.jsonl")) == sorted(_all_keys(config))
+    assert rerun.failed == 0
