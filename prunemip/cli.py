@@ -182,6 +182,34 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("name", choices=("mnist", "fashion-mnist"), help="dataset")
     data.add_argument("--dest", help="folder to download into (default: the user cache)")
 
+    verify = commands.add_parser(
+        "verify", formatter_class=_formatter, help="decide a VNN-LIB property: sat, unsat, timeout, unknown",
+        description=(
+            "Decide an ONNX network and a VNN-LIB property as VNN-COMP does. The last line printed is\n"
+            "the verdict: sat (with a counterexample re-checked by a forward pass), unsat (every\n"
+            "disjunct proved by bounds or the MIP), timeout or unknown. Exit status 0 for every verdict."
+        ),
+        epilog=(
+            "examples:\n"
+            "  prunemip verify net.onnx prop.vnnlib --timeout 120 --counterexample cex.txt\n"
+            "  prunemip verify net.onnx prop.vnnlib --surrogate-sparsity 0.8\n"
+            "  prunemip verify --instances instances.csv --results results.csv"
+        ),
+    )  # fmt: skip
+    verify.add_argument("network", nargs="?", help="the network (.onnx, or any model prunemip reads)")
+    verify.add_argument("property", nargs="?", help="the property (.vnnlib)")
+    verify.add_argument("--timeout", type=_positive_float, default=120.0, help="seconds per instance (120)")
+    verify.add_argument("--counterexample", help="write the verdict, and for sat the witness, to this file")
+    verify.add_argument(
+        "--surrogate-sparsity",
+        type=float,
+        help="first search a magnitude-pruned copy (e.g. 0.8); never used for unsat",
+    )
+    verify.add_argument("--instances", help="VNN-COMP instances CSV (onnx,vnnlib,timeout per line)")
+    verify.add_argument("--results", help="batch mode: also write one CSV line per instance here")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random falsification and HiGHS (0)")
+    verify.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module")
+
     experiment = commands.add_parser(
         "experiment", formatter_class=_formatter, help="run a study grid on Dask and report it",
         description=(
@@ -398,6 +426,77 @@ def _run_experiment(args: argparse.Namespace, console: Console) -> None:
     )
 
 
+def _verify_one(network_path: str, property_path: str, timeout: float, args: argparse.Namespace) -> Any:
+    from prunemip.model_io import load_network
+    from prunemip.solvers.highs import HighsOptions
+    from prunemip.verify import verify
+    from prunemip.vnnlib import load_vnnlib
+
+    network = load_network(network_path, trust_pickle=args.trust_pickle)
+    prop = load_vnnlib(property_path)
+    options = HighsOptions(threads=1, random_seed=args.seed)
+    return verify(
+        network, prop, timeout, surrogate_sparsity=args.surrogate_sparsity, options=options, seed=args.seed
+    )
+
+
+def _run_verify(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.atomic import atomic_write_lines
+    from prunemip.vnnlib import counterexample_text
+
+    if args.instances:
+        if args.network or args.property:
+            raise PrunemipError("give either NETWORK PROPERTY or --instances, not both")
+        _run_verify_batch(args, console)
+        return
+    if not (args.network and args.property):
+        raise PrunemipError("give a network and a property file (or --instances CSV)")
+    result = _verify_one(args.network, args.property, args.timeout, args)
+    console.print(f"{result.stage}: {', '.join(result.disjuncts) or '-'} in {result.seconds:.2f} s")
+    if args.counterexample:
+        text = (
+            counterexample_text(result.x, result.outputs)
+            if result.verdict == "sat"
+            else result.verdict + "\n"
+        )
+        atomic_write_lines(Path(args.counterexample), text.rstrip("\n").splitlines())
+    print(result.verdict)
+
+
+def _run_verify_batch(args: argparse.Namespace, console: Console) -> None:
+    import csv
+
+    from prunemip.atomic import atomic_write_lines
+
+    listing = Path(args.instances)
+    if not listing.is_file():
+        raise PrunemipError(f"instances file {listing} does not exist")
+    rows = [row for row in csv.reader(listing.read_text().splitlines()) if row and row[0].strip()]
+    for number, row in enumerate(rows, start=1):
+        if len(row) != 3:
+            raise PrunemipError(
+                f"{listing.name}:{number}: expected onnx,vnnlib,timeout, got {len(row)} fields"
+            )
+    lines, counts, total = [], {}, 0.0
+    for number, (network, prop, timeout) in enumerate(rows, start=1):
+        try:
+            seconds_allowed = float(timeout)
+        except ValueError:
+            raise PrunemipError(f"{listing.name}:{number}: timeout {timeout!r} is not a number") from None
+        result = _verify_one(
+            str(listing.parent / network.strip()), str(listing.parent / prop.strip()), seconds_allowed, args
+        )
+        line = f"{network.strip()},{prop.strip()},{result.verdict},{result.seconds:.3f}"
+        console.print(line)
+        lines.append(line)
+        counts[result.verdict] = counts.get(result.verdict, 0) + 1
+        total += result.seconds
+    summary = ", ".join(f"{verdict} {count}" for verdict, count in sorted(counts.items()))
+    console.print(f"{len(rows)} instances: {summary}; {total:.1f} s in all")
+    if args.results:
+        atomic_write_lines(Path(args.results), ["onnx,vnnlib,verdict,seconds", *lines])
+
+
 def _existing_dir(path: str | None) -> Path | None:
     if path is None:
         return None
@@ -413,6 +512,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 _COMMANDS = {
+    "verify": _run_verify,
     "experiment": _run_experiment,
     "demo": _run_demo,
     "encode": _run_encode,

@@ -1,0 +1,242 @@
+"""Decide a VNN-LIB property on a network: ``sat`` (with a checked counterexample),
+``unsat``, ``timeout`` or ``unknown``.
+
+Per disjunct (input box ``B``, output constraints ``c_k·y ≤ d_k``), cheapest first:
+
+1. falsification: random points of ``B`` (corners included);
+2. bounds: interval bounds on ``y`` over ``B``; a constraint with ``min_B c_k·y > d_k``
+   rules the disjunct out;
+3. the MIP ``max t`` s.t. ``c_k·y + t ≤ d_k`` for every ``k``, ``y = f(x)``, ``x ∈ B``
+   (``t`` is the smallest slack), in decide mode: stop at an incumbent with ``t > 0`` or
+   once the dual bound proves ``t ≤ −τ`` (τ as for adversarial attacks: at least the
+   slack's sensitivity to HiGHS's tolerances).
+
+``sat`` only for a point whose float64 forward pass satisfies the property exactly;
+``unsat`` only when every disjunct is ruled out by bounds or proved by the original
+network's MIP. With ``surrogate_sparsity`` a magnitude-pruned copy's MIP is searched
+first and its incumbents are checked on the original network (never used for ``unsat``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from prunemip.adversarial import ROBUST_TOLERANCE
+from prunemip.encoders.bigm import encode
+from prunemip.encoders.bounds import interval_bounds
+from prunemip.encoders.mip_model import MipModel, NameBlock
+from prunemip.errors import PrunemipError
+from prunemip.network import Network
+from prunemip.regions import InputRegion
+from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
+from prunemip.solvers.result import SolveStatus
+from prunemip.sparsify import magnitude_prune
+from prunemip.vnnlib import Disjunct, Property
+
+Verdict = Literal["sat", "unsat", "timeout", "unknown"]
+RANDOM_SAMPLES = 256
+
+
+@dataclass
+class VerifyResult:
+    """The verdict, the counterexample that supports ``sat``, and how it was reached."""
+
+    verdict: Verdict
+    seconds: float
+    stage: str = ""  #: what settled it: random, bounds, mip, surrogate
+    x: np.ndarray | None = field(default=None, repr=False)
+    outputs: np.ndarray | None = field(default=None, repr=False)
+    disjuncts: list[str] = field(default_factory=list)  #: per-disjunct outcome
+
+
+def check_sizes(network: Network, prop: Property) -> None:
+    if prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs:
+        raise PrunemipError(
+            f"{prop.source} declares {prop.n_inputs} inputs and {prop.n_outputs} outputs, but the network "
+            f"has {network.n_inputs} and {network.n_outputs}"
+        )
+
+
+def slack_model(model: MipModel, disjunct: Disjunct) -> MipModel:
+    """Add a free column ``t`` and rows ``c_k·y + t ≤ d_k``; maximise ``t``."""
+    n_rows, n_cols = model.n_rows, model.n_cols
+    coefficients = np.array([c.coefficients for c in disjunct.constraints])
+    rows = sp.csr_matrix(
+        (coefficients.ravel(), (np.repeat(np.arange(len(coefficients)), coefficients.shape[1]),
+                                np.tile(model.output_columns, len(coefficients)))),
+        shape=(len(coefficients), n_cols),
+    )  # fmt: skip
+    t_column = sp.csr_matrix(np.vstack([np.zeros((n_rows, 1)), np.ones((len(coefficients), 1))]))
+    matrix = sp.hstack([sp.vstack([model.matrix, rows]), t_column]).tocsc()
+    matrix.eliminate_zeros()
+    objective = np.zeros(n_cols + 1)
+    objective[-1] = 1.0
+    return replace(
+        model,
+        matrix=matrix,
+        row_lower=np.concatenate([model.row_lower, np.full(len(coefficients), -np.inf)]),
+        row_upper=np.concatenate([model.row_upper, [c.rhs for c in disjunct.constraints]]),
+        col_lower=np.append(model.col_lower, -np.inf),
+        col_upper=np.append(model.col_upper, np.inf),
+        integrality=np.append(model.integrality, False),
+        objective=objective,
+        objective_offset=0.0,
+        maximize=True,
+        column_blocks=(*model.column_blocks, NameBlock("slack", np.array([""]))),
+        row_blocks=(*model.row_blocks, NameBlock("property_", np.arange(len(coefficients)))),
+    )
+
+
+def _min_slack(disjunct: Disjunct, outputs: np.ndarray) -> float:
+    return min(c.slack(outputs) for c in disjunct.constraints)
+
+
+def _start(model: MipModel, disjunct: Disjunct, network: Network, x: np.ndarray) -> np.ndarray:
+    values = model.solution_from_input(x)[:-1]
+    return np.append(values, _min_slack(disjunct, network.forward(x)))
+
+
+def _proof_tolerance(model: MipModel, disjunct: Disjunct, options: HighsOptions) -> float:
+    """τ for ``t``: ``t`` moves with ``y`` at most as fast as ``max_k |c_k|`` per output."""
+    weights = np.max(np.abs([c.coefficients for c in disjunct.constraints]), axis=0)
+    cost = np.zeros(model.n_cols)
+    cost[model.output_columns] = weights
+    effect = model.with_objective(cost, maximize=True).tolerance_effect(options.feasibility_tolerance, 1e-6)
+    return max(ROBUST_TOLERANCE, effect)
+
+
+@dataclass
+class _Search:
+    """One verification run: the property, the network, the clock and what has been found."""
+
+    network: Network
+    prop: Property
+    deadline: float
+    options: HighsOptions
+    rng: np.random.Generator
+    found: tuple[np.ndarray, np.ndarray] | None = None
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def accept(self, x: np.ndarray, disjunct: Disjunct) -> bool:
+        """Keep ``x`` if the original network's forward pass satisfies the disjunct."""
+        point = np.clip(np.asarray(x, dtype=np.float64), disjunct.lower, disjunct.upper)
+        outputs = self.network.forward(point)
+        if disjunct.holds(point, outputs):
+            self.found = (point, outputs)
+            return True
+        return False
+
+    def falsify(self, disjunct: Disjunct) -> bool:
+        """Random points of the box, its centre and corners chosen at random."""
+        n = disjunct.lower.size
+        uniform = self.rng.uniform(disjunct.lower, disjunct.upper, size=(RANDOM_SAMPLES, n))
+        corners = np.where(self.rng.random((RANDOM_SAMPLES, n)) < 0.5, disjunct.lower, disjunct.upper)
+        points = np.vstack([(disjunct.lower + disjunct.upper) / 2, uniform, corners])
+        outputs = self.network.forward(points)
+        for point, output in zip(points, outputs, strict=True):
+            if disjunct.holds(point, output):
+                self.found = (point, output)
+                return True
+        return False
+
+    def mip(self, network: Network, disjunct: Disjunct, budget: float, check_original: bool) -> str:
+        """Solve the slack MIP of ``network``; return sat, unsat, timeout or unknown."""
+        region = InputRegion.box(disjunct.lower, disjunct.upper)
+        model = slack_model(encode(network, region, interval_bounds(network, region)), disjunct)
+        tolerance = _proof_tolerance(model, disjunct, self.options)
+        centre = (disjunct.lower + disjunct.upper) / 2
+        options = replace(self.options, time_limit=max(budget, 1e-3))
+
+        def candidate(values: np.ndarray) -> bool:
+            return self.accept(model.inputs_from_solution(values), disjunct)
+
+        result = solve(
+            model,
+            options,
+            start=_start(model, disjunct, network, centre),
+            decide=None if check_original else DecisionRule(target=0.0, proof=-tolerance),
+            on_incumbent=candidate,
+        )
+        if self.found is not None:
+            return "sat"
+        if check_original:
+            return "timeout" if result.status == SolveStatus.TIME_LIMIT else "unknown"
+        proved = result.dual_bound is not None and result.dual_bound <= -tolerance
+        if result.status in (SolveStatus.OPTIMAL, SolveStatus.DECIDED_AT_MOST) and proved:
+            return "unsat"
+        if result.status in (SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED):
+            return "timeout"
+        return "unknown"
+
+
+def _ruled_out_by_bounds(network: Network, disjunct: Disjunct) -> bool:
+    """Whether interval bounds on the outputs make some constraint impossible over the box."""
+    bounds = interval_bounds(network, InputRegion.box(disjunct.lower, disjunct.upper))
+    low, high = bounds.post_activation(len(network.layers) - 1)
+    for constraint in disjunct.constraints:
+        c = constraint.coefficients
+        smallest = float(np.sum(np.minimum(c * low, c * high)))
+        if smallest > constraint.rhs or (constraint.strict and smallest >= constraint.rhs):
+            return True
+    return False
+
+
+def verify(
+    network: Network,
+    prop: Property,
+    timeout: float,
+    *,
+    surrogate_sparsity: float | None = None,
+    options: HighsOptions | None = None,
+    seed: int = 0,
+) -> VerifyResult:
+    """Decide ``prop`` on ``network`` within ``timeout`` seconds."""
+    start = time.perf_counter()
+    check_sizes(network, prop)
+    if timeout <= 0:
+        raise PrunemipError(f"the timeout must be positive, got {timeout}")
+    search = _Search(
+        network, prop, start + timeout, options or HighsOptions(threads=1), np.random.default_rng(seed)
+    )
+
+    def done(verdict: Verdict, stage: str, outcomes: list[str]) -> VerifyResult:
+        x, outputs = search.found if search.found is not None else (None, None)
+        return VerifyResult(verdict, time.perf_counter() - start, stage, x, outputs, outcomes)
+
+    if not prop.disjuncts:
+        return done("unsat", "property", [])
+    for disjunct in prop.disjuncts:
+        if not disjunct.constraints and search.accept((disjunct.lower + disjunct.upper) / 2, disjunct):
+            return done("sat", "random", ["sat"])
+        if search.falsify(disjunct):
+            return done("sat", "random", ["sat"])
+    open_disjuncts = [d for d in prop.disjuncts if not _ruled_out_by_bounds(network, d)]
+    outcomes = ["unsat (bounds)"] * (len(prop.disjuncts) - len(open_disjuncts))
+    if not open_disjuncts:
+        return done("unsat", "bounds", outcomes)
+    if surrogate_sparsity is not None:
+        surrogate = magnitude_prune(network, surrogate_sparsity)
+        share = search.remaining() / 2 / len(open_disjuncts)
+        for disjunct in open_disjuncts:
+            if search.mip(surrogate, disjunct, share, check_original=True) == "sat":
+                return done("sat", "surrogate", [*outcomes, "sat"])
+    for index, disjunct in enumerate(open_disjuncts):
+        remaining = search.remaining()
+        if remaining <= 0:
+            return done("timeout", "mip", outcomes)
+        outcome = search.mip(
+            network, disjunct, remaining / (len(open_disjuncts) - index), check_original=False
+        )
+        outcomes.append(outcome)
+        if outcome == "sat":
+            return done("sat", "mip", outcomes)
+    if all(o.startswith("unsat") for o in outcomes):
+        return done("unsat", "mip", outcomes)
+    return done("timeout" if "timeout" in outcomes else "unknown", "mip", outcomes)

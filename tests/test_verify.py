@@ -1,0 +1,198 @@
+"""VNN-LIB verification: verdicts against brute force, counterexamples, errors with lines."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import brute_force_margin
+from torch import nn
+
+from prunemip.cli import USER_ERROR, main
+from prunemip.errors import PrunemipError
+from prunemip.model_io import load_network
+from prunemip.regions import InputRegion
+from prunemip.verify import verify
+from prunemip.vnnlib import load_vnnlib, parse_vnnlib
+
+HEADER = (
+    "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"
+)
+BOX = "(assert (>= X_0 -1.0))\n(assert (<= X_0 1.0))\n(assert (>= X_1 -1.0))\n(assert (<= X_1 1.0))\n"
+
+
+def export_onnx(model: nn.Module, path: Path, n_inputs: int) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, n_inputs),), str(path), dynamo=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-4-4-2 ReLU net (8 hidden ReLUs, small enough for brute force over patterns)."""
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    return export_onnx(model, tmp_path_factory.mktemp("nets") / "tiny.onnx", 2)
+
+
+@pytest.fixture(scope="module")
+def extremes(tiny_onnx: Path) -> dict[str, float]:
+    """Exact maxima of Y_0 − Y_1 and Y_1 − Y_0 over the box [-1, 1]², by brute force."""
+    network = load_network(tiny_onnx)
+    box = InputRegion.box(-np.ones(2), np.ones(2))
+    return {
+        "y0_minus_y1": brute_force_margin(network, box, 0, 1),
+        "y1_minus_y0": brute_force_margin(network, box, 1, 0),
+    }
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def property_text(*disjuncts: str) -> str:
+    body = disjuncts[0] if len(disjuncts) == 1 else "(or " + " ".join(f"(and {d})" for d in disjuncts) + ")"
+    return HEADER + BOX + f"(assert {body})\n"
+
+
+def y0_beats_y1_by(c: float) -> str:
+    return f"(>= (- Y_0 Y_1) {float(c)!r})"
+
+
+def y1_beats_y0_by(c: float) -> str:
+    return f"(<= (+ Y_0 (* -1.0 Y_1)) {-float(c)!r})"
+
+
+@pytest.mark.parametrize("surrogate", [None, 0.5])
+def test_verdicts_match_brute_force(tiny_onnx, extremes, tmp_path, surrogate):
+    network = load_network(tiny_onnx)
+    high, low = extremes["y0_minus_y1"], extremes["y1_minus_y0"]
+    cases = {
+        "sat": property_text(y0_beats_y1_by(high - 0.05)),
+        "unsat": property_text(y0_beats_y1_by(high + 0.05)),
+        "sat-disjunctive": property_text(y0_beats_y1_by(high + 0.05), y1_beats_y0_by(low - 0.05)),
+        "unsat-disjunctive": property_text(y0_beats_y1_by(high + 0.05), y1_beats_y0_by(low + 0.05)),
+    }
+    for name, text in cases.items():
+        prop = load_vnnlib(write(tmp_path, f"{name}.vnnlib", text))
+        result = verify(network, prop, 30.0, surrogate_sparsity=surrogate)
+        assert result.verdict == name.split("-")[0], (name, result)
+        if result.verdict == "sat":
+            assert prop.satisfied_by(result.x, network.forward(result.x))
+            assert np.all(result.x >= -1.0) and np.all(result.x <= 1.0)
+
+
+def test_unsat_needs_the_mip_when_sampling_and_bounds_cannot_decide(tiny_onnx, extremes, tmp_path):
+    network = load_network(tiny_onnx)
+    prop = load_vnnlib(
+        write(tmp_path, "tight.vnnlib", property_text(y0_beats_y1_by(extremes["y0_minus_y1"] + 1e-3)))
+    )
+    result = verify(network, prop, 30.0)
+    assert result.verdict == "unsat" and result.stage in ("mip", "bounds")
+
+
+def test_counterexample_file_reads_back_and_satisfies_the_property(tiny_onnx, extremes, tmp_path, capsys):
+    prop_path = write(tmp_path, "sat.vnnlib", property_text(y0_beats_y1_by(extremes["y0_minus_y1"] - 0.01)))
+    witness = tmp_path / "cex.txt"
+    code = main(
+        ["verify", str(tiny_onnx), str(prop_path), "--timeout", "30", "--counterexample", str(witness)]
+    )
+    assert code == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "sat"
+    lines = witness.read_text().splitlines()
+    assert lines[0] == "sat"
+    values = {}
+    for entry in " ".join(lines[1:]).replace("(", " ").replace(")", " ").split("\n"):
+        tokens = entry.split()
+        for name, value in zip(tokens[::2], tokens[1::2], strict=True):
+            values[name] = float(value)
+    x = np.array([values["X_0"], values["X_1"]])
+    y = np.array([values["Y_0"], values["Y_1"]])
+    network = load_network(tiny_onnx)
+    np.testing.assert_allclose(network.forward(x), y, rtol=0, atol=0)
+    assert load_vnnlib(prop_path).satisfied_by(x, y)
+
+
+def test_batch_mode_writes_one_line_per_instance(tiny_onnx, extremes, tmp_path, capsys):
+    high = extremes["y0_minus_y1"]
+    write(tmp_path, "a.vnnlib", property_text(y0_beats_y1_by(high - 0.05)))
+    write(tmp_path, "b.vnnlib", property_text(y0_beats_y1_by(high + 0.05)))
+    (tmp_path / "net.onnx").write_bytes(tiny_onnx.read_bytes())
+    listing = write(tmp_path, "instances.csv", "net.onnx,a.vnnlib,30\nnet.onnx,b.vnnlib,30\n")
+    results = tmp_path / "results.csv"
+    assert main(["verify", "--instances", str(listing), "--results", str(results)]) == 0
+    rows = results.read_text().splitlines()
+    assert rows[0] == "onnx,vnnlib,verdict,seconds"
+    assert [row.split(",")[2] for row in rows[1:]] == ["sat", "unsat"]
+    assert "2 instances: sat 1, unsat 1" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------- parser
+def test_parser_reads_linear_terms_and_disjunctions():
+    text = HEADER + BOX + "(assert (or (and (<= Y_0 3) (> Y_1 (* 2 Y_0))) (< (+ Y_0 Y_1 -1) 0.5)))\n"
+    prop = parse_vnnlib(text)
+    assert (prop.n_inputs, prop.n_outputs, len(prop.disjuncts)) == (2, 2, 2)
+    first, second = prop.disjuncts
+    np.testing.assert_array_equal(first.lower, [-1, -1])
+    assert [(list(c.coefficients), c.rhs, c.strict) for c in first.constraints] == [
+        ([1.0, 0.0], 3.0, False),
+        ([2.0, -1.0], 0.0, True),
+    ]
+    assert [(list(c.coefficients), c.rhs, c.strict) for c in second.constraints] == [([1.0, 1.0], 1.5, True)]
+    # An empty input box removes its disjunct; the property is then unsat.
+    empty = parse_vnnlib(
+        HEADER + "(assert (>= X_0 1))(assert (<= X_0 0))(assert (<= X_1 1))(assert (>= X_1 0))"
+    )
+    assert empty.disjuncts == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        (HEADER + "(assert (<= X_0 1)\n", 5, "never closed"),
+        (HEADER + BOX + "\n(assert (<= (* Y_0 Y_1) 1))", 10, "not linear"),
+        (HEADER + BOX + "(assert (<= (+ X_0 Y_0) 1))", 9, "mix inputs"),
+        (HEADER + BOX + "(assert (<= (+ X_0 X_1) 1))", 9, "single inputs"),
+        (HEADER + BOX + "(assert (= Y_0 1))", 9, "unsupported constraint"),
+        (HEADER + BOX + "(assert (<= Y_7 1))", 9, "before its declare-const"),
+        (HEADER + "(declare-fun f () Real)", 5, "unsupported command"),
+        ("(declare-const Z_0 Real)", 1, "X_<i> or Y_<j>"),
+        (HEADER + ")", 5, "unmatched"),
+    ],
+)
+def test_malformed_vnnlib_points_at_the_line(text, line, fragment):
+    with pytest.raises(PrunemipError) as error:
+        parse_vnnlib(text, "prop.vnnlib")
+    message = str(error.value)
+    assert f"prop.vnnlib:{line}:" in message and fragment in message and "\n" not in message
+
+
+def test_unbounded_input_and_size_mismatch_are_errors(tiny_onnx):
+    with pytest.raises(PrunemipError, match="X_1 has no finite"):
+        parse_vnnlib(HEADER + "(assert (>= X_0 -1.0))\n(assert (<= X_0 1.0))\n(assert (<= Y_0 1))")
+    three = parse_vnnlib(
+        "(declare-const X_0 Real)(declare-const X_1 Real)(declare-const X_2 Real)(declare-const Y_0 Real)"
+        "(declare-const Y_1 Real)(assert (<= X_0 1))(assert (>= X_0 0))(assert (<= X_1 1))(assert (>= X_1 0))"
+        "(assert (<= X_2 1))(assert (>= X_2 0))(assert (<= Y_0 0))"
+    )
+    with pytest.raises(PrunemipError, match="3 inputs"):
+        verify(load_network(tiny_onnx), three, 10.0)
+
+
+def test_cli_errors_are_one_line(tiny_onnx, tmp_path, capsys):
+    bad = write(tmp_path, "bad.vnnlib", HEADER + "(assert (<= Y_0 1)")
+    assert main(["verify", str(tiny_onnx), str(bad)]) == USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.vnnlib:5:" in err[0]
+    sigmoid = export_onnx(
+        nn.Sequential(nn.Linear(2, 3), nn.Sigmoid(), nn.Linear(3, 2)), tmp_path / "s.onnx", 2
+    )
+    good = write(tmp_path, "p.vnnlib", HEADER + BOX + "(assert (<= Y_0 Y_1))")
+    assert main(["verify", str(sigmoid), str(good)]) == USER_ERROR
+    assert "Sigmoid" in capsys.readouterr().err
