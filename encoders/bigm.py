@@ -142,37 +142,56 @@ class _LayerPlan:
     bias_low: np.ndarray  #: bias with constants and tiny-weight terms folded in, as an interval
     bias_high: np.ndarray
     status: np.ndarray
-    constant_value: np.ndarray
+    constant_value: np.ndarray  #: a representative value of each CONSTANT neuron (0 otherwise)
+    constant_low: np.ndarray  #: the sound interval of that value (float folding rounds)
+    constant_high: np.ndarray
 
 
-def _split_tiny(
-    weight: sp.csr_matrix, bias: np.ndarray, lower: np.ndarray, upper: np.ndarray
+def _fold(
+    weight: sp.csr_matrix,
+    keep: np.ndarray,
+    bias: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Drop weights with ``|w| ≤ TINY``; return the rest and the bias interval absorbing them."""
-    small = np.abs(weight.data) <= TINY
-    if not small.any():
+    """Split ``W h + b`` into ``kept·h + [bias_low, bias_high]``.
+
+    ``keep`` marks the stored entries that stay as matrix coefficients; every other entry
+    is folded into the row's bias as the interval of ``w·h`` over ``h ∈ [lower, upper]``
+    (a constant input has ``lower = upper``). The interval is rigorously widened for
+    float64 rounding (``interval_layer``), so the rows stay a relaxation of the exact
+    network; rows with nothing to fold keep their bias exactly.
+    """
+    if keep.all():
         return weight, bias, bias
-    tiny = weight.copy()
-    tiny.data[~small] = 0.0
-    tiny.eliminate_zeros()
     kept = weight.copy()
-    kept.data[small] = 0.0
+    kept.data[~keep] = 0.0
     kept.eliminate_zeros()
-    low, high = interval_layer(tiny, bias, lower, upper)
-    return kept, low, high
+    rest = weight.copy()
+    rest.data[keep] = 0.0
+    rest.eliminate_zeros()
+    touched = np.diff(rest.indptr) > 0
+    low, high = interval_layer(rest, bias, lower, upper, relative=0.0)
+    return kept, np.where(touched, low, bias), np.where(touched, high, bias)
 
 
 def _classify(network: Network, region: InputRegion, bounds: NeuronBounds) -> list[_LayerPlan]:
     """Forward pass: fold constants, classify every neuron; backward pass: drop dead ones."""
     plans: list[_LayerPlan] = []
     prev_is_variable = np.ones(network.n_inputs, dtype=bool)
-    prev_value = np.zeros(network.n_inputs)
+    prev_low = np.zeros(network.n_inputs)  # constant neurons' value intervals (0 for inactive)
+    prev_high = np.zeros(network.n_inputs)
     prev_lower, prev_upper = region.lower, region.upper
     for k, layer in enumerate(network.layers):
-        weight = layer.weight.copy()
-        weight.eliminate_zeros()
-        bias = layer.bias + weight @ np.where(prev_is_variable, 0.0, prev_value)
-        weight = (weight @ sp.diags(prev_is_variable.astype(np.float64))).tocsr()
+        full = layer.weight.copy()
+        full.eliminate_zeros()
+        # Entries from inactive neurons (value exactly 0) vanish; entries from constant
+        # neurons with a nonzero value are folded into the bias below.
+        live_input = prev_is_variable | (prev_low != 0.0) | (prev_high != 0.0)
+        full = (full @ sp.diags(live_input.astype(np.float64))).tocsr()
+        full.eliminate_zeros()
+        full.sort_indices()
+        weight = (full @ sp.diags(prev_is_variable.astype(np.float64))).tocsr()
         weight.eliminate_zeros()
         if weight.nnz and np.max(np.abs(weight.data)) >= HUGE:
             raise PrunemipError(
@@ -188,11 +207,22 @@ def _classify(network: Network, region: InputRegion, bounds: NeuronBounds) -> li
             status[has_input & ~active & ~inactive] = NeuronStatus.UNSTABLE
         else:
             status[has_input] = NeuronStatus.LINEAR
-        constant_value = np.where(status == NeuronStatus.CONSTANT, layer.activate(bias), 0.0)
-        kept, bias_low, bias_high = _split_tiny(weight, bias, prev_lower, prev_upper)
-        plans.append(_LayerPlan(kept, bias_low, bias_high, status, constant_value))
+        # Coefficients: weights from variable neurons above solver precision (|w| > TINY).
+        from_variable = prev_is_variable[full.indices]
+        keep = from_variable & (np.abs(full.data) > TINY)
+        box_low = np.where(prev_is_variable, prev_lower, prev_low)
+        box_high = np.where(prev_is_variable, prev_upper, prev_high)
+        kept, bias_low, bias_high = _fold(full, keep, layer.bias, box_low, box_high)
+        constant = status == NeuronStatus.CONSTANT
+        constant_low = np.where(constant, layer.activate(bias_low), 0.0)
+        constant_high = np.where(constant, layer.activate(bias_high), 0.0)
+        midpoint = layer.activate(0.5 * (bias_low + bias_high))
+        constant_value = np.where(constant, np.clip(midpoint, constant_low, constant_high), 0.0)
+        plans.append(
+            _LayerPlan(kept, bias_low, bias_high, status, constant_value, constant_low, constant_high)
+        )
         prev_is_variable = np.isin(status, _VARIABLE_STATUSES)
-        prev_value = constant_value
+        prev_low, prev_high = constant_low, constant_high
         prev_lower, prev_upper = bounds.post_activation(k)
     for k in range(len(plans) - 2, -1, -1):
         following = plans[k + 1]
@@ -297,6 +327,7 @@ def encode(
         bounds_method=bounds.method,
         bounds_seconds=bounds.seconds,
         build_seconds=time.perf_counter() - start,
+        bounds_stages=tuple(stage.to_dict() for stage in bounds.stages),
     )
     return MipModel(
         matrix=matrix,
@@ -344,8 +375,8 @@ def _encode_layer(
     fixed = np.isin(status, (NeuronStatus.CONSTANT, NeuronStatus.INACTIVE))
     with_column = np.isin(status, _VARIABLE_STATUSES) | (fixed & is_output)
     post_lower, post_upper = bounds.post_activation(k)
-    col_lower = np.where(fixed, plan.constant_value, post_lower)
-    col_upper = np.where(fixed, plan.constant_value, post_upper)
+    col_lower = np.where(fixed, plan.constant_low, post_lower)
+    col_upper = np.where(fixed, plan.constant_high, post_upper)
     variable = np.flatnonzero(with_column)
     output_column[variable] = builder.add_columns(name, variable, col_lower[variable], col_upper[variable])
 

@@ -19,7 +19,7 @@ and the final sum) plus a relative tolerance, so the true bounds always lie insi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,9 +33,39 @@ UNIT_ROUNDOFF = 2.0**-53
 RELATIVE_TOLERANCE = 1e-12
 
 
+def gamma(n: np.ndarray | int) -> np.ndarray:
+    """Higham's ``γ_n = n·u/(1 − n·u)``: the relative error bound of an ``n``-term float64 dot product."""
+    count = np.asarray(n, dtype=np.float64)
+    return count * UNIT_ROUNDOFF / (1.0 - count * UNIT_ROUNDOFF)
+
+
+@dataclass(frozen=True)
+class BoundsStage:
+    """One stage of a progressive bounds computation, as reported in the stats tables."""
+
+    method: str  #: "ia", "linear", "lp" or "mip"
+    seconds: float
+    unstable: int  #: unstable ReLU neurons after this stage
+    total_width: float  #: Σ (u − l) over them
+    details: dict[str, object] = field(default_factory=dict)  #: e.g. LPs solved, budget hit
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "seconds": self.seconds,
+            "unstable": self.unstable,
+            "total_width": self.total_width,
+            **self.details,
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class NeuronBounds:
-    """Sound pre-activation bounds of every layer of a network over one input region."""
+    """Sound pre-activation bounds of every layer of a network over one input region.
+
+    ``method`` names the last stage that ran; ``seconds`` is the time of all stages and
+    ``stages`` their individual figures (time, #unstable, Σ(u − l)), cheapest first.
+    """
 
     input_lower: np.ndarray
     input_upper: np.ndarray
@@ -44,6 +74,7 @@ class NeuronBounds:
     relu_layers: tuple[bool, ...]
     method: str
     seconds: float
+    stages: tuple[BoundsStage, ...] = ()
 
     def stably_inactive(self, k: int) -> np.ndarray:
         return self.upper[k] <= 0.0
@@ -74,6 +105,13 @@ class NeuronBounds:
             return np.maximum(self.lower[k], 0.0), np.maximum(self.upper[k], 0.0)
         return self.lower[k], self.upper[k]
 
+    def stage(self, method: str, seconds: float, **details: object) -> BoundsStage:
+        """This bounds' figures as a stage of ``method`` that took ``seconds``."""
+        return BoundsStage(method, seconds, self.n_unstable, self.total_unstable_width, dict(details))
+
+    def with_stages(self, method: str, seconds: float, stages: tuple[BoundsStage, ...]) -> NeuronBounds:
+        return replace(self, method=method, seconds=seconds, stages=stages)
+
     def contains(self, network: Network, x: np.ndarray, tol: float = 0.0) -> bool:
         """Whether every pre-activation of ``network`` at ``x`` (one input or a batch) lies in the bounds."""
         values = network.pre_activations(x)
@@ -83,15 +121,25 @@ class NeuronBounds:
         )
 
 
-def _widen(low: np.ndarray, high: np.ndarray, rounding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    slack = rounding + RELATIVE_TOLERANCE * np.maximum(np.abs(low), np.abs(high))
+def _widen(
+    low: np.ndarray, high: np.ndarray, rounding: np.ndarray, relative: float = RELATIVE_TOLERANCE
+) -> tuple[np.ndarray, np.ndarray]:
+    slack = rounding + relative * np.maximum(np.abs(low), np.abs(high))
     return low - slack, high + slack
 
 
 def interval_layer(
-    weight: sp.csr_matrix, bias: np.ndarray, lower: np.ndarray, upper: np.ndarray
+    weight: sp.csr_matrix,
+    bias: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    relative: float = RELATIVE_TOLERANCE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sound interval bounds of ``W h + b`` for ``h ∈ [lower, upper]``."""
+    """Sound interval bounds of ``W h + b`` for ``h ∈ [lower, upper]``.
+
+    The ``4 γ_{n+2}·magnitude`` widening alone is rigorous (it covers the rounding of the
+    centre, the radius, both products and the final sums); ``relative`` adds a margin on top.
+    """
     center = 0.5 * (lower + upper)
     radius = 0.5 * (upper - lower)
     abs_weight = abs(weight)
@@ -99,8 +147,7 @@ def interval_layer(
     spread = abs_weight @ radius
     magnitude = abs_weight @ (np.abs(center) + radius) + np.abs(bias)
     n_terms = np.diff(weight.indptr) + 2
-    gamma = n_terms * UNIT_ROUNDOFF / (1.0 - n_terms * UNIT_ROUNDOFF)
-    return _widen(mid - spread, mid + spread, 4.0 * gamma * magnitude)
+    return _widen(mid - spread, mid + spread, 4.0 * gamma(n_terms) * magnitude, relative)
 
 
 def interval_bounds(network: Network, region: InputRegion) -> NeuronBounds:
@@ -119,12 +166,21 @@ def interval_bounds(network: Network, region: InputRegion) -> NeuronBounds:
         lows.append(lo)
         highs.append(hi)
         lower, upper = (np.maximum(lo, 0.0), np.maximum(hi, 0.0)) if layer.activation == "relu" else (lo, hi)
-    return NeuronBounds(
+    bounds = NeuronBounds(
         input_lower=region.lower.copy(),
         input_upper=region.upper.copy(),
         lower=tuple(lows),
         upper=tuple(highs),
         relu_layers=tuple(layer.activation == "relu" for layer in network.layers),
         method="ia",
-        seconds=time.perf_counter() - start,
+        seconds=0.0,
     )
+    seconds = time.perf_counter() - start
+    return bounds.with_stages("ia", seconds, (bounds.stage("ia", seconds),))
+
+
+def intersect_bounds(first: NeuronBounds, second: NeuronBounds) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Layer-wise elementwise intersection of two sound bounds of the same network and region."""
+    lows = [np.maximum(a, b) for a, b in zip(first.lower, second.lower, strict=True)]
+    highs = [np.minimum(a, b) for a, b in zip(first.upper, second.upper, strict=True)]
+    return lows, highs

@@ -72,6 +72,8 @@ class EncodingStats:
     bounds_method: str
     bounds_seconds: float
     build_seconds: float
+    #: per bounds stage (cheapest first): method, seconds, unstable, total_width, details
+    bounds_stages: tuple[dict[str, object], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -86,6 +88,7 @@ class EncodingStats:
             "bounds_method": self.bounds_method,
             "bounds_seconds": self.bounds_seconds,
             "build_seconds": self.build_seconds,
+            "bounds_stages": [dict(stage) for stage in self.bounds_stages],
         }
 
 

@@ -10,6 +10,13 @@ Targeted: one target class ``t``. Untargeted: targets in order of the clean logi
 
 Every witness is pulled exactly into the region and re-checked by a float64 forward pass
 of the same network; the reported margin is the forward pass's, not the solver's.
+
+The pipeline, cheapest first: a quick gradient attack (:mod:`prunemip.pgd`) whose points
+seed HiGHS — and which ends a decide-mode search at once when one of them is adversarial;
+neuron bounds by :func:`~prunemip.solvers.obbt.compute_bounds` (``bounds=`` a method name,
+default ``"auto"``: interval → linear relaxation → LP only when it pays); in decide mode a
+target whose margin the linear relaxation already bounds by ``≤ −τ`` is robust without a
+MIP; then one MIP per remaining target.
 """
 
 from __future__ import annotations
@@ -22,18 +29,33 @@ from typing import Any, Literal
 import numpy as np
 
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
-from prunemip.encoders.bounds import NeuronBounds, interval_bounds
+from prunemip.encoders.bounds import NeuronBounds
+from prunemip.encoders.linear import linear_upper_bound
 from prunemip.encoders.mip_model import EncodingStats, MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
+from prunemip.pgd import PgdOptions, PgdResult, pgd_attack
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
+from prunemip.solvers.obbt import (
+    BOUNDS_METHODS,
+    DEFAULT_BOUNDS,
+    ObbtOptions,
+    compute_bounds,
+    continue_bounds,
+    lp_pays,
+)
 from prunemip.solvers.result import SolveResult, SolveStatus
 
 #: A "robust" verdict needs HiGHS to prove the margin ≤ −τ with τ at least this, and at
 #: least what HiGHS's feasibility tolerances can move the margin on this network
 #: (``MipModel.tolerance_effect``): a smaller proven margin is not a proof.
 ROBUST_TOLERANCE = 1e-6
+#: ``bounds="auto"``: a target's first MIP gets this fraction of the time limit (at least
+#: AUTO_FIRST_MIP_MIN s); if it is not decided by then, the bounds are tightened by LP
+#: (when ``lp_pays``) and the MIP restarts from its best point.
+AUTO_FIRST_MIP_FRACTION = 0.05
+AUTO_FIRST_MIP_MIN = 1.0
 
 Mode = Literal["decide", "optimize"]
 MODES: tuple[str, ...] = ("decide", "optimize")
@@ -94,6 +116,8 @@ class AttackResult:
     encoding: EncodingStats | None
     bounds_seconds: float
     total_seconds: float
+    pgd_seconds: float = 0.0  #: the gradient attack's time (0 when it did not run)
+    pgd_margin: float | None = None  #: its best forward-pass margin
 
     @property
     def found(self) -> bool:
@@ -130,6 +154,8 @@ class AttackResult:
             "targets": [outcome.to_dict() for outcome in self.targets],
             "encoding": None if self.encoding is None else self.encoding.to_dict(),
             "bounds_seconds": self.bounds_seconds,
+            "pgd_seconds": self.pgd_seconds,
+            "pgd_margin": self.pgd_margin,
             "solve_seconds": self.solve_seconds,
             "nodes": self.nodes,
             "total_seconds": self.total_seconds,
@@ -226,20 +252,27 @@ def find_adversarial_example(
     radius: float | None = None,
     target: int | None = None,
     mode: Mode = "decide",
-    bounds: NeuronBounds | None = None,
+    bounds: NeuronBounds | str | None = None,
     formulation: str = DEFAULT_FORMULATION,
     options: HighsOptions | None = None,
     start_points: list[np.ndarray] | None = None,
     robust_tolerance: float = ROBUST_TOLERANCE,
+    pgd: PgdOptions | bool | None = True,
+    bounds_options: ObbtOptions | None = None,
 ) -> AttackResult:
     """Search the region around ``x0`` for an input classified other than ``label``.
 
     Give either ``region`` or ``norm`` and ``radius`` (the ball is intersected with the
     network's input range). ``target=None`` is untargeted. ``options.time_limit`` is the
-    budget of the whole attack, shared by the targets in turn. ``start_points`` (e.g.
-    from a gradient attack) seed the MIP; ``x0`` always does. "robust" means HiGHS proved
-    every margin ≤ −τ, with τ the larger of ``robust_tolerance`` and the margin's
-    sensitivity to HiGHS's tolerances; a best margin within τ of 0 is "unknown".
+    budget of the whole attack (gradient attack, bounds and MIPs), shared by the targets
+    in turn. ``bounds`` is precomputed :class:`NeuronBounds` or a method name
+    (``ia``, ``linear``, ``lp``, ``mip``; default ``auto``, see
+    :func:`~prunemip.solvers.obbt.compute_bounds`), ``bounds_options`` its LP/MIP limits.
+    ``pgd`` configures the gradient attack (``False`` skips it). ``start_points`` seed
+    the MIP; ``x0`` and the gradient attack's points always do. "robust" means every
+    margin was proven ≤ −τ — by HiGHS, with τ the larger of ``robust_tolerance`` and the
+    margin's sensitivity to HiGHS's tolerances, or in decide mode by the rigorous linear
+    relaxation bound; a best margin within τ of 0 is "unknown".
     """
     start = time.perf_counter()
     if mode not in MODES:
@@ -285,18 +318,77 @@ def find_adversarial_example(
             time.perf_counter() - start,
         )
 
-    if bounds is None:
-        bounds = interval_bounds(network, region)
-    model = encode(network, region, bounds, formulation=formulation)
-    starts = [point, *(region.project(p) for p in start_points or [])]
-    outcomes: list[TargetOutcome] = []
     deadline = start + options.time_limit
+    starts = [point, *(region.project(p) for p in start_points or [])]
+    # 1. Cheap bounds (up to the linear relaxation). In decide mode, a target whose margin
+    #    they bound by ≤ −τ needs neither the gradient attack nor a MIP (not with bare
+    #    interval bounds: the plain baseline).
+    method = bounds.method if isinstance(bounds, NeuronBounds) else bounds or DEFAULT_BOUNDS
+    if method not in (*BOUNDS_METHODS, DEFAULT_BOUNDS):
+        raise PrunemipError(f"unknown bounds method {method!r}; choose one of {BOUNDS_METHODS} or 'auto'")
+    shortcut = mode == "decide" and method != "ia"
+    if not isinstance(bounds, NeuronBounds):
+        bounds = compute_bounds(network, region, "ia" if method == "ia" else "linear")
+    proven = _linear_margin_bounds(network, region, bounds, label, targets) if shortcut else {}
+    open_targets = [t for t in targets if proven.get(t, 0.0) > -robust_tolerance]
+    # 2. The gradient attack on the targets still open; in decide mode an adversarial point ends it.
+    quick = _gradient_attack(network, region, label, open_targets, pgd, options, deadline)
+    pgd_seconds = 0.0 if quick is None else quick.seconds
+    pgd_margin = None if quick is None or not quick.margins else quick.best_margin
+    if quick is not None:
+        by_margin = sorted(quick.margins, key=quick.margins.__getitem__, reverse=True)
+        starts += [quick.points[t] for t in by_margin]
+        if mode == "decide" and by_margin:
+            witness = check_witness(network, region, quick.points[by_margin[0]], by_margin[0], label)
+            if witness.is_adversarial:
+                return AttackResult(
+                    "adversarial", label, prediction, logits, mode, region, witness, (), None,
+                    bounds.seconds, time.perf_counter() - start, pgd_seconds, pgd_margin,
+                )  # fmt: skip
+    # 3. Tighter bounds while a target is open: "lp"/"mip" now; "auto" only once a MIP has
+    #    proved hard (see AUTO_FIRST_MIP_FRACTION) and the LP stage pays (obbt.lp_pays).
+    if open_targets and method in ("lp", "mip") and bounds.method == "linear":
+        bounds = continue_bounds(
+            network, region, bounds, method, options=bounds_options,
+            time_limit=max(deadline - time.perf_counter(), 0.0), points=starts,
+        )  # fmt: skip
+        proven = _linear_margin_bounds(network, region, bounds, label, targets) if shortcut else {}
+    escalate = method == DEFAULT_BOUNDS and bounds.method == "linear" and lp_pays(bounds)
+    model = encode(network, region, bounds, formulation=formulation)
+    outcomes: list[TargetOutcome] = []
     for candidate in targets:
+        if candidate in proven and proven[candidate] <= -robust_tolerance:
+            outcomes.append(_proven_by_bounds(candidate, proven[candidate], robust_tolerance))
+            continue
         if deadline <= time.perf_counter():
             break
+        first_deadline = deadline
+        if escalate:
+            first_deadline = min(deadline, time.perf_counter() + _first_mip_seconds(options.time_limit))
         outcome = _solve_target(
-            model, network, region, label, candidate, mode, options, deadline, starts, robust_tolerance
+            model, network, region, label, candidate, mode, options, first_deadline, starts, robust_tolerance
         )
+        if escalate and outcome.status == "timeout" and deadline > time.perf_counter():
+            # The MIP is hard: tighten the bounds by LP once, then retry with what was found.
+            escalate = False
+            bounds = continue_bounds(
+                network, region, bounds, DEFAULT_BOUNDS, options=bounds_options,
+                time_limit=max(deadline - time.perf_counter(), 0.0), points=starts,
+            )  # fmt: skip
+            if shortcut:
+                proven = _linear_margin_bounds(network, region, bounds, label, targets)
+            model = encode(network, region, bounds, formulation=formulation)
+            if outcome.witness is not None:
+                starts.append(outcome.witness.x)
+            if candidate in proven and proven[candidate] <= -robust_tolerance:
+                outcome = _proven_by_bounds(candidate, proven[candidate], robust_tolerance)
+            elif deadline > time.perf_counter():
+                first = outcome.solve
+                outcome = _solve_target(
+                    model, network, region, label, candidate, mode, options, deadline, starts,
+                    robust_tolerance,
+                )  # fmt: skip
+                outcome = replace(outcome, solve=_with_earlier_effort(outcome.solve, first))
         outcomes.append(outcome)
         if mode == "decide" and outcome.status == "adversarial":
             break
@@ -312,7 +404,73 @@ def find_adversarial_example(
         encoding=model.stats,
         bounds_seconds=bounds.seconds,
         total_seconds=time.perf_counter() - start,
+        pgd_seconds=pgd_seconds,
+        pgd_margin=pgd_margin,
     )
+
+
+def _first_mip_seconds(time_limit: float) -> float:
+    """How long the first MIP of a target runs before ``auto`` tightens the bounds by LP."""
+    return max(AUTO_FIRST_MIP_MIN, AUTO_FIRST_MIP_FRACTION * time_limit)
+
+
+def _with_earlier_effort(result: SolveResult, earlier: SolveResult) -> SolveResult:
+    """``result`` with the time, nodes and iterations of an abandoned first attempt added."""
+    return replace(
+        result,
+        nodes=result.nodes + earlier.nodes,
+        lp_iterations=result.lp_iterations + earlier.lp_iterations,
+        solve_seconds=result.solve_seconds + earlier.solve_seconds,
+        load_seconds=result.load_seconds + earlier.load_seconds,
+    )
+
+
+def _gradient_attack(
+    network: Network,
+    region: InputRegion,
+    label: int,
+    targets: list[int],
+    pgd: PgdOptions | bool | None,
+    options: HighsOptions,
+    deadline: float,
+) -> PgdResult | None:
+    if pgd is False or not targets or not np.any(region.upper > region.lower):
+        return None
+    settings = pgd if isinstance(pgd, PgdOptions) else PgdOptions(seed=options.random_seed)
+    return pgd_attack(network, region, label, targets, settings, deadline=deadline)
+
+
+def _linear_margin_bounds(
+    network: Network, region: InputRegion, bounds: NeuronBounds, label: int, targets: list[int]
+) -> dict[int, float]:
+    """Rigorous upper bounds of ``ẑ_t − ẑ_y`` per target by the linear relaxation of ``bounds``."""
+    last = len(network.layers) - 1
+    if network.layers[last].activation != "identity" or not targets:
+        return {}
+    coefficients = np.zeros((len(targets), network.n_outputs))
+    coefficients[np.arange(len(targets)), targets] = 1.0
+    coefficients[:, label] -= 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        upper = linear_upper_bound(network, region, last, coefficients, bounds.lower, bounds.upper)
+    return {t: float(u) for t, u in zip(targets, upper, strict=True) if np.isfinite(u)}
+
+
+def _proven_by_bounds(target: int, bound: float, tolerance: float) -> TargetOutcome:
+    """A target whose margin the linear relaxation bounds by ≤ −τ: robust, no MIP solved."""
+    result = SolveResult(
+        status=SolveStatus.DECIDED_AT_MOST,
+        highs_status="not solved: linear relaxation bound",
+        objective=None,
+        dual_bound=bound,
+        gap=None,
+        nodes=0,
+        lp_iterations=0,
+        load_seconds=0.0,
+        presolve_seconds=None,
+        solve_seconds=0.0,
+        solution=None,
+    )
+    return TargetOutcome(target, "robust", result, None, tolerance)
 
 
 def _best_witness(outcomes: list[TargetOutcome]) -> Witness | None:

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from prunemip import __version__
 from prunemip.errors import PrunemipError
+from prunemip.train_cli import add_prune_parser, add_train_parser
 
 if TYPE_CHECKING:
     from prunemip.adversarial import AttackResult
@@ -75,6 +76,15 @@ def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
     encoding.add_argument(
         "--formulation", choices=("substituted", "variable"), default=None,
         help="ẑ substituted into the big-M rows, or a column with one equality row (default: measured best)",
+    )  # fmt: skip
+    encoding.add_argument(
+        "--bounds", choices=("auto", "ia", "linear", "lp", "mip"), default="auto",
+        help="neuron bounds: interval, + linear relaxation, + LP tightening, + MIP tightening of the "
+        "last hidden layer; auto (default): linear, then LP only when enough neurons stay unstable",
+    )  # fmt: skip
+    encoding.add_argument(
+        "--bounds-budget", type=_positive_float, default=None,
+        help="seconds for LP/MIP bound tightening (default: auto: 10%% of --time-limit, at most 30)",
     )  # fmt: skip
     encoding.add_argument(
         "--trust-pickle", action="store_true",
@@ -161,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_instance_arguments(attack)
     attack.add_argument("--target", type=int, help="target class (default: untargeted)")
     attack.add_argument("--mode", choices=("decide", "optimize"), default="decide", help="MIP mode (decide)")
+    attack.add_argument(
+        "--no-pgd", action="store_true", help="skip the quick gradient attack that runs before the MIP"
+    )
     _add_solver_arguments(attack)
     attack.add_argument("--json", default="attack.json", help="result file (default attack.json; '' to skip)")
     attack.add_argument(
@@ -235,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = steps.add_parser("report", help="tables (Markdown, CSV) and figures from a results file")
     report.add_argument("results", help="results.jsonl of a run")
     report.add_argument("-o", "--out", help="output folder (default: report/ beside the results)")
+
+    add_train_parser(commands, _formatter)
+    add_prune_parser(commands, _formatter)
     return parser
 
 
@@ -286,11 +302,18 @@ def _formulation(args: argparse.Namespace) -> str:
     return args.formulation or DEFAULT_FORMULATION
 
 
+def _bounds_options(args: argparse.Namespace) -> Any:
+    from prunemip.solvers.obbt import ObbtOptions
+
+    return None if args.bounds_budget is None else ObbtOptions(budget=args.bounds_budget)
+
+
 def _run_encode(args: argparse.Namespace, console: Console) -> None:
     from prunemip.adversarial import target_order
     from prunemip.encoders.bigm import encode
     from prunemip.encoders.writers import write_model
-    from prunemip.reporting import encoding_table
+    from prunemip.reporting import bounds_table, encoding_table
+    from prunemip.solvers.obbt import compute_bounds
 
     instance = _instance(args)
     region = _region(instance, args)
@@ -301,12 +324,14 @@ def _run_encode(args: argparse.Namespace, console: Console) -> None:
     target = args.target if args.target is not None else target_order(logits, instance.label)[0]
     if not 0 <= target < instance.network.n_outputs or target == instance.label:
         raise PrunemipError(f"--target {target} must be a class other than the label {instance.label}")
-    model = encode(instance.network, region, formulation=_formulation(args)).with_margin_objective(
+    bounds = compute_bounds(instance.network, region, args.bounds, options=_bounds_options(args))
+    model = encode(instance.network, region, bounds, formulation=_formulation(args)).with_margin_objective(
         target, instance.label
     )
     console.print(
         f"{instance.source}: label {instance.label}, objective logit[{target}] − logit[{instance.label}]"
     )
+    console.print(bounds_table(model.stats.bounds_stages))
     console.print(encoding_table(model))
     if output is not None:
         write_model(model, output)
@@ -316,7 +341,7 @@ def _run_encode(args: argparse.Namespace, console: Console) -> None:
 def _run_attack(args: argparse.Namespace, console: Console) -> None:
     from prunemip.adversarial import find_adversarial_example
     from prunemip.plotting import save_adversarial_png
-    from prunemip.reporting import attack_table
+    from prunemip.reporting import attack_table, bounds_table
     from prunemip.solvers.highs import HighsOptions
 
     instance = _instance(args)
@@ -333,9 +358,15 @@ def _run_attack(args: argparse.Namespace, console: Console) -> None:
     )  # fmt: skip
     result = find_adversarial_example(
         instance.network, instance.x0, instance.label, region, target=args.target, mode=args.mode,
-        formulation=_formulation(args), options=options,
+        formulation=_formulation(args), options=options, bounds=args.bounds,
+        bounds_options=_bounds_options(args), pgd=not args.no_pgd,
     )  # fmt: skip
     console.print(f"{instance.source}: label {instance.label}, clean prediction {result.clean_prediction}")
+    if result.pgd_seconds:
+        margin = "—" if result.pgd_margin is None else f"{result.pgd_margin:.6g}"
+        console.print(f"gradient attack: best margin {margin} in {result.pgd_seconds:.3f} s")
+    if result.encoding is not None:
+        console.print(bounds_table(result.encoding.bounds_stages))
     if result.targets:
         console.print(attack_table(result))
     _print_outcome(result, console)
@@ -497,6 +528,18 @@ def _run_verify_batch(args: argparse.Namespace, console: Console) -> None:
         atomic_write_lines(Path(args.results), ["onnx,vnnlib,verdict,seconds", *lines])
 
 
+def _run_train(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.train_cli import run_train
+
+    run_train(args, console)
+
+
+def _run_prune(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.train_cli import run_prune
+
+    run_prune(args, console)
+
+
 def _existing_dir(path: str | None) -> Path | None:
     if path is None:
         return None
@@ -512,6 +555,8 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 _COMMANDS = {
+    "train": _run_train,
+    "prune": _run_prune,
     "verify": _run_verify,
     "experiment": _run_experiment,
     "demo": _run_demo,

@@ -10,24 +10,19 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
 
 from prunemip.adversarial import AttackResult, find_adversarial_example
 from prunemip.data import Dataset, load_dataset
+from prunemip.export import export_network, training_metadata
 from prunemip.network import Network
+from prunemip.pruning.config import PruneConfig, TrainConfig
+from prunemip.pruning.masks import Masks
+from prunemip.pruning.methods import post_training_masks
 from prunemip.solvers.highs import HighsOptions
-from prunemip.training import (
-    TrainConfig,
-    accuracy,
-    apply_masks,
-    build_mlp,
-    export_network,
-    global_magnitude_masks,
-    train,
-)
+from prunemip.training import accuracy, build_mlp, train
 
 
 @dataclass(frozen=True)
@@ -94,18 +89,20 @@ def train_dense_and_pruned(config: DemoConfig, log: Log = print) -> tuple[list[M
 
     Returns both models' reports (without attacks) and the test split.
     """
-    torch.manual_seed(config.seed)
     train_data = load_dataset("digits", "train", seed=config.seed)
     test_data = load_dataset("digits", "test", seed=config.seed)
+    spec = train_data.input_spec()
     train_config = TrainConfig(
-        hidden=config.hidden, epochs=config.epochs, lr=config.lr, seed=config.seed, device=config.device
-    )
+        epochs=config.epochs, batch_size=64, lr=config.lr, schedule="none", seed=config.seed,
+        device=config.device,
+    )  # fmt: skip
 
     start = time.perf_counter()
-    model = build_mlp(train_data.flat().shape[1], config.hidden, len(train_data.classes))
-    train(model, train_data, train_config)
-    dense = export_network(model, train_data, train_config, method="dense")
-    dense_accuracy = accuracy(model, test_data, config.device)
+    model = build_mlp(train_data.flat().shape[1], config.hidden, len(train_data.classes), seed=config.seed)
+    masks = Masks.dense(model)
+    train(model, train_data, train_config, masks)
+    dense = export_network(model, masks, spec, training_metadata(train_data, train_config, method="dense"))
+    dense_accuracy = accuracy(model, test_data)
     log(
         f"trained dense {dense.architecture} in {time.perf_counter() - start:.1f} s: "
         f"accuracy {dense_accuracy:.3f}"
@@ -113,19 +110,15 @@ def train_dense_and_pruned(config: DemoConfig, log: Log = print) -> tuple[list[M
 
     start = time.perf_counter()
     sparse_model = copy.deepcopy(model)
-    apply_masks(global_magnitude_masks(sparse_model, config.sparsity))
-    finetune = TrainConfig(
-        hidden=config.hidden,
-        epochs=config.finetune_epochs,
-        lr=config.lr,
-        seed=config.seed + 1,
-        device=config.device,
+    prune = PruneConfig(method="magnitude", sparsity=config.sparsity)
+    sparse_masks = post_training_masks(
+        prune, sparse_model, Masks.dense(sparse_model), train_data, config.seed
     )
-    train(sparse_model, train_data, finetune)
-    sparse = export_network(
-        sparse_model, train_data, finetune, method="global_magnitude", sparsity=config.sparsity
-    )
-    sparse_accuracy = accuracy(sparse_model, test_data, config.device)
+    finetune = replace(train_config, epochs=config.finetune_epochs, seed=config.seed + 1)
+    train(sparse_model, train_data, finetune, sparse_masks)
+    metadata = training_metadata(train_data, finetune, method="global_magnitude", sparsity=config.sparsity)
+    sparse = export_network(sparse_model, sparse_masks, spec, metadata)
+    sparse_accuracy = accuracy(sparse_model, test_data)
     log(
         f"pruned to {sparse.sparsity:.0%} sparsity (hidden layers {config.sparsity:.0%}) and fine-tuned "
         f"in {time.perf_counter() - start:.1f} s: accuracy {sparse_accuracy:.3f}"

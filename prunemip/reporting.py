@@ -65,6 +65,24 @@ def encoding_table(model: MipModel) -> Table:
     return table
 
 
+def bounds_table(stages: Sequence[dict[str, object]]) -> Table:
+    """Per bounds stage, cheapest first: time, unstable ReLUs and Σ(u − l) over them."""
+    table = Table(title="Neuron bounds by stage")
+    for column in ("stage", "seconds", "unstable", "Σ(u − l)", "notes"):
+        table.add_column(column, justify="right")
+    standard = {"method", "seconds", "unstable", "total_width"}
+    for stage in stages:
+        notes = ", ".join(f"{key} {value}" for key, value in stage.items() if key not in standard)
+        table.add_row(
+            str(stage["method"]),
+            f"{float(stage['seconds']):.3f}",  # type: ignore[arg-type]
+            str(stage["unstable"]),
+            f"{float(stage['total_width']):.4g}",  # type: ignore[arg-type]
+            notes,
+        )
+    return table
+
+
 def attack_table(result: AttackResult) -> Table:
     """One line per target MIP of an attack."""
     table = Table(

@@ -1,53 +1,47 @@
-"""Train feed-forward ReLU classifiers and prune them by global weight magnitude.
+"""Train feed-forward ReLU classifiers under pruning masks.
 
-Masks are the single source of truth: they are installed with
-``torch.nn.utils.prune.custom_from_mask``, so every forward pass uses ``W ⊙ M`` and the
-gradient at a pruned entry is exactly zero; export reads ``weight_orig ⊙ weight_mask``
-in float64 (never the raw parameter, which momentum or weight decay may move).
+One short loop (:func:`train`) runs every method: mini-batch cross-entropy with SGD
+(heavy-ball momentum) or Adam, a per-step learning-rate
+schedule (none, cosine, step), deterministic batch order from the seed, and
+:class:`Callback` hooks through which the pruning families act (regularisers add a loss,
+RigL skips the optimizer step on mask-update steps, SET/RigL/GMP change masks after a
+step, group lasso applies its proximal step).
+
+Masks are enforced on every step (:mod:`prunemip.pruning.masks`): gradients are masked
+before ``optimizer.step()`` and the parameters after it, so pruned entries stay exactly
+zero through momentum, Adam's moments and weight decay.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
-from torch.nn.utils import prune
 
 from prunemip.data import Dataset
 from prunemip.errors import PrunemipError
-from prunemip.network import Network
-from prunemip.torch_io import network_from_module
+from prunemip.pruning.config import TrainConfig
+from prunemip.pruning.masks import Masks
 
-OPTIMIZERS = ("adam", "sgd")
+__all__ = [
+    "Callback",
+    "TrainConfig",
+    "accuracy",
+    "build_mlp",
+    "lr_factor",
+    "make_optimizer",
+    "resolve_device",
+    "steps_per_epoch",
+    "train",
+]
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one training run (recorded in the exported network's metadata)."""
-
-    hidden: tuple[int, ...] = (64, 64)
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if not self.hidden or any(width <= 0 for width in self.hidden):
-            raise PrunemipError(f"hidden layer widths must be positive, got {self.hidden}")
-        if self.epochs < 0 or self.batch_size <= 0 or self.lr <= 0:
-            raise PrunemipError("epochs must be >= 0, batch size and learning rate > 0")
-        if self.optimizer not in OPTIMIZERS:
-            raise PrunemipError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
-
-
-EpochCallback = Callable[[int, float, float], None]
+EpochLog = Callable[[dict[str, float]], None]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -55,23 +49,30 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise PrunemipError(f"unknown device {name!r}; choose cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
-        raise PrunemipError("--device cuda was requested but PyTorch sees no CUDA GPU")
+        raise PrunemipError("--device cuda was requested but PyTorch sees no CUDA GPU; use --device cpu")
     return torch.device(name)
 
 
-def build_mlp(n_inputs: int, hidden: tuple[int, ...], n_outputs: int) -> nn.Sequential:
-    """``Flatten → (Linear → ReLU)* → Linear`` with PyTorch's default initialisation."""
-    layers: list[nn.Module] = [nn.Flatten()]
-    width = n_inputs
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU()]
-        width = size
-    layers.append(nn.Linear(width, n_outputs))
-    return nn.Sequential(*layers)
+def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, seed: int | None = None) -> nn.Sequential:
+    """``Flatten → (Linear → ReLU)* → Linear`` with PyTorch's default initialisation.
+
+    With ``seed`` the initialisation is drawn from that seed without touching the global
+    random state.
+    """
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = n_inputs
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, n_outputs))
+        return nn.Sequential(*layers)
 
 
-def linear_layers(model: nn.Module) -> list[nn.Linear]:
-    return [module for module in model.modules() if isinstance(module, nn.Linear)]
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,111 +82,151 @@ def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.T
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, data: Dataset, device: str = "cpu") -> float:
-    """Fraction of ``data`` classified correctly."""
+def accuracy(model: nn.Module, data: Dataset) -> float:
+    """Fraction of ``data`` classified correctly (on the model's device)."""
     model.eval()
-    images, labels = _tensors(data, resolve_device(device))
-    return float((model(images).argmax(dim=1) == labels).float().mean())
+    images, labels = _tensors(data, _device_of(model))
+    correct = sum(
+        int((model(images[i : i + 8192]).argmax(dim=1) == labels[i : i + 8192]).sum())
+        for i in range(0, len(labels), 8192)
+    )
+    return correct / max(len(labels), 1)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """A fresh optimizer over all parameters (weight decay is L2 on the gradient)."""
+    parameters = list(model.parameters())
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_examples / batch_size))
+
+
+def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Multiplier of the base learning rate at global step ``step`` of ``total_steps``."""
+    progress = step / max(total_steps, 1)
+    if config.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.schedule == "step":
+        return config.step_gamma ** sum(progress >= m for m in config.step_milestones)
+    return 1.0
+
+
+class Callback:
+    """Hooks into :func:`train`; every hook is a no-op by default."""
+
+    def extra_loss(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
+        """A term added to the mini-batch loss (regularisers)."""
+        return None
+
+    def before_step(
+        self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer
+    ) -> bool:
+        """Called with the dense gradients in ``.grad``; return False to skip the optimizer step."""
+        return True
+
+    def after_step(
+        self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer, lr: float
+    ) -> None:
+        """Called after the step (and after the masks were re-applied)."""
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, description: str, total: int) -> Iterator[Callable[[], None]]:
+    if not enabled:
+        yield lambda: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda: progress.advance(task)
 
 
 def train(
-    model: nn.Module, data: Dataset, config: TrainConfig, on_epoch: EpochCallback | None = None
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    masks: Masks | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    start_step: int = 0,
+    stop_step: int | None = None,
+    phase: int = 0,
+    evaluate: Dataset | None = None,
+    on_epoch: EpochLog | None = None,
+    progress: bool = False,
+    description: str = "training",
 ) -> list[dict[str, float]]:
-    """Minimise cross-entropy with mini-batches; returns per-epoch loss, accuracy and seconds.
+    """Train ``model`` for global steps ``[start_step, stop_step)`` of ``config.epochs`` epochs.
 
-    A fresh optimizer is built on every call, so fine-tuning after pruning starts clean.
+    A fresh optimizer is built on every call. ``masks`` (default: dense) are moved to
+    the device and kept in force; callbacks may change them in place. The batch order of
+    epoch e is the permutation drawn from ``numpy.random.default_rng([seed, phase, e])``,
+    so a run started at any step sees the same batches. Returns one row per (partial)
+    epoch: loss, train accuracy, test accuracy (with ``evaluate``), learning rate,
+    sparsity of the prunable layers, seconds.
     """
     device = resolve_device(config.device)
     model.to(device)
+    masks = masks if masks is not None else Masks.dense(model)
+    masks.move_to(device)
+    masks.apply(model)
     images, labels = _tensors(data, device)
-    generator = torch.Generator().manual_seed(config.seed)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer: torch.optim.Optimizer
-    if config.optimizer == "adam":
-        optimizer = torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(
-            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    history = []
-    for epoch in range(config.epochs):
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(labels.numel(), generator=generator).to(device)
-        total_loss, correct = 0.0, 0
-        for first in range(0, labels.numel(), config.batch_size):
-            batch = order[first : first + config.batch_size]
-            logits = model(images[batch])
-            loss = nn.functional.cross_entropy(logits, labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.item() * batch.numel()
-            correct += int((logits.argmax(dim=1) == labels[batch]).sum())
-        row = {
-            "epoch": epoch + 1,
-            "loss": total_loss / labels.numel(),
-            "train_accuracy": correct / labels.numel(),
-            "seconds": time.perf_counter() - start,
-        }
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(epoch + 1, row["loss"], row["train_accuracy"])
+    per_epoch = steps_per_epoch(len(labels), config.batch_size)
+    total = config.epochs * per_epoch
+    stop = total if stop_step is None else min(stop_step, total)
+    optimizer = make_optimizer(model, config)
+    history: list[dict[str, float]] = []
+    with _progress_bar(progress, description, max(stop - start_step, 0)) as advance:
+        step = start_step
+        while step < stop:
+            epoch = step // per_epoch
+            rng = np.random.default_rng([config.seed, phase, epoch])
+            order = torch.from_numpy(rng.permutation(len(labels))).to(device)
+            started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
+            model.train()
+            while step < min(stop, (epoch + 1) * per_epoch):
+                first = (step - epoch * per_epoch) * config.batch_size
+                batch = order[first : first + config.batch_size]
+                lr = config.lr * lr_factor(step, total, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                logits = model(images[batch])
+                loss = nn.functional.cross_entropy(logits, labels[batch])
+                for callback in callbacks:
+                    extra = callback.extra_loss(model, images[batch])
+                    if extra is not None:
+                        loss = loss + extra
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                take_step = [callback.before_step(step, model, masks, optimizer) for callback in callbacks]
+                if all(take_step):
+                    masks.mask_gradients(model)
+                    optimizer.step()
+                masks.apply(model)
+                for callback in callbacks:
+                    callback.after_step(step, model, masks, optimizer, lr)
+                seen += len(batch)
+                loss_sum += loss.item() * len(batch)
+                correct += int((logits.argmax(dim=1) == labels[batch]).sum())
+                step += 1
+                advance()
+            row = {
+                "epoch": epoch + 1,
+                "loss": loss_sum / max(seen, 1),
+                "train_accuracy": correct / max(seen, 1),
+                "lr": lr,
+                "sparsity": masks.sparsity,
+                "seconds": time.perf_counter() - started,
+            }
+            if evaluate is not None:
+                row["test_accuracy"] = accuracy(model, evaluate)
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(row)
     return history
-
-
-def global_magnitude_masks(
-    model: nn.Module, sparsity: float, include_output: bool = False
-) -> dict[nn.Linear, torch.Tensor]:
-    """Masks that zero the ``sparsity`` fraction of smallest-magnitude weights, ranked globally.
-
-    The output layer is left dense unless ``include_output``. Exactly
-    ``round(sparsity · N)`` weights are removed (ties broken by position); every layer keeps
-    at least one weight.
-    """
-    if not 0.0 <= sparsity < 1.0:
-        raise PrunemipError(f"sparsity must be in [0, 1), got {sparsity}")
-    layers = linear_layers(model)
-    prunable = layers if include_output else layers[:-1]
-    if not prunable:
-        raise PrunemipError("the model has no prunable layer (only the output layer)")
-    weights = [_effective_weight(layer).detach().abs().flatten().cpu().double() for layer in prunable]
-    scores = torch.cat(weights)
-    n_remove = round(sparsity * scores.numel())
-    keep = torch.ones_like(scores, dtype=torch.bool)
-    keep[torch.argsort(scores, stable=True)[:n_remove]] = False
-    masks: dict[nn.Linear, torch.Tensor] = {}
-    offset = 0
-    for layer, flat in zip(prunable, weights, strict=True):
-        mask = keep[offset : offset + flat.numel()].reshape(layer.weight.shape)
-        if not mask.any():  # never let a layer collapse: keep its largest weight
-            mask.view(-1)[int(torch.argmax(flat))] = True
-        masks[layer] = mask.to(layer.weight.device, torch.float32)
-        offset += flat.numel()
-    return masks
-
-
-def _effective_weight(layer: nn.Linear) -> torch.Tensor:
-    """``W ⊙ M`` for a pruned layer, ``W`` otherwise."""
-    if prune.is_pruned(layer) and hasattr(layer, "weight_orig"):
-        return layer.weight_orig * layer.weight_mask
-    return layer.weight
-
-
-def apply_masks(masks: dict[nn.Linear, torch.Tensor]) -> None:
-    """Install masks as the layers' pruning reparametrisation (replacing earlier ones)."""
-    for layer, mask in masks.items():
-        if prune.is_pruned(layer):
-            prune.remove(layer, "weight")
-        prune.custom_from_mask(layer, "weight", mask)
-
-
-def export_network(model: nn.Module, data: Dataset, config: TrainConfig, **metadata: object) -> Network:
-    """The float64 ``Network`` of ``model`` with the dataset's input range and provenance."""
-    network = network_from_module(model.cpu(), data.input_spec())
-    return network.with_metadata(
-        dataset=data.name,
-        data_provenance=data.provenance,
-        train_config={**asdict(config), "hidden": list(config.hidden)},
-        **metadata,
-    )

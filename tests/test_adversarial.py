@@ -73,7 +73,10 @@ def test_witnesses_are_in_the_region_with_forward_pass_margins(network, seed, no
             # the verified margin is the MIP optimum, up to solver tolerances
             assert outcome.witness.margin == pytest.approx(outcome.solve.objective, abs=1e-6)
     if targeted:
-        assert [o.target for o in result.targets] == [target]
+        if result.targets:
+            assert [o.target for o in result.targets] == [target]
+        else:  # decide mode: the gradient attack found it, no MIP was needed
+            assert mode == "decide" and result.status == "adversarial" and result.witness.target == target
 
 
 def near_decision_boundary(network, rng):
@@ -145,7 +148,7 @@ def test_untargeted_order_runner_up_first_and_decide_stops_at_first_adversarial(
     network = Network.from_arrays([w], [np.array([3.0, 1.0, 2.0, 0.0])], InputSpec.create(1, 0, 1))
     x0 = np.array([0.0])
     assert target_order(network.forward(x0), 0) == [2, 1, 3]
-    decide = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="decide")
+    decide = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="decide", pgd=False)
     assert [o.target for o in decide.targets] == [2, 1]
     assert [o.status for o in decide.targets] == ["robust", "adversarial"]
     assert decide.status == "adversarial" and decide.witness.target == 1
@@ -156,6 +159,11 @@ def test_untargeted_order_runner_up_first_and_decide_stops_at_first_adversarial(
     assert robust.status == "robust" and [o.target for o in robust.targets] == [2, 1, 3]
     targeted = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, target=3)
     assert targeted.status == "robust" and [o.target for o in targeted.targets] == [3]
+    # With the gradient attack (the default), decide mode needs no MIP here: its point is
+    # adversarial, and re-checked like every witness.
+    quick = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="decide")
+    assert quick.status == "adversarial" and quick.targets == () and quick.witness.target == 1
+    assert quick.witness.margin == pytest.approx(2.0) and quick.pgd_seconds > 0
 
 
 def test_target_order_ties_and_label_exclusion():
@@ -210,8 +218,9 @@ def test_time_limit_is_shared_by_the_targets():
     x0 = rng.random(64)
     label = int(network.predict(x0))
     result = find_adversarial_example(
-        network, x0, label, norm="linf", radius=0.1, mode="optimize", options=HighsOptions(time_limit=1.0)
-    )
+        network, x0, label, norm="linf", radius=0.1, mode="optimize", options=HighsOptions(time_limit=1.0),
+        pgd=False,
+    )  # fmt: skip
     assert result.status == "timeout"
     assert result.total_seconds < 5.0
     assert 1 <= len(result.targets) < 9
@@ -238,7 +247,8 @@ def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monke
 
     monkeypatch.setattr(adversarial, "solve", fake_then_real)
     target = target_order(network.forward(x0), label)[0]
-    result = find_adversarial_example(network, x0, label, norm="linf", radius=0.0, target=target)
+    # Interval bounds: the linear relaxation would prove this margin without any MIP.
+    result = find_adversarial_example(network, x0, label, norm="linf", radius=0.0, target=target, bounds="ia")
     assert calls[0] is not None and calls[0].target == 0.0 and calls[1] is None  # then it optimises
     assert result.status == "robust" and not result.found
     check_result(network, result)

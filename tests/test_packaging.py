@@ -44,8 +44,19 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_wheel_holds_subpackages_only_under_prunemip(wheel: Path) -> None:
+def _source_packages() -> set[str]:
+    """Every package of the source tree, as installed: prunemip/…, encoders/ and solvers/ under prunemip."""
+    packages = {
+        "/".join(init.relative_to(ROOT).parent.parts) for init in (ROOT / "prunemip").rglob("__init__.py")
+    }
+    packages |= {f"prunemip/{top}" for top in ("encoders", "solvers")}
+    return packages
+
+
+def test_wheel_holds_every_package_only_under_prunemip(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
+    shipped = {name.rsplit("/", 1)[0] for name in names if name.endswith("/__init__.py")}
+    assert shipped == _source_packages()
     top_level = {
         name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))
     }

@@ -7,12 +7,14 @@ local process pool or on a remote Dask worker with no shared file system.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from prunemip.adversarial import find_adversarial_example, target_order
 from prunemip.data import load_dataset
+from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
 from prunemip.study.jobs import ModelJob, SolveJob
@@ -22,34 +24,35 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
     """Train the dense model, or prune ``dense`` with the job's method and fine-tune it."""
     import torch
 
+    from prunemip.export import export_network, training_metadata
+    from prunemip.pruning.config import TrainConfig
+    from prunemip.pruning.masks import Masks
     from prunemip.torch_io import network_to_module
-    from prunemip.training import TrainConfig, accuracy, build_mlp, export_network, train
+    from prunemip.training import accuracy, build_mlp, train
 
     start = time.perf_counter()
     train_data = load_dataset(job.dataset, "train", data_dir=job.data_dir, seed=job.split_seed)
     test_data = load_dataset(job.dataset, "test", data_dir=job.data_dir, seed=job.split_seed)
     spec = job.training
     config = TrainConfig(
-        hidden=job.hidden, epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr,
-        optimizer=spec.optimizer, seed=job.seed,
+        epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, optimizer=spec.optimizer,
+        schedule="none", seed=job.seed,
     )  # fmt: skip
-    torch.manual_seed(job.seed)
     torch.set_num_threads(1)
     if job.is_dense:
-        model = build_mlp(train_data.flat().shape[1], job.hidden, len(train_data.classes))
-        train(model, train_data, config)
-        network = export_network(model, train_data, config, method="dense")
+        model = build_mlp(train_data.flat().shape[1], job.hidden, len(train_data.classes), seed=job.seed)
+        masks = Masks.dense(model)
+        train(model, train_data, config, masks)
+        metadata = training_metadata(train_data, config, method="dense")
     else:
         if dense is None:
             raise ValueError("a pruned model needs its dense model")
         model = network_to_module(dense)
-        finetune = TrainConfig(
-            hidden=job.hidden, epochs=spec.finetune_epochs, batch_size=spec.batch_size, lr=spec.lr,
-            optimizer=spec.optimizer, seed=job.seed + 1,
-        )  # fmt: skip
-        _prune(model, job.method, job.sparsity, dict(job.options))
-        train(model, train_data, finetune)
-        network = export_network(model, train_data, finetune, method=job.method, sparsity=job.sparsity)
+        config = replace(config, epochs=spec.finetune_epochs, seed=job.seed + 1)
+        masks = _prune(model, job.method, job.sparsity, dict(job.options), train_data, job.seed)
+        train(model, train_data, config, masks)
+        metadata = training_metadata(train_data, config, method=job.method, sparsity=job.sparsity)
+    network = export_network(model, masks, train_data.input_spec(), metadata)
     metrics = {
         "accuracy": accuracy(model, test_data),
         "nnz": network.nnz,
@@ -60,13 +63,19 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
     return network.with_metadata(study_key=job.key), metrics
 
 
-def _prune(model: Any, method: str, sparsity: float, options: dict[str, Any]) -> None:
-    """Install the method's masks on a trained model (fine-tuning follows)."""
-    from prunemip.training import apply_masks, global_magnitude_masks
+def _prune(model: Any, method: str, sparsity: float, options: dict[str, Any], data: Any, seed: int) -> Any:
+    """The masks of a registered post-training method (``options``: its PruneConfig fields)."""
+    from prunemip.pruning.config import PruneConfig
+    from prunemip.pruning.masks import Masks
+    from prunemip.pruning.methods import post_training_masks
 
-    if method != "magnitude":
-        raise ValueError(f"unknown pruning method {method!r}")
-    apply_masks(global_magnitude_masks(model, sparsity, **options))
+    try:
+        prune = PruneConfig(method=method, sparsity=sparsity, **options)
+    except TypeError as error:
+        raise PrunemipError(f"method {method}: bad options {sorted(options)} ({error})") from None
+    if not prune.spec.post_training:
+        raise PrunemipError(f"method {method} trains from scratch; a study prunes trained models")
+    return post_training_masks(prune, model, Masks.dense(model, prune.prune_output), data, seed)
 
 
 def _target(network: Network, x0: np.ndarray, label: int, rule: str) -> int | None:

@@ -1,0 +1,264 @@
+"""What the Pyomo, OMLT and highspy routes share: the input box, the MIP, its split into host columns.
+
+Every route embeds the same :class:`~prunemip.encoders.mip_model.MipModel` that
+:func:`~prunemip.encoders.bigm.encode` builds over the box of the user's inputs, so there
+is one formulation and no second one to drift apart:
+
+* the MipModel's input columns become the user's input variables (substituted, no
+  linking rows); every other column (hidden ReLU outputs, binaries, logits) is added;
+* the MipModel's rows are added with their columns mapped to the host's.
+
+The box comes from the user's model: a variable's (column's) own bounds, intersected
+with an optional ``input_bounds`` argument. A bound that is still missing or infinite
+is an error naming the input, never a silent big-M. Where ``input_bounds`` is tighter
+than a variable's own bounds, the route adds the box as rows (``lo ≤ x ≤ hi``) so that
+the neuron bounds computed over it stay valid, and never changes the user's variables.
+
+Nothing here imports Pyomo or highspy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
+from prunemip.encoders.bounds import NeuronBounds, interval_bounds
+from prunemip.encoders.mip_model import MipModel, NeuronStatus
+from prunemip.errors import PrunemipError
+from prunemip.network import InputSpec, Network
+from prunemip.regions import InputRegion
+
+#: ``input_bounds`` values: ``None`` (the host's bounds only), ``"network"`` (the network's
+#: InputSpec range), ``(lower, upper)`` (scalars or vectors), an InputSpec or a box/L∞ region.
+InputBounds = Any
+
+
+@dataclass(frozen=True, eq=False)
+class InputBox:
+    """The box the neuron bounds are computed over; ``tightened`` marks inputs whose box is
+    strictly inside the host variable's own bounds (the route must add it as rows)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    tightened: np.ndarray
+
+    @property
+    def region(self) -> InputRegion:
+        return InputRegion.box(self.lower, self.upper)
+
+    @property
+    def center(self) -> np.ndarray:
+        return 0.5 * (self.lower + self.upper)
+
+
+def _bound_pair(network: Network, input_bounds: InputBounds) -> tuple[np.ndarray, np.ndarray]:
+    """``input_bounds`` as two float vectors of the network's input size (±inf where absent)."""
+    n = network.n_inputs
+    if input_bounds is None:
+        return np.full(n, -np.inf), np.full(n, np.inf)
+    if isinstance(input_bounds, str):
+        if input_bounds != "network":
+            raise PrunemipError(
+                f"input_bounds={input_bounds!r} is not understood; give (lower, upper), an InputRegion, "
+                "an InputSpec or 'network'"
+            )
+        return network.input_spec.lower.copy(), network.input_spec.upper.copy()
+    if isinstance(input_bounds, InputSpec):
+        lower, upper = input_bounds.lower, input_bounds.upper
+    elif isinstance(input_bounds, InputRegion):
+        if input_bounds.norm == "l1":
+            raise PrunemipError(
+                "an L1 region is not a box: add the L1 constraint to your own model and pass its "
+                "bounding box as input_bounds"
+            )
+        lower, upper = input_bounds.lower, input_bounds.upper
+    else:
+        try:
+            lower, upper = input_bounds
+        except (TypeError, ValueError):
+            raise PrunemipError(
+                "input_bounds must be a pair (lower, upper) of numbers or vectors, an InputRegion, "
+                "an InputSpec or 'network'"
+            ) from None
+    pair = []
+    for value, what in ((lower, "lower"), (upper, "upper")):
+        array = np.asarray(np.nan if value is None else value, dtype=np.float64)
+        if array.ndim == 0:
+            array = np.full(n, float(array))
+        array = array.reshape(-1)
+        if array.size != n:
+            raise PrunemipError(
+                f"input_bounds {what} has {array.size} entries but the network takes {n} inputs"
+            )
+        pair.append(array)
+    lo, hi = pair
+    lo = np.where(np.isnan(lo), -np.inf, lo)
+    hi = np.where(np.isnan(hi), np.inf, hi)
+    return lo, hi
+
+
+def resolve_input_box(
+    network: Network,
+    host_lower: np.ndarray,
+    host_upper: np.ndarray,
+    names: Sequence[str],
+    input_bounds: InputBounds = None,
+    *,
+    hint: str = "bound it in your model",
+) -> InputBox:
+    """Intersect the host variables' bounds with ``input_bounds``; refuse what stays unbounded."""
+    n = network.n_inputs
+    host_lo = np.asarray(host_lower, dtype=np.float64).reshape(-1)
+    host_hi = np.asarray(host_upper, dtype=np.float64).reshape(-1)
+    if host_lo.size != n or host_hi.size != n or len(names) != n:
+        raise PrunemipError(f"{host_lo.size} input bounds given but the network takes {n} inputs")
+    host_lo = np.where(np.isnan(host_lo), -np.inf, host_lo)
+    host_hi = np.where(np.isnan(host_hi), np.inf, host_hi)
+    arg_lo, arg_hi = _bound_pair(network, input_bounds)
+    lower = np.maximum(host_lo, arg_lo)
+    upper = np.minimum(host_hi, arg_hi)
+    for k in range(n):
+        for value, side in ((lower[k], "lower"), (upper[k], "upper")):
+            if not np.isfinite(value):
+                raise PrunemipError(
+                    f"input {k} ({names[k]}) has no finite {side} bound; {hint} or pass "
+                    "input_bounds=(lower, upper): prunemip never guesses a big-M"
+                )
+    empty = lower > upper
+    if np.any(empty):
+        k = int(np.argmax(empty))
+        raise PrunemipError(
+            f"input {k} ({names[k]}): its bounds [{host_lo[k]:g}, {host_hi[k]:g}] and input_bounds "
+            f"[{arg_lo[k]:g}, {arg_hi[k]:g}] do not intersect"
+        )
+    tightened = (lower > host_lo) | (upper < host_hi)
+    return InputBox(lower, upper, tightened)
+
+
+#: The routes' default bounds: interval arithmetic tightened by the linear relaxation
+#: (CROWN/DeepPoly, ``encoders/linear.py``): pure numpy, milliseconds even on 784-200-200-10.
+DEFAULT_BOUNDS_METHOD = "linear"
+
+
+def neuron_bounds(network: Network, region: InputRegion, method: str | None = None) -> NeuronBounds:
+    """Neuron bounds over ``region`` by ``method`` (default :data:`DEFAULT_BOUNDS_METHOD`).
+
+    ``"ia"``: interval arithmetic; ``"linear"``: plus the linear relaxation; the LP/MIP-based
+    methods (``"lp"``, ``"mip"``, ``"auto"``) come from ``prunemip.solvers.obbt.compute_bounds``
+    and may take seconds. Where the linear relaxation is not available, the default falls
+    back to interval arithmetic.
+    """
+    if method in ("ia", "interval"):
+        return interval_bounds(network, region)
+    if method in (None, "linear"):
+        try:
+            from prunemip.encoders.linear import linear_bounds
+        except ImportError:
+            if method is None:
+                return interval_bounds(network, region)
+            raise PrunemipError("the linear-relaxation bounds are not available in this version") from None
+        return linear_bounds(network, region)
+    try:
+        from prunemip.solvers.obbt import compute_bounds
+    except ImportError:
+        raise PrunemipError(f"unknown bounds method {method!r}; choose 'ia' or 'linear'") from None
+    return compute_bounds(network, region, method)
+
+
+def encode_box(
+    network: Network,
+    box: InputBox,
+    *,
+    bounds_method: str | None = None,
+    formulation: str = DEFAULT_FORMULATION,
+) -> MipModel:
+    """prunemip's MIP of ``network`` over ``box`` (the single formulation every route embeds)."""
+    region = box.region
+    return encode(network, region, neuron_bounds(network, region, bounds_method), formulation=formulation)
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnSplit:
+    """The MipModel's columns as the host sees them.
+
+    ``added`` lists the MipModel columns a route creates (all but the inputs), in order;
+    ``position[c]`` is column ``c``'s place in ``added`` (``-1`` for an input column) and
+    ``input_of[c]`` the input it stands for (``-1`` for an added column).
+    """
+
+    added: np.ndarray
+    position: np.ndarray
+    input_of: np.ndarray
+    binary: np.ndarray  #: bool per added column
+    is_output: np.ndarray  #: bool per added column
+
+
+def split_columns(mip: MipModel) -> ColumnSplit:
+    n = mip.n_cols
+    input_of = np.full(n, -1, dtype=np.int64)
+    input_of[mip.input_columns] = np.arange(mip.input_columns.size)
+    added = np.flatnonzero(input_of < 0)
+    position = np.full(n, -1, dtype=np.int64)
+    position[added] = np.arange(added.size)
+    is_output = np.zeros(n, dtype=bool)
+    is_output[mip.output_columns] = True
+    if np.any(input_of[mip.output_columns] >= 0):  # an output that is an input: not for a ReLU net
+        raise PrunemipError("an output of the network is one of its inputs; nothing to embed")
+    return ColumnSplit(added, position, input_of, mip.integrality[added], is_output[added])
+
+
+def start_point(mip: MipModel, box: InputBox, x: np.ndarray | None = None) -> np.ndarray:
+    """Every column's value from a forward pass at ``x`` (the box centre when ``x`` is missing
+    or outside the box): a feasible point inside every column's bounds."""
+    point = box.center
+    if x is not None:
+        candidate = np.asarray(x, dtype=np.float64).reshape(-1)
+        if (
+            candidate.shape == point.shape
+            and np.all(np.isfinite(candidate))
+            and np.all(candidate >= box.lower)
+            and np.all(candidate <= box.upper)
+        ):
+            point = candidate
+    values = mip.solution_from_input(point)
+    return np.clip(values, mip.col_lower, mip.col_upper)
+
+
+def forward_error(network: Network, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """``|network(x) − y|`` per output: how far the solver's outputs are from a float64 forward pass."""
+    x = np.asarray(inputs, dtype=np.float64).reshape(-1)
+    y = np.asarray(outputs, dtype=np.float64).reshape(-1)
+    return np.abs(network.forward(x) - y)
+
+
+def stats_text(mip: MipModel, *, added_columns: int, added_rows: int, title: str) -> str:
+    """A plain-text summary of what a route added to the user's model (``print_stats``)."""
+    stats = mip.stats
+    network = mip.network
+    split = split_columns(mip)
+    lines = [
+        f"{title}: network {network.architecture}, {network.nnz} nonzero weights "
+        f"(sparsity {network.sparsity:.1%}), {mip.formulation} ẑ",
+        f"  added {added_columns} columns ({int(split.binary.sum())} binary) and {added_rows} rows "
+        f"besides the {network.n_inputs} input variables; {stats.nonzeros} network matrix nonzeros",
+        f"  bounds {stats.bounds_method} over the input box: {stats.bounds_seconds * 1e3:.1f} ms, "
+        f"build {stats.build_seconds * 1e3:.1f} ms, Σ big-M width {stats.total_bigm_width:.4g}",
+    ]
+    header = f"  {'layer':>5} {'neurons':>8} {'weights':>8} {'unstable':>8} {'active':>7} {'inactive':>8}"
+    lines += [header + f" {'constant':>8} {'removed':>7}"]
+    for index, (encoding, layer) in enumerate(zip(mip.layers, network.layers, strict=True)):
+        relu = layer.activation == "relu"
+
+        def count(status: NeuronStatus, relu: bool = relu, encoding: Any = encoding) -> str:
+            return str(encoding.count(status)) if relu else "—"
+
+        lines.append(
+            f"  {index + 1:>5} {layer.n_out:>8} {layer.nnz:>8} {count(NeuronStatus.UNSTABLE):>8} "
+            f"{count(NeuronStatus.ACTIVE):>7} {count(NeuronStatus.INACTIVE):>8} "
+            f"{encoding.count(NeuronStatus.CONSTANT):>8} {encoding.count(NeuronStatus.REMOVED):>7}"
+        )
+    return "\n".join(lines)

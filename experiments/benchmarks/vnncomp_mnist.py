@@ -1,0 +1,149 @@
+"""A VNN-COMP-style MNIST fully connected benchmark, built and solved by prunemip.
+
+Like VNN-COMP's ``mnist_fc``: MLPs with 2, 4 and 6 hidden layers of 256 ReLUs (trained here
+on the MNIST split prunemip has: the official test split re-split 8,000 / 2,000), exported
+to ONNX; for each, 15 test images and L∞ ε ∈ {0.03, 0.05}: the property is the box
+``[x0 − ε, x0 + ε] ∩ [0, 1]`` with the counterexample condition "some other class's logit
+is ≥ the true class's" (one disjunct per class). Time limits: 120 s (2 layers), 300 s (4, 6).
+
+Every instance is run through ``prunemip verify``'s engine with and without the pruned
+surrogate. Wrong answers are checked two ways: every ``sat`` witness is re-run through the
+ONNX-loaded network's forward pass against the property, and every ``unsat`` on the 2-layer
+network is cross-checked by prunemip's adversarial search (a different MIP: the margin
+objective per target, optimize mode), which must not find an example.
+
+    python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist            # the full set
+    python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist --quick    # minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from prunemip.adversarial import find_adversarial_example
+from prunemip.data import load_dataset
+from prunemip.model_io import load_network
+from prunemip.solvers.highs import HighsOptions
+from prunemip.verify import verify
+from prunemip.vnnlib import load_vnnlib
+
+
+def robustness_vnnlib(x0: np.ndarray, label: int, eps: float, n_classes: int) -> str:
+    """Box ``x0 ± eps`` in [0, 1], counterexample: ``Y_j ≥ Y_label`` for some ``j ≠ label``."""
+    lines = [f"(declare-const X_{i} Real)" for i in range(x0.size)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(n_classes)]
+    for i, value in enumerate(x0):
+        lines.append(f"(assert (<= X_{i} {min(1.0, value + eps)!r}))")
+        lines.append(f"(assert (>= X_{i} {max(0.0, value - eps)!r}))")
+    others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_classes) if j != label)
+    lines.append(f"(assert (or {others}))")
+    return "\n".join(lines) + "\n"
+
+
+def train_and_export(depth: int, width: int, epochs: int, folder: Path, data_dir: str | None) -> Path:
+    """Train a depth×width MLP on the MNIST split and export it to ONNX (cached)."""
+    import torch
+
+    from prunemip.training import TrainConfig, accuracy, build_mlp, train
+
+    path = folder / f"mnist_{depth}x{width}.onnx"
+    if path.exists():
+        return path
+    train_data = load_dataset("mnist", "train", data_dir=data_dir)
+    test_data = load_dataset("mnist", "test", data_dir=data_dir)
+    torch.manual_seed(0)
+    model = build_mlp(784, (width,) * depth, 10)
+    train(model, train_data, TrainConfig(epochs=epochs, lr=1e-3, batch_size=128, schedule="none"))
+    print(f"{depth}x{width}: test accuracy {accuracy(model, test_data):.3f}", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(1, 784),), str(path), dynamo=False)
+    return path
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--depths", type=int, nargs="+", default=[2, 4, 6])
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--images", type=int, default=15)
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.03, 0.05])
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--surrogate-sparsity", type=float, default=0.8)
+    parser.add_argument("--timeout-scale", type=float, default=1.0, help="multiply the 120/300 s limits")
+    parser.add_argument("--out", type=Path, default=Path("runs/vnncomp"))
+    parser.add_argument(
+        "--data-dir", help="folder with the MNIST IDX files (default: prunemip's search path)"
+    )
+    parser.add_argument("--quick", action="store_true", help="2 layers of 32, 3 images, 10 s limits")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.depths, args.width, args.images, args.epochs, args.timeout_scale = [2], 32, 3, 2, 10 / 120
+    args.out.mkdir(parents=True, exist_ok=True)
+    test = load_dataset("mnist", "test", data_dir=args.data_dir)
+    rows = []
+    for depth in args.depths:
+        onnx_path = train_and_export(depth, args.width, args.epochs, args.out, args.data_dir)
+        network = load_network(onnx_path)
+        limit = (120.0 if depth <= 2 else 300.0) * args.timeout_scale
+        for eps in args.eps:
+            for index in range(args.images):
+                x0, label = test.flat()[index], int(test.labels[index])
+                prop_path = args.out / f"mnist_{depth}x{args.width}_img{index}_eps{eps:g}.vnnlib"
+                prop_path.write_text(robustness_vnnlib(x0, label, eps, 10))
+                prop = load_vnnlib(prop_path)
+                for surrogate in (None, args.surrogate_sparsity):
+                    result = verify(network, prop, limit, surrogate_sparsity=surrogate)
+                    wrong = False
+                    if result.verdict == "sat":
+                        wrong = not prop.satisfied_by(result.x, network.forward(result.x))
+                    elif result.verdict == "unsat" and depth <= 2:
+                        check = find_adversarial_example(
+                            network, x0, label, norm="linf", radius=eps, mode="optimize",
+                            options=HighsOptions(time_limit=limit, threads=1),
+                        )  # fmt: skip
+                        wrong = check.found
+                    rows.append({
+                        "net": f"{depth}x{args.width}", "eps": eps, "image": index, "label": label,
+                        "surrogate": surrogate, "verdict": result.verdict, "stage": result.stage,
+                        "seconds": result.seconds, "limit": limit, "wrong": wrong,
+                    })  # fmt: skip
+                    print(json.dumps(rows[-1]), flush=True)
+    print("\nnet        eps   surrogate  sat unsat timeout unknown wrong  mean s")
+    summary = []
+    for net in dict.fromkeys(r["net"] for r in rows):
+        for eps in args.eps:
+            for surrogate in (None, args.surrogate_sparsity):
+                group = [
+                    r for r in rows if r["net"] == net and r["eps"] == eps and r["surrogate"] == surrogate
+                ]
+                counts = {
+                    v: sum(r["verdict"] == v for r in group) for v in ("sat", "unsat", "timeout", "unknown")
+                }
+                wrong = sum(r["wrong"] for r in group)
+                mean = float(np.mean([r["seconds"] for r in group]))
+                label = "-" if surrogate is None else f"{surrogate:g}"
+                print(
+                    f"{net:<10} {eps:<5g} {label:>9} {counts['sat']:>4} {counts['unsat']:>5} "
+                    f"{counts['timeout']:>7} {counts['unknown']:>7} {wrong:>5} {mean:>7.2f}"
+                )
+                summary.append(
+                    {"net": net, "eps": eps, "surrogate": surrogate, **counts, "wrong": wrong, "mean_s": mean}
+                )
+    total_wrong = sum(r["wrong"] for r in rows)
+    print(
+        f"{'PASS' if total_wrong == 0 else 'FAIL'}  zero wrong answers ({total_wrong} wrong of {len(rows)})"
+    )
+    (args.out / "results.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
+    return {"rows": rows, "summary": summary}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

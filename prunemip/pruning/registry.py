@@ -1,0 +1,84 @@
+"""The one registry of pruning methods, chosen by name (torch-free).
+
+Each entry names a method, its family (which decides the training schedule run by
+:mod:`prunemip.pruning.pipeline`), a one-line summary, the :class:`PruneConfig` fields
+it reads, and whether ``prunemip prune`` can apply it to an already-trained model.
+The mask logic of each family lives in its own module (``scores``, ``imp``, ``dst``,
+``gmp``, ``structured``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prunemip.errors import PrunemipError
+
+ALLOCATIONS: tuple[str, ...] = ("global", "layer", "uniform", "erk")
+FAMILIES: tuple[str, ...] = ("dense", "pai", "imp", "dst", "gmp", "structured")
+
+_TARGET = ("sparsity", "prune_output")
+_SCORED = (*_TARGET, "allocation")
+_IMP = (*_TARGET, "imp_fraction", "imp_rounds", "rewind_iteration")
+_DST = (*_SCORED, "drop_fraction", "update_interval", "dst_end")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method.
+
+    ``run_as`` names the method whose run directory this one shares (the lottery-ticket
+    controls are branches of an IMP run, as in open_lth). ``default_allocation`` is
+    ``None`` where the allocation is fixed by the method.
+    """
+
+    name: str
+    family: str
+    summary: str
+    hparams: tuple[str, ...] = ()
+    post_training: bool = False
+    default_allocation: str | None = None
+    run_as: str | None = None
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec("dense", "dense", "no pruning (the baseline)"),
+        MethodSpec("random", "pai", "random mask at initialisation", _SCORED, True, "global"),
+        MethodSpec("magnitude", "pai", "|w| (at initialisation; on a trained model with `prune`)",
+                   _SCORED, True, "global"),
+        MethodSpec("snip", "pai", "SNIP |g ⊙ w| on one mini-batch (Lee et al. 2019)",
+                   (*_SCORED, "score_per_class"), True, "global"),
+        MethodSpec("grasp", "pai", "GraSP: remove the largest −θ ⊙ Hg (Wang et al. 2020)",
+                   (*_SCORED, "score_per_class", "grasp_temperature"), True, "global"),
+        MethodSpec("synflow", "pai", "iterative data-free synaptic flow (Tanaka et al. 2020)",
+                   (*_SCORED, "synflow_iterations"), True, "global"),
+        MethodSpec("imp", "imp", "iterative magnitude pruning with rewinding (Frankle & Carbin 2019)", _IMP),
+        MethodSpec("imp-reinit", "imp", "lottery control: IMP's final mask, re-initialised weights",
+                   _IMP, run_as="imp"),
+        MethodSpec("imp-random", "imp", "lottery control: random mask with IMP's per-layer counts",
+                   _IMP, run_as="imp"),
+        MethodSpec("set", "dst", "SET: magnitude drop, random growth (Mocanu et al. 2018)", _DST,
+                   default_allocation="erk"),
+        MethodSpec("rigl", "dst", "RigL: magnitude drop, dense-gradient growth (Evci et al. 2020)", _DST,
+                   default_allocation="erk"),
+        MethodSpec("gmp", "gmp", "gradual magnitude pruning, cubic schedule (Zhu & Gupta 2018)",
+                   (*_SCORED, "gmp_begin", "gmp_end", "update_interval"), default_allocation="global"),
+        MethodSpec("neuron-magnitude", "structured", "remove neurons with the smallest ‖W[j,:]‖₂, fine-tune",
+                   (*_TARGET, "finetune_epochs"), True),
+        MethodSpec("group-lasso", "structured", "proximal group lasso on neurons (Wen et al. 2016), "
+                   "then neuron pruning and fine-tuning", (*_TARGET, "finetune_epochs", "group_lasso")),
+    )
+}  # fmt: skip
+
+
+def method_names() -> list[str]:
+    return list(METHODS)
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registered method ``name``; an unknown name is a one-line error listing the names."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise PrunemipError(f"unknown pruning method {name!r}; choose one of {', '.join(METHODS)}") from None

@@ -1,0 +1,231 @@
+"""The ``prunemip train`` and ``prunemip prune`` commands (parsers and runners).
+
+Kept out of :mod:`prunemip.cli` so that file only wires them in; nothing here imports
+torch until a command runs. Option defaults are read from the config dataclasses, so
+``--help`` shows the values the library really uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from prunemip.errors import PrunemipError
+from prunemip.pruning.config import (
+    DEVICES,
+    OPTIMIZERS,
+    SCHEDULES,
+    ExperimentConfig,
+    PruneConfig,
+    TrainConfig,
+    parse_arch,
+)
+from prunemip.pruning.registry import ALLOCATIONS, METHODS
+
+if TYPE_CHECKING:
+    from prunemip.pruning.pipeline import Outcome
+
+OUTPUT_SUFFIXES = (".pt", ".npz")
+_DEFAULTS = {
+    f.name: f.default for cls in (TrainConfig, PruneConfig) for f in fields(cls) if f.default is not MISSING
+}
+
+
+def _option(group: Any, flag: str, name: str, help: str, **kwargs: Any) -> None:
+    """An option for config field ``name``; ``None`` when not given (the dataclass default applies)."""
+    default = _DEFAULTS.get(name)
+    shown = "" if default is None else f" ({default})"
+    group.add_argument(flag, dest=name, default=None, help=f"{help}{shown}", **kwargs)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="digits", help="digits, mnist, fashion-mnist, ... (digits)")
+    data.add_argument("--data-dir", help="folder with the dataset's IDX/NPZ files")
+    data.add_argument("--data-seed", type=int, default=0, help="seed of the train/test split (0)")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, epochs: bool = True) -> None:
+    group = parser.add_argument_group("training")
+    if epochs:
+        _option(group, "--epochs", "epochs", "training epochs (IMP: per level)", type=int)
+    _option(group, "--batch-size", "batch_size", "mini-batch size", type=int)
+    _option(group, "--lr", "lr", "base learning rate", type=float)
+    _option(group, "--optimizer", "optimizer", "optimizer", choices=OPTIMIZERS)
+    _option(group, "--momentum", "momentum", "SGD momentum", type=float)
+    _option(group, "--weight-decay", "weight_decay", "L2 weight decay", type=float)
+    _option(group, "--schedule", "schedule", "learning-rate schedule", choices=SCHEDULES)
+    _option(group, "--seed", "seed", "seed of initialisation, batch order and random masks", type=int)
+    _option(group, "--device", "device", "training device", choices=DEVICES)
+    regular = parser.add_argument_group("regularisers (any method)")
+    _option(regular, "--l1", "l1", "L1 weight penalty λ", type=float)
+    _option(regular, "--rs-weight", "rs_weight", "ReLU-stability loss weight (Xiao et al. 2019)", type=float)
+    _option(regular, "--rs-eps", "rs_eps", "L∞ radius of the RS loss's input ball", type=float)
+
+
+def _add_method_options(parser: argparse.ArgumentParser, default_method: str, names: list[str]) -> None:
+    group = parser.add_argument_group("pruning method")
+    group.add_argument(
+        "--method", default=default_method, help=f"one of {', '.join(names)} ({default_method})"
+    )
+    _option(group, "--sparsity", "sparsity", "fraction of prunable weights removed, in [0, 1)", type=float)
+    _option(group, "--allocation", "allocation", f"per-layer allocation: {', '.join(ALLOCATIONS)}")
+    group.add_argument(
+        "--prune-output", action="store_true", dest="prune_output", default=None,
+        help="also prune the output layer (default: keep it dense)",
+    )  # fmt: skip
+    _option(group, "--finetune", "finetune_epochs", "fine-tuning epochs after pruning", type=int)
+    _option(group, "--score-per-class", "score_per_class", "SNIP/GraSP images per class", type=int)
+    _option(group, "--grasp-temperature", "grasp_temperature", "GraSP logit temperature T", type=float)
+    _option(group, "--synflow-iterations", "synflow_iterations", "SynFlow pruning iterations", type=int)
+
+
+def add_train_parser(commands: Any, formatter: Any) -> None:
+    parser = commands.add_parser(
+        "train", formatter_class=formatter, help="train (and prune) an MLP with any pruning method",
+        description=(
+            "Train a ReLU MLP with a pruning method, export W ⊙ M (float64) with disconnected\n"
+            "neurons folded away, and report sparsity, compression, speed-up and accuracy. Steps are\n"
+            "saved under --runs-dir in a folder named by the configuration's hash: a re-run resumes.\n\n"
+            "methods:\n" + "\n".join(f"  {name:<17}{spec.summary}" for name, spec in METHODS.items())
+        ),
+        epilog=(
+            "examples:\n"
+            "  prunemip train --dataset fashion-mnist --arch 100,100 --method rigl --sparsity 0.9 \\\n"
+            "      --epochs 20 --seed 0 -o model.pt\n"
+            "  prunemip train --method imp --sparsity 0.8 --imp-rounds 3 --rewind-iteration 100 -o imp.npz\n"
+            "  prunemip train --method dense --l1 1e-5 --rs-weight 1e-3 --rs-eps 0.05 -o stable.npz"
+        ),
+    )  # fmt: skip
+    _add_data_options(parser)
+    parser.add_argument("--arch", default="100,100", help="hidden widths, comma-separated (100,100)")
+    _add_training_options(parser)
+    _add_method_options(parser, "dense", list(METHODS))
+    method = parser.add_argument_group("method options")
+    _option(method, "--imp-rounds", "imp_rounds", "IMP rounds (default: as many as --imp-fraction needs)",
+            type=int)  # fmt: skip
+    _option(method, "--imp-fraction", "imp_fraction", "IMP: fraction of the remaining weights per round",
+            type=float)  # fmt: skip
+    _option(method, "--rewind-iteration", "rewind_iteration", "IMP: rewind to this iteration", type=int)
+    _option(method, "--drop-fraction", "drop_fraction", "SET/RigL: initial drop fraction α", type=float)
+    _option(method, "--update-interval", "update_interval", "SET/RigL/GMP: steps between mask updates",
+            type=int)  # fmt: skip
+    _option(method, "--dst-end", "dst_end", "SET/RigL: last update, as a fraction of training", type=float)
+    _option(method, "--gmp-begin", "gmp_begin", "GMP: start, as a fraction of training", type=float)
+    _option(method, "--gmp-end", "gmp_end", "GMP: end of the cubic ramp, fraction of training", type=float)
+    _option(method, "--group-lasso", "group_lasso", "group-lasso λ (a step shrinks a neuron by lr·λ)",
+            type=float)  # fmt: skip
+    _add_output_options(parser)
+
+
+def add_prune_parser(commands: Any, formatter: Any) -> None:
+    post = [name for name, spec in METHODS.items() if spec.post_training]
+    parser = commands.add_parser(
+        "prune", formatter_class=formatter, help="prune a trained model once and fine-tune it",
+        description=(
+            "Prune an already-trained ReLU MLP (any model file prunemip reads) with a one-shot\n"
+            "method, fine-tune it with the masks fixed, export and report. Zero weights stay pruned."
+        ),
+        epilog=(
+            "examples:\n"
+            "  prunemip prune model.pt --dataset digits --method magnitude --sparsity 0.9 --finetune 5 \\\n"
+            "      -o pruned.npz\n"
+            "  prunemip prune model.npz --dataset fashion-mnist --method neuron-magnitude --sparsity 0.5"
+        ),
+    )  # fmt: skip
+    parser.add_argument("model", help="trained network file (.pt, .onnx, .npz)")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module")
+    _add_data_options(parser)
+    _add_training_options(parser, epochs=False)
+    _add_method_options(parser, "magnitude", post)
+    _add_output_options(parser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "-o", "--output", help="save the pruned network: .pt (PyTorch) or .npz (exact, native)"
+    )
+    output.add_argument("--runs-dir", default="runs", help="where run directories go (runs/)")
+    output.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+# ----------------------------------------------------------------------- running
+def _config(args: argparse.Namespace, hidden: tuple[int, ...] | None = None) -> ExperimentConfig:
+    """The configuration from the options given (dataclass defaults for the rest)."""
+
+    def given(cls: type) -> dict[str, Any]:
+        return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
+
+    return ExperimentConfig(
+        dataset=args.dataset,
+        train=TrainConfig(**given(TrainConfig)),
+        prune=PruneConfig(**{**given(PruneConfig), "method": args.method}),
+        data_dir=args.data_dir,
+        data_seed=args.data_seed,
+        **({} if hidden is None else {"hidden": hidden}),
+    )
+
+
+def _output(args: argparse.Namespace) -> Path | None:
+    if not args.output:
+        return None
+    path = Path(args.output)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise PrunemipError(f"cannot write {path.name!r}: use a .pt or .npz file name")
+    if not path.resolve().parent.is_dir():
+        raise PrunemipError(f"-o: folder {path.parent} does not exist")
+    return path
+
+
+def _feedback(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Log lines, per-epoch metrics and a progress bar, unless ``--quiet``."""
+    if args.quiet:
+        return {}
+
+    def show(step: str, row: dict[str, float]) -> None:
+        test = f", test {row['test_accuracy']:.4f}" if "test_accuracy" in row else ""
+        console.print(
+            f"  {step} epoch {int(row['epoch'])}: loss {row['loss']:.4f}, train {row['train_accuracy']:.4f}"
+            f"{test}, lr {row['lr']:.2e}, sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
+        )
+
+    return {"log": console.print, "on_epoch": show, "progress": True}
+
+
+def _report_and_save(outcome: Outcome, output: Path | None, console: Console) -> None:
+    from prunemip.model_io import save_network, save_torch_checkpoint
+
+    console.print(outcome.report.table())
+    for line in outcome.report.summary_lines():
+        console.print(line)
+    console.print(f"run directory {outcome.run_dir}")
+    if output is not None:
+        save = save_torch_checkpoint if output.suffix.lower() == ".pt" else save_network
+        save(outcome.network, output)
+        console.print(f"wrote {output}")
+
+
+def run_train(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.pruning.pipeline import run_experiment
+
+    output = _output(args)
+    config = _config(args, parse_arch(args.arch))
+    outcome = run_experiment(config, args.runs_dir, **_feedback(args, console))
+    _report_and_save(outcome, output, console)
+
+
+def run_prune(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.model_io import load_network
+    from prunemip.pruning.pipeline import prune_network
+
+    if args.sparsity is None:
+        raise PrunemipError("prune needs --sparsity (the fraction of prunable weights to remove)")
+    output = _output(args)
+    network = load_network(args.model, trust_pickle=args.trust_pickle)
+    outcome = prune_network(network, _config(args), args.runs_dir, **_feedback(args, console))
+    _report_and_save(outcome, output, console)

@@ -1,0 +1,290 @@
+"""Linear-relaxation, LP and MIP bounds: sound, never looser than interval arithmetic, and the MIP
+optimum does not depend on which sound bounds built it."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from conftest import (
+    EXACT,
+    ball_region,
+    brute_force_margin,
+    exact_pre_activations,
+    random_network,
+    sample_region,
+    seeds,
+    sparse_networks,
+    tiny_networks,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+from test_bounds import assert_contains, assert_contains_exactly, badly_scaled_networks
+
+from prunemip.encoders.bigm import encode
+from prunemip.encoders.bounds import interval_bounds
+from prunemip.encoders.linear import linear_bounds, linear_upper_bound, relu_relaxation
+from prunemip.errors import PrunemipError
+from prunemip.network import InputSpec, Network
+from prunemip.regions import InputRegion
+from prunemip.solvers.highs import solve
+from prunemip.solvers.obbt import (
+    BOUNDS_METHODS,
+    ObbtOptions,
+    _LpData,
+    compute_bounds,
+    lp_tighten,
+    safe_lower_bound,
+)
+from prunemip.solvers.result import SolveStatus
+
+norms = st.sampled_from(["linf", "l1"])
+
+
+def scaled(count: int) -> int:
+    """Fewer examples than the profile for the slower properties (the thorough profile scales them up)."""
+    return max(count, settings().max_examples * count // 50)
+
+
+FAST = ObbtOptions(time_per_lp=1.0, budget=5.0, time_per_mip=2.0)
+
+
+def assert_nested(inner, outer):
+    """``inner`` is at least as tight as ``outer`` on every neuron."""
+    for k in range(len(inner.lower)):
+        assert np.all(inner.lower[k] >= outer.lower[k]), k
+        assert np.all(inner.upper[k] <= outer.upper[k]), k
+
+
+# ----------------------------------------------------------------------- soundness
+@settings(max_examples=scaled(25))
+@given(
+    sparse_networks(max_inputs=6, max_width=8),
+    seeds,
+    norms,
+    st.sampled_from([0.0, 0.02, 0.1, 0.5, 2.0]),
+    st.sampled_from(BOUNDS_METHODS),
+)
+def test_every_method_contains_sampled_activations(network, seed, norm, radius, method):
+    rng = np.random.default_rng(seed)
+    region = ball_region(network, rng.random(network.n_inputs), norm, radius)
+    bounds = compute_bounds(network, region, method, options=FAST)
+    points = sample_region(region, rng, 300)
+    assert_contains(bounds, network, points)
+    assert bounds.method == method and [s.method for s in bounds.stages] == list(
+        BOUNDS_METHODS[: BOUNDS_METHODS.index(method) + 1]
+    )
+    assert_nested(bounds, interval_bounds(network, region))
+    for stage in bounds.stages:
+        assert stage.unstable >= 0 and stage.total_width >= 0 and stage.seconds >= 0
+    # each stage only tightens
+    assert [s.unstable for s in bounds.stages] == sorted((s.unstable for s in bounds.stages), reverse=True)
+
+
+@given(sparse_networks(max_inputs=7), seeds, norms, st.sampled_from([0.01, 0.1, 0.5, 2.0]))
+def test_linear_bounds_are_sound_and_never_looser_than_intervals(network, seed, norm, radius):
+    rng = np.random.default_rng(seed)
+    region = ball_region(network, rng.random(network.n_inputs), norm, radius)
+    ia = interval_bounds(network, region)
+    linear = linear_bounds(network, region)
+    assert_nested(linear, ia)
+    assert_contains(linear, network, sample_region(region, rng, 300))
+    for x in sample_region(region, rng, 2)[:2]:
+        assert_contains_exactly(linear, network, x)
+    assert linear.n_unstable <= ia.n_unstable
+
+
+@settings(max_examples=scaled(30))
+@given(
+    badly_scaled_networks(),
+    seeds,
+    st.sampled_from([0.0, 1e-12, 1e-6, 0.1]),
+    norms,
+    st.sampled_from(BOUNDS_METHODS),
+)
+def test_every_method_contains_exact_values_for_badly_scaled_weights(network, seed, radius, norm, method):
+    rng = np.random.default_rng(seed)
+    x0 = rng.uniform(-1, 1, size=network.n_inputs)
+    x0[0] = 0.3
+    region = ball_region(network, x0, norm, radius)
+    bounds = compute_bounds(network, region, method, options=FAST)
+    for k in range(len(network.layers)):
+        assert np.all(bounds.lower[k] <= bounds.upper[k])
+    for x in [x0, region.lower, region.upper, *sample_region(region, rng, 3)[:3]]:
+        if region.contains(x, tol=0.0):
+            assert_contains_exactly(bounds, network, x)
+
+
+def test_degenerate_region_cancellation_linear_and_lp():
+    """1e8-scale weights cancelling to O(1) on a single point: only rounding separates the bounds."""
+    x = np.array([0.1, 0.7, 0.3])
+    w1 = np.array([[1e8, 1e8, -3e7], [1e8, 1e8, -3e7 + 1e-7], [-1e8, 3.3, 1e-8]])
+    w2 = np.array([[1.0, -1.0, 0.0], [1e8, -1e8, 1.0]])
+    w3 = np.array([[1.0, 1e-8], [-1e8, 1.0]])
+    network = Network.from_arrays(
+        [w1, w2, w3], [np.array([0.3, 0.3, 1e7]), np.array([1e-9, -0.1]), np.zeros(2)]
+    )
+    region = InputRegion.box(x, x)
+    for method in ("linear", "lp"):
+        bounds = compute_bounds(network, region, method, options=FAST)
+        assert_contains_exactly(bounds, network, x)
+
+
+def test_relu_relaxation_lines_are_valid_in_float():
+    rng = np.random.default_rng(3)
+    lower = -np.abs(rng.normal(size=2000)) * 10.0 ** rng.uniform(-12, 6, size=2000)
+    upper = np.abs(rng.normal(size=2000)) * 10.0 ** rng.uniform(-12, 6, size=2000)
+    slope, intercept, low_slope = relu_relaxation(lower, upper)
+    for z in (lower, upper):  # the ReLU is convex: the chord dominates it iff it does at both ends
+        exact_ok = [
+            Fraction(float(a)) * Fraction(float(v)) + Fraction(float(t))
+            >= max(Fraction(float(v)), Fraction(0))
+            for a, v, t in zip(slope, z, intercept, strict=True)
+        ]
+        assert all(exact_ok)
+    assert set(np.unique(low_slope)) <= {0.0, 1.0}
+
+
+# ----------------------------------------------------------------------- tightness
+def test_linear_bounds_on_a_deep_net_beat_intervals(rng):
+    network = random_network(rng, [20, 30, 30, 30, 5], 0.0)
+    region = ball_region(network, rng.random(20), "linf", 0.05)
+    ia, linear = interval_bounds(network, region), linear_bounds(network, region)
+    assert linear.n_unstable < ia.n_unstable
+    assert linear.total_unstable_width < 0.5 * ia.total_unstable_width
+
+
+@given(seeds, st.integers(2, 12), st.sampled_from([0.05, 0.5, 3.0]))
+def test_l1_first_layer_bound_is_the_exact_lp_maximum(seed, n, radius):
+    """max c·x over {‖x − x0‖₁ ≤ δ} ∩ box, by the greedy threshold, equals the LP optimum."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(3, n)) * (rng.random((3, n)) < 0.8)
+    network = Network.from_arrays([c], [np.zeros(3)], InputSpec.create(n, 0, 1), ["identity"])
+    x0 = rng.random(n)
+    region = InputRegion.ball("l1", x0, radius, 0.0, 1.0)
+    upper = linear_upper_bound(network, region, 0, np.eye(3), [], [])
+    for row in range(3):
+        # variables d⁺, d⁻ ≥ 0 with x = x0 + d⁺ − d⁻ ∈ [0, 1], Σ d⁺ + d⁻ ≤ δ
+        result = linprog(
+            -np.concatenate([c[row], -c[row]]),
+            A_ub=np.ones((1, 2 * n)),
+            b_ub=[radius],
+            bounds=[(0, 1 - v) for v in x0] + [(0, v) for v in x0],
+            method="highs",
+        )
+        exact = -result.fun + c[row] @ x0
+        assert exact - 1e-9 <= upper[row] <= exact + 1e-9
+
+
+def test_lp_and_mip_tighten_a_three_layer_net(rng):
+    network = random_network(rng, [8, 16, 16, 16, 3], 0.0, weight_scale=2.0)
+    region = ball_region(network, rng.random(8), "linf", 0.15)
+    linear = compute_bounds(network, region, "linear")
+    lp = compute_bounds(network, region, "lp", options=FAST)
+    mip = compute_bounds(network, region, "mip", options=FAST)
+    assert_nested(lp, linear)
+    assert_nested(mip, lp)
+    assert mip.total_unstable_width <= lp.total_unstable_width <= linear.total_unstable_width
+    assert lp.total_unstable_width < linear.total_unstable_width
+    details = lp.stages[-1].details
+    assert details["lps_solved"] > 0 and details["budget_exhausted"] is False
+    points = sample_region(region, rng, 2000)
+    for bounds in (lp, mip):
+        assert_contains(bounds, network, points)
+
+
+def test_lp_budget_keeps_what_was_found(rng):
+    network = random_network(rng, [10, 30, 30, 3], 0.0, weight_scale=2.0)
+    region = ball_region(network, rng.random(10), "linf", 0.2)
+    linear = compute_bounds(network, region, "linear")
+    cut = lp_tighten(network, region, linear, ObbtOptions(budget=0.0))
+    assert cut.stages[-1].details["budget_exhausted"] is True
+    assert cut.stages[-1].details["lps_solved"] == 0
+    for k in range(len(network.layers)):
+        np.testing.assert_array_equal(cut.lower[k], linear.lower[k])
+    assert_contains(cut, network, sample_region(region, rng, 200))
+
+
+def test_safe_bound_holds_for_any_multipliers(rng):
+    """Neumaier–Shcherbina: garbage duals give a weak bound, never a wrong one; HiGHS's give the optimum."""
+    network = random_network(rng, [5, 8, 8, 2], 0.0)
+    region = ball_region(network, rng.random(5), "l1", 0.5)
+    model = encode(network, region, linear_bounds(network, region))
+    from dataclasses import replace
+
+    relaxed = replace(model, integrality=np.zeros(model.n_cols, dtype=bool))
+    data = _LpData.of(relaxed)
+    column = int(model.output_columns[0])
+    cost = np.zeros(model.n_cols)
+    cost[column] = 1.0
+    result = solve(relaxed.with_objective(cost, maximize=False), EXACT)
+    assert result.status == SolveStatus.OPTIMAL
+    # the true minimum over the relaxation is result.objective (up to HiGHS's tolerances)
+    for _ in range(20):
+        y = rng.normal(size=model.n_rows) * rng.choice([0.0, 1e-3, 1.0, 1e3])
+        assert safe_lower_bound(data, cost, y) <= result.objective + 1e-6
+    import highspy
+
+    from prunemip.solvers.highs import to_highs
+
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    to_highs(relaxed.with_objective(cost, maximize=False), highs)
+    highs.run()
+    tight = safe_lower_bound(data, cost, np.asarray(highs.getSolution().row_dual))
+    assert tight <= highs.getInfo().objective_function_value + 1e-9
+    assert tight >= highs.getInfo().objective_function_value - 1e-6
+
+
+# ----------------------------------------------------------------------- MIP optimum
+@settings(max_examples=scaled(20))
+@given(tiny_networks(max_relus=7), seeds, norms, st.sampled_from([0.1, 0.5, 1.0]), st.data())
+def test_mip_optimum_is_the_same_with_every_bounds_method(network, seed, norm, radius, data):
+    rng = np.random.default_rng(seed)
+    region = ball_region(network, rng.random(network.n_inputs), norm, radius)
+    label = data.draw(st.integers(0, network.n_outputs - 1))
+    target = data.draw(st.integers(0, network.n_outputs - 2))
+    target += target >= label
+    expected = brute_force_margin(network, region, target, label)
+    for method in BOUNDS_METHODS:
+        bounds = compute_bounds(network, region, method, options=FAST)
+        model = encode(network, region, bounds).with_margin_objective(target, label)
+        result = solve(model, EXACT)
+        assert result.status == SolveStatus.OPTIMAL, method
+        assert result.objective == pytest.approx(expected, abs=1e-6, rel=1e-6), method
+
+
+def test_unknown_method_is_a_one_line_error(rng):
+    network = random_network(rng, [3, 4, 2], 0.0)
+    region = ball_region(network, np.full(3, 0.5), "linf", 0.1)
+    with pytest.raises(PrunemipError, match="unknown bounds method 'crown'") as error:
+        compute_bounds(network, region, "crown")
+    assert "\n" not in str(error.value)
+
+
+def test_constant_folding_keeps_the_rows_a_relaxation_of_the_exact_network():
+    """Constants 0.1 + 0.2 (not exact in binary) folded through two layers: the rows admit
+    the exact rational values, so a bound derived from them holds for the exact network."""
+    w0 = np.array([[0.0, 0.0], [1.0, -1.0]])
+    w1 = np.array([[0.7, 1.0], [0.3, 0.0]])  # neuron 1 of layer 1 is constant 0.3·0.1 + 0.2
+    w2 = np.array([[1.0, 1.0 / 3.0], [1.0, 0.0]])
+    network = Network.from_arrays(
+        [w0, w1, w2], [np.array([0.1, 0.0]), np.array([0.0, 0.2]), np.zeros(2)], InputSpec.create(2, 0, 1)
+    )
+    region = ball_region(network, np.array([0.5, 0.5]), "linf", 0.5)
+    model = encode(network, region)
+    constant = model.layers[1]
+    assert constant.status[1] == 3  # CONSTANT
+    exact = Fraction(0.3) * Fraction(0.1) + Fraction(0.2)
+    # logit 0 = y1_0 + (1/3)·exact: its row's bias interval must contain the exact product
+    rows = [i for i, name in enumerate(model.row_names()) if name == "lin3_0"]
+    assert len(rows) == 1
+    third = Fraction(1.0 / 3.0) * exact
+    assert model.row_lower[rows[0]] <= third <= model.row_upper[rows[0]]
+    for x in itertools.product((0.0, 1.0), repeat=2):
+        values = exact_pre_activations(network, np.array(x))
+        assert model.constraint_violation(model.solution_from_input(np.array(x))) <= 1e-12
+        assert values[1][1] == exact

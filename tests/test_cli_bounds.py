@@ -1,0 +1,62 @@
+"""``--bounds`` on ``prunemip encode`` and ``prunemip attack``: per-stage figures in the tables and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_cli import assert_user_error, correct_index, digits_model, run  # noqa: F401 (fixtures)
+
+from prunemip.cli import USER_ERROR, main
+
+
+@pytest.mark.parametrize("method", ["ia", "linear", "lp", "auto"])
+def test_encode_prints_the_bounds_stages(method, digits_model, tmp_path, capsys) -> None:  # noqa: F811
+    output = tmp_path / "out.mps"
+    code, out, _ = run(
+        ["encode", str(digits_model), "--dataset", "digits", "--index", "7", "--eps", "0.1",
+         "--bounds", method, "--bounds-budget", "5", "-o", str(output)],
+        capsys,
+    )  # fmt: skip
+    assert code == 0 and output.exists()
+    assert "Neuron bounds by stage" in out and "Σ(u − l)" in out
+    expected = {"ia": ["ia"], "linear": ["ia", "linear"], "lp": ["ia", "linear", "lp"]}.get(method)
+    for stage in expected or ["ia", "linear"]:
+        assert f"│ {stage:>6} │" in out or f"{stage} " in out
+
+
+def test_attack_json_records_stages_and_gradient_attack(
+    digits_model,  # noqa: F811
+    correct_index,  # noqa: F811
+    tmp_path,
+    capsys,
+) -> None:
+    result_path = tmp_path / "r.json"
+    code, out, _ = run(
+        ["attack", str(digits_model), "--dataset", "digits", "--index", correct_index, "--eps", "0.02",
+         "--bounds", "lp", "--no-pgd", "--mode", "optimize", "--json", str(result_path), "--png", ""],
+        capsys,
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(result_path.read_text())
+    stages = result["encoding"]["bounds_stages"]
+    assert [s["method"] for s in stages] == ["ia", "linear", "lp"]
+    assert stages[0]["unstable"] >= stages[1]["unstable"] >= stages[2]["unstable"]
+    assert all(s["seconds"] >= 0 and s["total_width"] >= 0 for s in stages)
+    assert result["pgd_seconds"] == 0.0 and "Neuron bounds by stage" in out
+    code, out, _ = run(
+        ["attack", str(digits_model), "--dataset", "digits", "--index", correct_index, "--eps", "0.3",
+         "--json", str(result_path), "--png", ""],
+        capsys,
+    )  # fmt: skip
+    result = json.loads(result_path.read_text())
+    assert code == 0 and result["status"] == "adversarial" and result["check_passed"] is True
+    assert result["pgd_seconds"] > 0 and "gradient attack" in out
+
+
+def test_unknown_bounds_method_is_a_one_line_error(capsys) -> None:
+    for command in ("encode", "attack"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "model.pt", "--bounds", "crown"])
+        assert exit_info.value.code == USER_ERROR
+        assert_user_error(USER_ERROR, capsys.readouterr().err, "--bounds")

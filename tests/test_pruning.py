@@ -1,0 +1,482 @@
+"""Pruning invariants (reference/pruning.md §9): masks, allocations, scores, IMP, DST, GMP,
+structured pruning, regularisers and export."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from prunemip.errors import PrunemipError
+from prunemip.export import export_network, remove_dead_neurons
+from prunemip.network import InputSpec
+from prunemip.pruning import METHODS, method_spec
+from prunemip.pruning.allocation import erk_densities, keep_counts, select
+from prunemip.pruning.config import PruneConfig
+from prunemip.pruning.dst import DynamicSparsity, cosine_drop_fraction, drop_and_grow
+from prunemip.pruning.gmp import cubic_sparsity
+from prunemip.pruning.imp import imp_densities, imp_masks, random_masks_like
+from prunemip.pruning.masks import Masks, linear_layers
+from prunemip.pruning.methods import RUNNERS
+from prunemip.pruning.regularizers import interval_bounds, l1_penalty, rs_loss
+from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, synflow_scores
+from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms
+from prunemip.training import build_mlp
+
+WIDTHS = (12, 10, 8, 4)
+
+
+def mlp(widths=WIDTHS, seed=0, dtype=torch.float32) -> nn.Sequential:
+    return build_mlp(widths[0], widths[1:-1], widths[-1], seed=seed).to(dtype)
+
+
+def batch(n=16, n_in=WIDTHS[0], classes=WIDTHS[-1], seed=1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(n, n_in, generator=generator), torch.arange(n) % classes
+
+
+def prunable_size(masks: Masks) -> int:
+    return masks.size()
+
+
+# ----------------------------------------------------------------------- registry
+def test_unknown_method_is_one_line_listing_the_names() -> None:
+    with pytest.raises(PrunemipError) as error:
+        method_spec("lottery")
+    assert_one_line(error, "lottery", "rigl", "synflow", "imp")
+    with pytest.raises(PrunemipError):
+        PruneConfig(method="nope", sparsity=0.5)
+
+
+def test_every_method_has_a_runner_and_every_pai_method_a_score() -> None:
+    assert {spec.family for spec in METHODS.values()} <= set(RUNNERS)
+    assert {name for name, spec in METHODS.items() if spec.family == "pai"} == set(SCORES)
+
+
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0, 1.5, math.nan])
+def test_sparsity_outside_unit_interval_is_refused(sparsity: float) -> None:
+    with pytest.raises(PrunemipError) as error:
+        PruneConfig(method="magnitude", sparsity=sparsity)
+    assert_one_line(error, "sparsity")
+
+
+# ----------------------------------------------------------------------- allocation
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.9, 0.97])
+def test_global_allocation_keeps_exactly_round_density_times_n(sparsity: float) -> None:
+    model = mlp()
+    masks = Masks.dense(model)
+    scores = [torch.rand(m.shape, generator=torch.Generator().manual_seed(3)) for m in masks.weight]
+    pruned = select(scores, masks, sparsity, "global")
+    assert pruned.nnz() == round((1 - sparsity) * prunable_size(masks))
+    assert bool(pruned.weight[-1].all())  # the output layer is not pruned unless asked
+    assert all(bool(m.any()) for m in pruned.weight)
+
+
+def test_output_layer_is_pruned_only_when_asked() -> None:
+    model = mlp()
+    masks = Masks.dense(model, prune_output=True)
+    pruned = select([layer.weight.abs() for layer in linear_layers(model)], masks, 0.8, "global")
+    assert pruned.nnz() == round(0.2 * sum(m.numel() for m in masks.weight))
+    assert not bool(pruned.weight[-1].all())
+
+
+@pytest.mark.parametrize("allocation", ["layer", "uniform", "erk"])
+def test_layerwise_allocations_hit_their_per_layer_counts(allocation: str) -> None:
+    model = mlp()
+    masks = Masks.dense(model)
+    scores = [torch.rand(m.shape) for m in masks.weight]
+    pruned = select(scores, masks, 0.7, allocation)
+    shapes = [tuple(m.shape) for m in masks.weight[:-1]]
+    assert [int(m.sum()) for m in pruned.weight[:-1]] == keep_counts(allocation, shapes, 0.7)
+    if allocation == "uniform":
+        assert bool(pruned.weight[0].all())  # rigl: the first layer stays dense
+    for mask, score in zip(pruned.weight[:-1], scores[:-1], strict=True):
+        kept, dropped = score[mask], score[~mask]
+        assert dropped.numel() == 0 or float(kept.min()) >= float(dropped.max())
+
+
+@given(
+    shapes=st.lists(st.tuples(st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=5),
+    sparsity=st.floats(0.0, 0.99),
+)
+def test_erk_densities_are_at_most_one_and_total_exact(shapes, sparsity) -> None:
+    densities = erk_densities(shapes, sparsity)
+    sizes = [a * b for a, b in shapes]
+    assert all(0 < d <= 1 + 1e-12 for d in densities)
+    assert math.isclose(
+        sum(d * n for d, n in zip(densities, sizes, strict=True)), (1 - sparsity) * sum(sizes)
+    )
+    counts = keep_counts("erk", shapes, sparsity)
+    assert all(1 <= c <= n for c, n in zip(counts, sizes, strict=True))
+    if all(c > 1 for c in counts):  # the at-least-one floor can only add
+        assert sum(counts) == round((1 - sparsity) * sum(sizes))
+
+
+def test_erk_gives_small_layers_higher_density() -> None:
+    small, large = erk_densities([(10, 100), (100, 784)], 0.9)
+    assert small > large
+
+
+def test_ties_are_broken_deterministically_by_position() -> None:
+    masks = Masks.dense(mlp())
+    scores = [torch.ones(m.shape) for m in masks.weight]
+    first = select(scores, masks, 0.5, "layer")
+    second = select(scores, masks, 0.5, "layer")
+    assert all(torch.equal(a, b) for a, b in zip(first.weight, second.weight, strict=True))
+    for mask in first.weight[:-1]:
+        flat = mask.flatten()
+        assert bool(flat[: int(flat.sum())].all())  # earlier positions win ties
+
+
+def test_global_ranking_never_empties_a_layer_and_keeps_the_count() -> None:
+    model = mlp()
+    with torch.no_grad():
+        linear_layers(model)[1].weight.mul_(1e-6)  # layer 2 would vanish under global magnitude
+    masks = Masks.dense(model)
+    pruned = select([layer.weight.abs() for layer in linear_layers(model)], masks, 0.9, "global")
+    assert int(pruned.weight[1].sum()) == 1
+    assert pruned.nnz() == round(0.1 * prunable_size(masks))
+
+
+def test_collapsed_masks_are_refused() -> None:
+    masks = Masks.dense(mlp())
+    masks.weight[1] = torch.zeros_like(masks.weight[1])
+    with pytest.raises(PrunemipError) as error:
+        masks.check()
+    assert_one_line(error, "collapse")
+    masks = Masks.dense(mlp())
+    masks.weight[0][:, 1:] = False
+    masks.weight[0][1:, :] = False  # only neuron 0 of layer 1 is fed ...
+    masks.weight[1][:, 0] = False  # ... and it feeds nothing
+    assert masks.path_count() == 0
+    with pytest.raises(PrunemipError):
+        masks.check()
+
+
+# ----------------------------------------------------------------------- scores
+def test_snip_equals_gradient_times_weight_by_hand() -> None:
+    model = mlp()
+    images, labels = batch()
+    scores = SCORES["snip"](model, Masks.dense(model), ScoreInputs(images, labels))
+    loss = nn.functional.cross_entropy(model(images), labels)
+    loss.backward()
+    for layer, score in zip(linear_layers(model), scores, strict=True):
+        torch.testing.assert_close(score, (layer.weight.grad * layer.weight).abs().detach())
+
+
+def test_synflow_scores_are_invariant_to_positive_rescaling() -> None:
+    model = mlp(dtype=torch.float64)
+    masks = Masks.dense(model)
+    base = synflow_scores(model, masks, ScoreInputs())
+    layers = linear_layers(model)
+    with torch.no_grad():
+        layers[0].weight.mul_(3.7)
+        layers[1].weight.div_(3.7)
+    for a, b in zip(base, synflow_scores(model, masks, ScoreInputs()), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
+    with torch.no_grad():
+        layers[2].weight.mul_(5.0)  # one layer alone: every score scales by 5, the mask does not change
+    for a, b in zip(base, synflow_scores(model, masks, ScoreInputs()), strict=True):
+        torch.testing.assert_close(5.0 * a, b, rtol=1e-12, atol=0)
+
+
+def test_synflow_is_iterative_and_exact() -> None:
+    model = mlp()
+    masks = prune_by_scores("synflow", model, Masks.dense(model), ScoreInputs(), 0.9, "global", 100)
+    assert masks.nnz() == round(0.1 * masks.size())
+    assert masks.path_count() > 0
+
+
+def test_grasp_removes_the_largest_minus_theta_hg() -> None:
+    torch.manual_seed(0)
+    model = mlp(dtype=torch.float64)
+    images, labels = batch(n=16)
+    images = images.double()
+    t = 200.0
+    layers = linear_layers(model)
+    sizes = [layer.weight.numel() for layer in layers]
+
+    def half_loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i, (w, layer) in enumerate(zip(torch.split(flat, sizes), layers, strict=True)):
+            h = h @ w.reshape(layer.weight.shape).T + layer.bias.detach()
+            h = torch.relu(h) if i < len(layers) - 1 else h
+        return nn.functional.cross_entropy(h / t, y)
+
+    halves = [(images[:8], labels[:8]), (images[8:], labels[8:])]
+    flat = torch.cat([layer.weight.detach().flatten() for layer in layers])
+    g = sum(
+        torch.autograd.functional.jacobian(lambda f, x=x, y=y: half_loss(f, x, y), flat) for x, y in halves
+    )
+    hg = sum(
+        torch.autograd.functional.hvp(lambda f, x=x, y=y: half_loss(f, x, y), flat, g)[1] for x, y in halves
+    )
+    s = -flat * hg
+    inputs = ScoreInputs(images, labels, temperature=t)
+    masks = prune_by_scores("grasp", model, Masks.dense(model), inputs, 0.6, "global")
+    n_prunable = sum(sizes[:-1])
+    removed = ~torch.cat([m.flatten() for m in masks.weight[:-1]])
+    assert int(removed.sum()) == n_prunable - round(0.4 * n_prunable)
+    prunable_s = s[:n_prunable]
+    assert float(prunable_s[removed].min()) >= float(prunable_s[~removed].max())  # the largest S go
+    assert float(prunable_s[removed].max()) > 0 > float(prunable_s[~removed].min())  # signed, no abs
+
+
+# ----------------------------------------------------------------------- IMP
+def test_imp_densities_follow_point_eight_to_the_r() -> None:
+    densities = imp_densities(0.9, 0.2)
+    assert len(densities) == 11
+    for r, density in enumerate(densities[:-1], 1):
+        assert math.isclose(density, 0.8**r)
+    assert densities[-1] == pytest.approx(0.1)
+    rounds = imp_densities(0.875, rounds=3)
+    assert rounds == pytest.approx([0.5, 0.25, 0.125])
+    assert imp_densities(0.0) == []
+
+
+def test_imp_masks_prune_twenty_percent_of_the_remaining_by_global_magnitude() -> None:
+    model = mlp()
+    masks = Masks.dense(model)
+    n = masks.size()
+    for r, density in enumerate(imp_densities(1 - 0.8**4, 0.2), 1):
+        masks = imp_masks(model, masks, density)
+        assert masks.nnz() == round(0.8**r * n)
+    weights = torch.cat([layer.weight.detach().abs().flatten() for layer in linear_layers(model)[:-1]])
+    kept = torch.cat([m.flatten() for m in masks.weight[:-1]])
+    assert float(weights[kept].min()) >= float(weights[~kept].max())
+
+
+def test_random_mask_control_keeps_per_layer_counts() -> None:
+    model = mlp()
+    masks = imp_masks(model, Masks.dense(model), 0.3)
+    control = random_masks_like(masks, seed=5)
+    assert [int(m.sum()) for m in control.weight] == [int(m.sum()) for m in masks.weight]
+    assert not torch.equal(control.weight[0], masks.weight[0])
+
+
+# ----------------------------------------------------------------------- DST
+def test_cosine_drop_fraction_schedule() -> None:
+    assert cosine_drop_fraction(0, 0.3, 100) == pytest.approx(0.3)
+    assert cosine_drop_fraction(50, 0.3, 100) == pytest.approx(0.15)
+    assert cosine_drop_fraction(100, 0.3, 100) == pytest.approx(0.0)
+    assert cosine_drop_fraction(500, 0.3, 100) == pytest.approx(0.0)
+
+
+@given(seed=st.integers(0, 2**16), fraction=st.floats(0.0, 0.9))
+def test_drop_and_grow_rules(seed: int, fraction: float) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(9, 7, generator=generator)
+    mask = torch.rand(9, 7, generator=generator) < 0.4
+    grads = torch.randn(9, 7, generator=generator).abs()
+    kept, grown = drop_and_grow(weight * mask, mask, grads, fraction)
+    n_active = int(mask.sum())
+    n_prune = math.floor(n_active * fraction)
+    assert int(kept.sum()) == n_active - n_prune and int(grown.sum()) == n_prune
+    assert not bool((kept & grown).any())
+    assert bool((kept <= mask).all())  # only active weights are kept
+    if n_prune:
+        assert float((weight.abs())[kept].min()) >= float(weight.abs()[mask & ~kept].max())
+        assert float(grads[grown].min()) >= float(grads[~kept & ~grown].max())
+
+
+def _dst_setup(mode: str):
+    model = mlp()
+    masks = prune_by_scores("random", model, Masks.dense(model), ScoreInputs(seed=1), 0.7, "erk")
+    masks.apply(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    images, labels = batch()
+    for _ in range(3):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(images), labels).backward()
+        masks.mask_gradients(model)
+        optimizer.step()
+        masks.apply(model)
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(images), labels).backward()
+    return model, masks, optimizer
+
+
+class _RecordingDST(DynamicSparsity):
+    def update(self, step, model, masks, optimizer, grow_scores):
+        self.seen = [None if s is None else s.clone() for s in grow_scores]
+        self.before = masks.copy()
+        super().update(step, model, masks, optimizer, grow_scores)
+
+
+@pytest.mark.parametrize("mode", ["rigl", "set"])
+def test_dst_update_keeps_counts_zeroes_new_weights_and_their_optimizer_state(mode: str) -> None:
+    model, masks, optimizer = _dst_setup(mode)
+    before = masks.copy()
+    weights_before = [layer.weight.detach().clone() for layer in linear_layers(model)]
+    callback = _RecordingDST(mode, 0.5, 10, 100, seed=2)
+    if mode == "rigl":
+        assert callback.before_step(0, model, masks, optimizer) is False  # no optimizer step on an update
+    else:
+        callback.after_step(0, model, masks, optimizer, 1e-2)
+    assert callback.updates == 1
+    for index, layer in enumerate(linear_layers(model)):
+        old, new = before.weight[index], masks.weight[index]
+        assert int(old.sum()) == int(new.sum())
+        if not masks.prunable[index]:
+            assert torch.equal(old, new)
+            continue
+        grown = new & ~old
+        assert bool(grown.any())
+        assert bool((layer.weight[grown] == 0).all())
+        stayed = new & old
+        assert torch.equal(layer.weight.detach()[stayed], weights_before[index][stayed])
+        state = optimizer.state[layer.weight]
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert bool((state[key][grown] == 0).all()) and bool((state[key][~new] == 0).all())
+
+
+def test_rigl_grow_scores_are_the_dense_gradient() -> None:
+    model, masks, optimizer = _dst_setup("rigl")
+    images, labels = batch()
+    effective = [
+        (layer.weight * m).detach().requires_grad_()
+        for layer, m in zip(linear_layers(model), masks.weight, strict=True)
+    ]
+    h = images
+    for i, (w, layer) in enumerate(zip(effective, linear_layers(model), strict=True)):
+        h = nn.functional.linear(h, w, layer.bias.detach())
+        h = torch.relu(h) if i < len(effective) - 1 else h
+    dense = torch.autograd.grad(nn.functional.cross_entropy(h, labels), effective)
+    callback = _RecordingDST("rigl", 0.3, 10, 100)
+    callback.before_step(0, model, masks, optimizer)
+    for index, (seen, expected) in enumerate(zip(callback.seen, dense, strict=True)):
+        torch.testing.assert_close(seen, expected)
+        inactive = ~callback.before.weight[index]
+        if masks.prunable[index]:
+            assert bool((seen[inactive] != 0).any())  # the gradient is dense, not masked
+
+
+def test_dst_updates_only_until_the_end_step_and_at_the_interval() -> None:
+    callback = DynamicSparsity("set", 0.3, interval=10, end_step=35)
+    due = []
+    for step in range(60):
+        if callback.due(step):
+            due.append(step)
+            callback.last_update = step
+    assert due == [0, 10, 20, 30]
+
+
+# ----------------------------------------------------------------------- GMP
+def test_cubic_schedule() -> None:
+    assert cubic_sparsity(0, 0.9, 10, 110) == 0.0
+    assert cubic_sparsity(10, 0.9, 10, 110) == 0.0
+    assert cubic_sparsity(60, 0.9, 10, 110) == pytest.approx(0.9 * (1 - 0.5**3))
+    assert cubic_sparsity(110, 0.9, 10, 110) == pytest.approx(0.9)
+    assert cubic_sparsity(500, 0.9, 10, 110) == pytest.approx(0.9)
+
+
+# ----------------------------------------------------------------------- structured
+def test_neuron_pruning_masks_rows_biases_and_outgoing_columns() -> None:
+    model = mlp((12, 20, 16, 4))
+    masks = neuron_masks(Masks.dense(model), neuron_norms(model), 0.6)
+    assert masks.sparsity >= 0.6
+    for index in range(2):
+        dead = ~masks.bias[index]
+        assert bool(dead.any())
+        assert not bool(masks.weight[index][dead].any())
+        assert not bool(masks.weight[index + 1][:, dead].any())
+        norms = neuron_norms(model)[index]
+        assert float(norms[~dead].min()) >= float(norms[dead].max())
+
+
+def test_neuron_pruning_refuses_an_unreachable_sparsity() -> None:
+    model = mlp((12, 3, 4))
+    with pytest.raises(PrunemipError) as error:
+        neuron_masks(Masks.dense(model), neuron_norms(model), 0.99)
+    assert_one_line(error, "neuron pruning")
+
+
+def test_group_lasso_proximal_step_reaches_exact_zeros() -> None:
+    model = mlp()
+    norms = neuron_norms(model, with_bias=True)
+    threshold = float(torch.cat(norms).median())
+    GroupLassoProximal(strength=threshold).after_step(0, model, Masks.dense(model), None, lr=1.0)
+    for before, after in zip(norms, neuron_norms(model, with_bias=True), strict=True):
+        assert bool((after[before <= threshold] == 0).all())
+        torch.testing.assert_close(after[before > threshold], before[before > threshold] - threshold)
+
+
+# ----------------------------------------------------------------------- regularisers
+def test_interval_bounds_contain_sampled_pre_activations() -> None:
+    model = mlp()
+    x0 = torch.rand(1, WIDTHS[0])
+    eps = 0.1
+    lower, upper = (x0 - eps).clamp(0, 1), (x0 + eps).clamp(0, 1)
+    bounds = interval_bounds(model, lower, upper)
+    samples = lower + torch.rand(500, WIDTHS[0]) * (upper - lower)
+    h = samples
+    with torch.no_grad():
+        for layer, (low, high) in zip(linear_layers(model)[:-1], bounds, strict=True):
+            z = layer(h)
+            assert bool((z >= low - 1e-6).all() and (z <= high + 1e-6).all())
+            h = torch.relu(z)
+
+
+def test_rs_loss_is_differentiable_and_l1_is_the_weight_norm() -> None:
+    model = mlp()
+    images, _ = batch()
+    loss = rs_loss(model, images, 0.1)
+    loss.backward()
+    assert all(
+        layer.weight.grad is not None and bool(layer.weight.grad.abs().sum() > 0)
+        for layer in linear_layers(model)[:-1]
+    )
+    expected = sum(float(layer.weight.detach().abs().sum()) for layer in linear_layers(model))
+    assert l1_penalty(model).item() == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------------- export
+def test_remove_dead_neurons_folds_constants_and_drops_unused_ones() -> None:
+    rng = np.random.default_rng(0)
+    weights = [rng.normal(size=(5, 3)), rng.normal(size=(4, 5)), rng.normal(size=(2, 4))]
+    biases = [rng.normal(size=5) + 1.0, rng.normal(size=4), rng.normal(size=2)]
+    weights[0][1] = 0.0  # neuron 1 of layer 1: no inputs, constant ReLU(b)
+    weights[1][:, 3] = 0.0  # neuron 3 of layer 1: no outputs
+    weights[2][:, 2] = 0.0  # neuron 2 of layer 2: no outputs -> dropped
+    weights[1][:, 4] = 0.0
+    weights[1][2, 4] = 1.5  # neuron 4 of layer 1 only feeds the dropped neuron -> dropped too
+    shrunk, new_biases, counts = remove_dead_neurons(weights, biases)
+    assert [w.shape for w in shrunk] == [(2, 3), (3, 2), (2, 3)]
+    assert counts == [{"folded": 1, "dropped": 2}, {"folded": 0, "dropped": 1}]
+    x = rng.random((50, 3))
+
+    def forward(ws, bs):
+        h = x
+        for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+            h = h @ w.T + b
+            h = np.maximum(h, 0) if i < len(ws) - 1 else h
+        return h
+
+    np.testing.assert_allclose(forward(shrunk, new_biases), forward(weights, biases), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_export_reproduces_the_torch_logits(structured: bool) -> None:
+    model = mlp((12, 20, 16, 4))
+    if structured:
+        masks = neuron_masks(Masks.dense(model), neuron_norms(model), 0.5)
+    else:
+        masks = prune_by_scores("random", model, Masks.dense(model), ScoreInputs(seed=4), 0.93, "layer")
+    masks.apply(model)
+    network = export_network(model, masks, InputSpec.create(12, 0.0, 1.0), {"method": "test"})
+    removed = network.metadata["neurons_removed"]
+    assert sum(c["folded"] + c["dropped"] for c in removed) > 0
+    assert network.widths[1] < 20 or network.widths[2] < 16
+    assert network.nnz <= masks.nnz(prunable_only=False)
+    x = torch.rand(64, 12)
+    with torch.no_grad():
+        expected = model.double()(x.double()).numpy()
+    np.testing.assert_allclose(network.forward(x.double().numpy()), expected, rtol=0, atol=1e-12)
+    with torch.no_grad():
+        np.testing.assert_allclose(network.forward(x.numpy()), model.float()(x).numpy(), atol=1e-5)

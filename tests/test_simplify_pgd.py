@@ -1,0 +1,262 @@
+"""Exact simplification keeps the outputs on the region; the gradient attack stays in the region
+and feeds the MIP; no pipeline ever calls an input robust where brute force finds an attack."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from conftest import (
+    EXACT,
+    ball_region,
+    brute_force_margin,
+    random_network,
+    sample_region,
+    seeds,
+    sparse_networks,
+    tiny_networks,
+)
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from test_adversarial import check_result, near_decision_boundary
+
+from prunemip.adversarial import find_adversarial_example, target_order
+from prunemip.encoders.bigm import encode
+from prunemip.encoders.bounds import interval_bounds
+from prunemip.encoders.linear import linear_bounds
+from prunemip.encoders.simplify import simplify, simplify_network
+from prunemip.network import InputSpec, Layer, Network
+from prunemip.pgd import PgdOptions, pgd_attack, project_l1_box
+from prunemip.regions import InputRegion
+from prunemip.solvers.highs import solve
+from prunemip.solvers.obbt import ObbtOptions, compute_bounds
+
+norms = st.sampled_from(["linf", "l1"])
+
+
+def scaled(count: int) -> int:
+    """Fewer examples than the profile for the slower properties (the thorough profile scales them up)."""
+    return max(count, settings().max_examples * count // 50)
+
+
+# ----------------------------------------------------------------------- simplify
+@given(sparse_networks(max_inputs=6, sparsities=(0.0, 0.5, 0.8)), seeds, norms, st.booleans())
+def test_simplified_network_has_the_same_outputs_on_the_region(network, seed, norm, with_constants):
+    rng = np.random.default_rng(seed)
+    if with_constants:  # some neurons without inputs, and biases that switch others off
+        layers = list(network.layers)
+        first = layers[0].weight.toarray()
+        first[rng.random(first.shape[0]) < 0.3] = 0.0
+        bias = layers[0].bias - 2.0 * (rng.random(layers[0].n_out) < 0.3)
+        layers[0] = Layer.create(first, bias, "relu")
+        network = Network(tuple(layers), network.input_spec)
+    region = ball_region(network, rng.random(network.n_inputs), norm, float(rng.choice([0.05, 0.3, 1.0])))
+    bounds = linear_bounds(network, region)
+    result = simplify_network(network, bounds)
+    small = result.network
+    assert small.n_outputs == network.n_outputs and small.n_inputs == network.n_inputs
+    assert small.n_relu <= network.n_relu and small.nnz <= network.nnz
+    points = sample_region(region, rng, 300)
+    if network.n_inputs <= 6:
+        corners = np.array(list(itertools.product(*zip(region.lower, region.upper, strict=True))))
+        points = np.vstack([points, corners]) if region.norm != "l1" else points
+    np.testing.assert_allclose(small.forward(points), network.forward(points), rtol=1e-12, atol=1e-12)
+    # Bounds move both ways soundly.
+    restricted = result.restrict(bounds)
+    assert restricted.contains(small, points)
+    small_bounds = linear_bounds(small, region)
+    expanded = result.expand(small_bounds, bounds)
+    assert expanded.contains(network, points)
+    assert sum(result.removed.values()) == network.n_relu - small.n_relu
+
+
+def test_simplify_removes_inactive_constant_and_dead_neurons():
+    """n0 inactive, n1 constant 0.5 (folded), n2 dead (no outgoing weight), n3 kept."""
+    w0 = np.array([[1.0, 1.0], [0.0, 0.0], [1.0, -1.0], [2.0, -1.0]])
+    b0 = np.array([-5.0, 0.5, 0.0, 0.1])
+    w1 = np.array([[3.0, 2.0, 0.0, 1.0], [1.0, -1.0, 0.0, 1.0]])
+    network = Network.from_arrays([w0, w1], [b0, np.array([0.0, 0.25])], InputSpec.create(2, 0, 1))
+    region = InputRegion.box(np.zeros(2), np.ones(2))
+    result = simplify_network(network, interval_bounds(network, region))
+    assert result.removed == {"inactive": 1, "constant": 1, "dead": 1}
+    assert [k.tolist() for k in result.kept] == [[3], [0, 1]]
+    np.testing.assert_array_equal(result.network.layers[1].bias, [1.0, -0.25])  # 0 + 2·0.5, 0.25 − 0.5
+    # Nothing is folded into layer 0; the fold into layer 1 carries a rounding bound only.
+    assert not result.error[0].any() and 0 < result.error[1].max() <= 1e-14
+    x = np.array([[0.2, 0.9], [1.0, 0.0], [0.0, 0.0]])
+    # The same outputs up to the order of float64 additions.
+    small = simplify(network, interval_bounds(network, region))
+    np.testing.assert_allclose(small.forward(x), network.forward(x), rtol=0, atol=1e-15)
+
+
+def test_mip_of_the_simplified_network_has_the_same_optimum(rng):
+    network = random_network(rng, [5, 12, 12, 3], 0.5, bias_scale=1.5)
+    region = ball_region(network, rng.random(5), "linf", 0.2)
+    bounds = linear_bounds(network, region)
+    small = simplify(network, bounds)
+    for target, label in ((1, 0), (2, 1)):
+        full = solve(encode(network, region, bounds).with_margin_objective(target, label), EXACT)
+        reduced = solve(encode(small, region).with_margin_objective(target, label), EXACT)
+        assert full.objective == pytest.approx(reduced.objective, abs=1e-7)
+
+
+# ----------------------------------------------------------------------- PGD
+@given(st.integers(1, 40), seeds, st.sampled_from([0.0, 1e-6, 0.3, 2.0, 50.0]))
+def test_l1_box_projection_is_feasible_and_a_projection(n, seed, radius):
+    rng = np.random.default_rng(seed)
+    x0 = rng.random(n)
+    region = InputRegion.ball("l1", x0, radius, 0.0, 1.0)
+    points = x0 + rng.normal(size=(5, n)) * rng.choice([0.01, 1.0, 10.0])
+    projected = project_l1_box(points, region)
+    # Reference: bisection on the threshold λ of d = clip(soft_λ(v − x0), lo − x0, hi − x0).
+    v = points - x0
+    lam_low, lam_high = np.zeros(len(v)), np.abs(v).max(axis=1) + 1.0
+    clip = lambda lam: np.clip(np.sign(v) * np.maximum(np.abs(v) - lam[:, None], 0), -x0, 1 - x0)  # noqa: E731
+    for _ in range(200):
+        lam = (lam_low + lam_high) / 2
+        over = np.abs(clip(lam)).sum(axis=1) > radius
+        lam_low, lam_high = np.where(over, lam, lam_low), np.where(over, lam_high, lam)
+    np.testing.assert_allclose(projected, x0 + clip(lam_high), atol=1e-9)
+    for p, v in zip(projected, points, strict=True):
+        assert region.contains(p, tol=1e-9)
+        # no sampled feasible point is closer to v than the projection (up to bisection accuracy)
+        others = sample_region(region, rng, 50)
+        assert np.linalg.norm(p - v) <= np.min(np.linalg.norm(others - v, axis=1)) + 1e-6
+
+
+@given(sparse_networks(max_hidden_layers=2), seeds, norms, st.sampled_from([0.05, 0.3, 1.0]))
+def test_gradient_attack_points_lie_in_the_region_with_their_margins(network, seed, norm, radius):
+    rng = np.random.default_rng(seed)
+    x0 = rng.random(network.n_inputs)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, norm, radius)
+    targets = target_order(network.forward(x0), label)
+    result = pgd_attack(network, region, label, targets, PgdOptions(steps=10, restarts=2))
+    assert set(result.points) == set(targets)
+    for t, point in result.points.items():
+        assert region.contains(point, tol=1e-9)
+        logits = network.forward(point)
+        assert result.margins[t] == pytest.approx(logits[t] - logits[label], abs=1e-12)
+    clean = network.forward(x0)
+    assert result.best_margin >= max(clean[t] - clean[label] for t in targets) - 1e-12
+
+
+def test_gradient_attack_finds_an_easy_adversarial_and_seeds_the_mip(rng):
+    checked = found = 0
+    for _ in range(40):
+        network = random_network(rng, [10, 20, 20, 3], 0.3, weight_scale=3.0, bias_scale=0.1)
+        x0 = rng.random(10)
+        label = int(network.predict(x0))
+        region = ball_region(network, x0, "linf", 0.1)
+        if np.all(network.predict(sample_region(region, rng, 2000)) == label):
+            continue
+        checked += 1
+        quick = find_adversarial_example(network, x0, label, region)
+        assert quick.status == "adversarial"
+        check_result(network, quick)
+        found += quick.targets == ()  # answered by the gradient attack alone
+        optimize = find_adversarial_example(network, x0, label, region, mode="optimize")
+        plain = find_adversarial_example(network, x0, label, region, mode="optimize", pgd=False, bounds="ia")
+        assert optimize.best_margin == pytest.approx(plain.best_margin, abs=1e-6)
+        if checked == 4:
+            break
+    assert checked == 4 and found >= 2
+
+
+# ----------------------------------------------------------------------- robust is never wrong
+@settings(max_examples=scaled(30))
+@given(
+    tiny_networks(max_relus=6),
+    seeds,
+    norms,
+    st.sampled_from([0.05, 0.2, 0.5]),
+    st.booleans(),
+    st.sampled_from(["ia", "linear", "lp", "mip", "auto"]),
+    st.booleans(),
+)
+def test_robust_is_never_claimed_against_brute_force_with_any_bounds(
+    network, seed, norm, radius, near_boundary, method, pgd
+):
+    rng = np.random.default_rng(seed)
+    x0 = near_decision_boundary(network, rng) if near_boundary else rng.random(network.n_inputs)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, norm, radius)
+    result = find_adversarial_example(
+        network, x0, label, region, options=EXACT, bounds=method, pgd=pgd,
+        bounds_options=ObbtOptions(budget=2.0, time_per_mip=1.0),
+    )  # fmt: skip
+    check_result(network, result)
+    optimum = max(
+        brute_force_margin(network, region, t, label) for t in target_order(network.forward(x0), label)
+    )
+    event(f"{method}: {result.status}")
+    if optimum > 1e-6:
+        assert result.status == "adversarial"
+    elif optimum < -1e-6:
+        assert result.status == "robust"
+    if result.status == "robust":
+        assert optimum <= 1e-9
+
+
+def test_bounds_given_as_a_name_or_precomputed(rng):
+    network = random_network(rng, [6, 10, 10, 3], 0.0)
+    x0 = rng.random(6)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, "linf", 0.05)
+    named = find_adversarial_example(network, x0, label, region, bounds="lp", pgd=False, mode="optimize")
+    stages = [stage["method"] for stage in named.encoding.bounds_stages]
+    assert stages == ["ia", "linear", "lp"]
+    bounds = compute_bounds(network, region, "linear")
+    given_bounds = find_adversarial_example(network, x0, label, region, bounds=bounds, pgd=False)
+    assert [s["method"] for s in given_bounds.encoding.bounds_stages] == ["ia", "linear"]
+    assert named.status == given_bounds.status
+    # Decide mode stops refining once no target is open: robust by the linear bounds, no LP, no MIP.
+    decided = find_adversarial_example(
+        network, x0, label, ball_region(network, x0, "linf", 1e-4), bounds="lp"
+    )
+    assert decided.status == "robust" and decided.pgd_seconds == 0.0
+    assert [s["method"] for s in decided.encoding.bounds_stages] == ["ia", "linear"]
+    assert all(o.solve.nodes == 0 and o.solve.solve_seconds == 0.0 for o in decided.targets)
+
+
+def test_auto_escalates_to_lp_when_the_first_mip_is_cut_short(rng, monkeypatch):
+    """A target's first MIP times out (forced here); auto then tightens by LP once and solves again."""
+    import prunemip.adversarial as adversarial
+    import prunemip.solvers.obbt as obbt
+    from prunemip.solvers.result import SolveResult, SolveStatus
+
+    monkeypatch.setattr(adversarial, "lp_pays", lambda bounds: True)
+    monkeypatch.setattr(obbt, "lp_pays", lambda bounds: True)
+    real = adversarial._solve_target
+    calls = []
+
+    def first_times_out(model, network, region, label, target, mode, options, deadline, *rest):
+        calls.append(target)
+        if len(calls) == 1:
+            result = SolveResult(SolveStatus.TIME_LIMIT, "", None, None, None, 7, 70, 0.0, None, 0.5, None)
+            return adversarial.TargetOutcome(target, "timeout", result, None, 1e-6)
+        return real(model, network, region, label, target, mode, options, deadline, *rest)
+
+    monkeypatch.setattr(adversarial, "_solve_target", first_times_out)
+    network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
+    escalated = 0
+    for _ in range(30):
+        if escalated == 2:
+            break
+        calls.clear()
+        x0 = rng.random(3)
+        label = int(network.predict(x0))
+        region = ball_region(network, x0, "linf", 0.3)
+        result = find_adversarial_example(network, x0, label, region, pgd=False, options=EXACT)
+        check_result(network, result)
+        if calls:
+            order = target_order(network.forward(x0), label)
+            optimum = max(brute_force_margin(network, region, t, label) for t in order)
+            assert result.status == ("adversarial" if optimum > 1e-6 else "robust")
+            escalated += 1
+            assert [s["method"] for s in result.encoding.bounds_stages] == ["ia", "linear", "lp"]
+            first = next(o for o in result.targets if o.target == calls[0])
+            if len(calls) > 1 and calls[1] == calls[0]:  # re-solved after tightening: effort adds up
+                assert first.solve.nodes >= 7 and first.solve.solve_seconds >= 0.5
+    assert escalated > 0
