@@ -249,3 +249,17 @@ def test_a_killed_worker_loses_no_job(tmp_path, shared_cluster):
     rerun = run_study(config, tmp_path / "run", scheduler=cluster.scheduler_address)
     assert sorted(_keys_once(tmp_path / "run" / "results.jsonl")) == sorted(_all_keys(config))
     assert rerun.failed == 0
+
+
+def test_train_task_routes_post_training_and_from_scratch_methods(tmp_path):
+    from prunemip.study.tasks import train_task
+
+    config = tiny_config(tmp_path, TINY.replace('name = "magnitude"', 'name = "gmp"'))
+    dense_job, gmp_job = model_jobs(config)
+    dense, dense_metrics = train_task(dense_job, None)
+    assert dense.sparsity == 0.0 and 0.0 < dense_metrics["accuracy"] <= 1.0
+    pruned, metrics = train_task(gmp_job, dense)  # gmp prunes during its own training run
+    hidden_nnz = sum(layer.nnz for layer in pruned.layers[:-1])
+    hidden_size = sum(layer.n_in * layer.n_out for layer in dense.layers[:-1])
+    assert hidden_nnz == pytest.approx((1 - 0.8) * hidden_size, abs=2)
+    assert metrics["nnz"] == pruned.nnz and pruned.metadata["study_key"] == gmp_job.key

@@ -217,7 +217,12 @@ def _perturbations(reader: _Reader) -> tuple[Perturbation, ...]:
 
 
 def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = None) -> StudyConfig:
-    """Validate a parsed TOML document; ``known_methods`` checks method names when given."""
+    """Validate a parsed TOML document; method names are checked against ``known_methods``
+    (default: prunemip's pruning registry, the dense baseline being implicit)."""
+    if known_methods is None:
+        from prunemip.pruning.registry import method_names
+
+        known_methods = tuple(name for name in method_names() if name != "dense")
     root = _Reader(data, "")
     name = root.get("name", str, required=True)
     description = root.get("description", str, "")
@@ -229,13 +234,12 @@ def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = N
 
     architectures = tuple(parse_architecture(text) for text in root.number_list("architectures", str, ()))
     methods = _methods(root.get("methods", list, []))
-    if known_methods is not None:
-        for index, method in enumerate(methods):
-            if method.name not in known_methods:
-                raise PrunemipError(
-                    f"config: methods[{index}].name {method.name!r} is not a pruning method; "
-                    f"choose one of {', '.join(known_methods)}"
-                )
+    for index, method in enumerate(methods):
+        if method.name not in known_methods:
+            raise PrunemipError(
+                f"config: methods[{index}].name {method.name!r} is not a pruning method; "
+                f"choose one of {', '.join(known_methods)}"
+            )
 
     train = root.table_at("training")
     training = TrainingSpec(

@@ -7,13 +7,11 @@ local process pool or on a remote Dask worker with no shared file system.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from prunemip.adversarial import find_adversarial_example, target_order
-from prunemip.data import load_dataset
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
@@ -21,61 +19,58 @@ from prunemip.study.jobs import ModelJob, SolveJob
 
 
 def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str, Any]]:
-    """Train the dense model, or prune ``dense`` with the job's method and fine-tune it."""
+    """Train the job's model through :mod:`prunemip.pruning.pipeline`.
+
+    The dense baseline is trained from scratch; a post-training method (magnitude, SNIP,
+    neuron-magnitude, ...) prunes ``dense`` and fine-tunes it, so every such model starts
+    from the same dense network (Blalock et al. 2020); a method that shapes training itself
+    (group lasso, IMP, SET/RigL, GMP, ...) trains from scratch with its own schedule.
+    """
+    import tempfile
+
     import torch
 
-    from prunemip.export import export_network, training_metadata
-    from prunemip.pruning.config import TrainConfig
-    from prunemip.pruning.masks import Masks
-    from prunemip.torch_io import network_to_module
-    from prunemip.training import accuracy, build_mlp, train
+    from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
+    from prunemip.pruning.pipeline import prune_network, run_experiment
 
     start = time.perf_counter()
-    train_data = load_dataset(job.dataset, "train", data_dir=job.data_dir, seed=job.split_seed)
-    test_data = load_dataset(job.dataset, "test", data_dir=job.data_dir, seed=job.split_seed)
+    torch.set_num_threads(1)
     spec = job.training
-    config = TrainConfig(
+    train = TrainConfig(
         epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, optimizer=spec.optimizer,
         schedule="none", seed=job.seed,
     )  # fmt: skip
-    torch.set_num_threads(1)
-    if job.is_dense:
-        model = build_mlp(train_data.flat().shape[1], job.hidden, len(train_data.classes), seed=job.seed)
-        masks = Masks.dense(model)
-        train(model, train_data, config, masks)
-        metadata = training_metadata(train_data, config, method="dense")
-    else:
-        if dense is None:
-            raise ValueError("a pruned model needs its dense model")
-        model = network_to_module(dense)
-        config = replace(config, epochs=spec.finetune_epochs, seed=job.seed + 1)
-        masks = _prune(model, job.method, job.sparsity, dict(job.options), train_data, job.seed)
-        train(model, train_data, config, masks)
-        metadata = training_metadata(train_data, config, method=job.method, sparsity=job.sparsity)
-    network = export_network(model, masks, train_data.input_spec(), metadata)
+    try:
+        prune = PruneConfig(
+            method=job.method,
+            sparsity=job.sparsity,
+            finetune_epochs=spec.finetune_epochs,
+            **dict(job.options),
+        )
+    except TypeError as error:
+        raise PrunemipError(
+            f"method {job.method}: bad options {sorted(dict(job.options))} ({error})"
+        ) from None
+    config = ExperimentConfig(
+        dataset=job.dataset, hidden=job.hidden, train=train, prune=prune, data_dir=job.data_dir,
+        data_seed=job.split_seed,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="prunemip-study-") as runs_dir:
+        if prune.spec.post_training and not job.is_dense:
+            if dense is None:
+                raise ValueError("a post-training method needs its dense model")
+            outcome = prune_network(dense, config, runs_dir)
+        else:
+            outcome = run_experiment(config, runs_dir)
+    network = outcome.network
     metrics = {
-        "accuracy": accuracy(model, test_data),
+        "accuracy": outcome.report.accuracy,
         "nnz": network.nnz,
         "sparsity_achieved": network.sparsity,
         "widths": network.widths,
         "train_seconds": time.perf_counter() - start,
     }
     return network.with_metadata(study_key=job.key), metrics
-
-
-def _prune(model: Any, method: str, sparsity: float, options: dict[str, Any], data: Any, seed: int) -> Any:
-    """The masks of a registered post-training method (``options``: its PruneConfig fields)."""
-    from prunemip.pruning.config import PruneConfig
-    from prunemip.pruning.masks import Masks
-    from prunemip.pruning.methods import post_training_masks
-
-    try:
-        prune = PruneConfig(method=method, sparsity=sparsity, **options)
-    except TypeError as error:
-        raise PrunemipError(f"method {method}: bad options {sorted(options)} ({error})") from None
-    if not prune.spec.post_training:
-        raise PrunemipError(f"method {method} trains from scratch; a study prunes trained models")
-    return post_training_masks(prune, model, Masks.dense(model, prune.prune_output), data, seed)
 
 
 def _target(network: Network, x0: np.ndarray, label: int, rule: str) -> int | None:
