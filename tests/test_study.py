@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from prunemip.errors import PrunemipError
-from prunemip.study.config import load_config, parse_architecture, parse_config
+from prunemip.pruning.config import parse_arch
+from prunemip.study.config import load_config, parse_config
 from prunemip.study.jobs import model_jobs, solve_jobs
 from prunemip.study.report import shifted_geometric_mean, summarize, write_report
 from prunemip.study.runner import ResultsLog, run_study
@@ -50,7 +51,7 @@ def tiny_config(tmp_path: Path, text: str = TINY):
     ("edit", "fragment"),
     [
         (lambda t: t.replace('name = "tiny"\n', ""), "name is missing"),
-        (lambda t: t.replace('["2x8"]', '["2y8"]'), "does not parse"),
+        (lambda t: t.replace('["2x8"]', '["2y8"]'), "cannot read architecture"),
         (lambda t: t.replace("sparsities = [0.8]", "sparsities = [1.0]"), "methods[0].sparsities[0]"),
         (lambda t: t.replace("epochs = 3", "epochs = 3\nepocs = 4"), "unknown key training.epocs"),
         (lambda t: t.replace("lr = 0.005", 'lr = "fast"'), "training.lr must be a float"),
@@ -80,12 +81,12 @@ def test_unknown_method_is_rejected_against_the_registry(tmp_path):
 
 
 def test_architectures_parse():
-    assert parse_architecture("2x100") == (100, 100)
-    assert parse_architecture(" 6 x 50 ") == (50,) * 6
-    assert parse_architecture("100,50") == (100, 50)
+    assert parse_arch("2x100") == (100, 100)
+    assert parse_arch(" 6 x 50 ") == (50,) * 6
+    assert parse_arch("100,50") == (100, 50)
     for bad in ("", "0x5", "2x0", "a,b", "100;50"):
         with pytest.raises(PrunemipError):
-            parse_architecture(bad)
+            parse_arch(bad)
 
 
 def test_shipped_study_configs_are_valid():

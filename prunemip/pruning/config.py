@@ -9,6 +9,7 @@ the hash of everything that determines the result).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -26,13 +27,21 @@ def _check(condition: bool, message: str) -> None:
 
 
 def parse_arch(text: str) -> tuple[int, ...]:
-    """Hidden widths from ``"100,100"`` (commas or spaces); each must be a positive integer."""
+    """Hidden widths from ``"100,100"`` (commas or spaces) or ``"2x100"`` (depth x width)."""
+    spec = text.strip().lower()
+    repeated = re.fullmatch(r"(\d+)\s*x\s*(\d+)", spec)
     try:
-        widths = tuple(int(part) for part in text.replace(",", " ").split())
+        widths = (
+            (int(repeated.group(2)),) * int(repeated.group(1))
+            if repeated
+            else tuple(int(part) for part in spec.replace(",", " ").split())
+        )
     except ValueError:
         widths = ()
     if not widths or any(width <= 0 for width in widths):
-        raise PrunemipError(f"cannot read architecture {text!r}: give positive hidden widths such as 100,100")
+        raise PrunemipError(
+            f"cannot read architecture {text!r}: give positive hidden widths such as 100,100 or 2x100"
+        )
     return widths
 
 

@@ -16,34 +16,18 @@ path (``methods[1].sparsities``) and what would be valid.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prunemip.errors import PrunemipError
+from prunemip.pruning.config import parse_arch
 
 TARGET_RULES = ("runner-up", "untargeted")
 MODES = ("decide", "optimize")
 NORMS = ("linf", "l1")
 OPTIMIZERS = ("adam", "sgd")
-
-
-def parse_architecture(text: str) -> tuple[int, ...]:
-    """``"2x100"`` → (100, 100); ``"100,50"`` → (100, 50)."""
-    spec = text.strip().lower()
-    repeated = re.fullmatch(r"(\d+)\s*x\s*(\d+)", spec)
-    if repeated:
-        depth, width = int(repeated.group(1)), int(repeated.group(2))
-        widths = (width,) * depth
-    elif re.fullmatch(r"\d+(\s*,\s*\d+)*", spec):
-        widths = tuple(int(part) for part in spec.split(","))
-    else:
-        raise PrunemipError(f"architecture {text!r} does not parse: use e.g. '2x100' or '100,50'")
-    if not widths or any(width <= 0 for width in widths):
-        raise PrunemipError(f"architecture {text!r} needs at least one hidden layer of positive width")
-    return widths
 
 
 def architecture_name(widths: tuple[int, ...]) -> str:
@@ -232,7 +216,7 @@ def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = N
     split_seed = data_table.get("split_seed", int, 0)
     data_table.finish()
 
-    architectures = tuple(parse_architecture(text) for text in root.number_list("architectures", str, ()))
+    architectures = tuple(parse_arch(text) for text in root.number_list("architectures", str, ()))
     methods = _methods(root.get("methods", list, []))
     for index, method in enumerate(methods):
         if method.name not in known_methods:
