@@ -56,7 +56,7 @@ class PgdResult:
         return max(self.margins.values(), default=-np.inf)
 
 
-def _forward(network: Network, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def forward_with_preactivations(network: Network, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Logits and each layer's pre-activations for a batch."""
     pre = []
     h = x
@@ -67,7 +67,7 @@ def _forward(network: Network, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarr
     return h, pre
 
 
-def _input_gradient(network: Network, pre: list[np.ndarray], grad_logits: np.ndarray) -> np.ndarray:
+def input_gradient(network: Network, pre: list[np.ndarray], grad_logits: np.ndarray) -> np.ndarray:
     """∂(Σ grad_logits ⊙ logits)/∂x by reverse mode."""
     g = grad_logits
     for k in range(len(network.layers) - 1, -1, -1):
@@ -173,7 +173,7 @@ def pgd_attack(
     else:
         scale = float(np.max(region.upper - region.lower, initial=0.0)) / 2.0
     if scale <= 0.0 or others.size == 0:
-        logits, _ = _forward(network, x)
+        logits, _ = forward_with_preactivations(network, x)
         record(x, logits)
         return PgdResult(best_points, best_margins, time.perf_counter() - start)
     # Enough coordinates that a step can spend the budget inside the box (each moves ≤ its range).
@@ -183,7 +183,7 @@ def pgd_attack(
         k_coords = max(k_coords, math.ceil(2.0 * region.radius / widest))
     k_coords = min(k_coords, n)
     for step in range(options.steps + 1):
-        logits, pre = _forward(network, x)
+        logits, pre = forward_with_preactivations(network, x)
         record(x, logits)
         if step == options.steps or (deadline is not None and time.perf_counter() > deadline):
             break
@@ -195,7 +195,7 @@ def pgd_attack(
             strongest = others[np.argmax(logits[rest][:, others], axis=1)]
             grad_logits[rest, strongest] = 1.0
         grad_logits[:, label] -= 1.0
-        g = _input_gradient(network, pre, grad_logits)
+        g = input_gradient(network, pre, grad_logits)
         alpha = scale * 0.5 * (1.0 - step / options.steps) + scale * 0.02
         if region.norm == "l1":
             # Sparse steepest ascent: move the k coordinates with the largest |gradient|.

@@ -3,13 +3,17 @@
 
 Per disjunct (input box ``B``, output constraints ``c_k·y ≤ d_k``), cheapest first:
 
-1. falsification: random points of ``B`` (corners included);
-2. bounds: interval bounds on ``y`` over ``B``; a constraint with ``min_B c_k·y > d_k``
-   rules the disjunct out;
-3. the MIP ``max t`` s.t. ``c_k·y + t ≤ d_k`` for every ``k``, ``y = f(x)``, ``x ∈ B``
-   (``t`` is the smallest slack), in decide mode: stop at an incumbent with ``t > 0`` or
-   once the dual bound proves ``t ≤ −τ`` (τ as for adversarial attacks: at least the
-   slack's sensitivity to HiGHS's tolerances).
+1. falsification: random points of ``B`` (corners included), then signed-gradient ascent
+   on the smallest slack ``min_k (d_k − c_k·y)`` from the centre and random starts (PGD,
+   Madry et al., ICLR 2018);
+2. bounds: neuron bounds over ``B`` (``bounds``: by default linear relaxation, then LP
+   tightening where it pays; computed once per distinct box), and for each constraint a
+   linear-relaxation lower bound of ``c_k·y`` itself (CROWN with the specification as the
+   last layer); ``min_B c_k·y > d_k`` rules the disjunct out;
+3. the MIP, encoded with those bounds: ``max t`` s.t. ``c_k·y + t ≤ d_k`` for every ``k``,
+   ``y = f(x)``, ``x ∈ B`` (``t`` is the smallest slack), in decide mode: stop at an
+   incumbent with ``t > 0`` or once the dual bound proves ``t ≤ −τ`` (τ as for adversarial
+   attacks: at least the slack's sensitivity to HiGHS's tolerances).
 
 ``sat`` only for a point whose float64 forward pass satisfies the property exactly;
 ``unsat`` only when every disjunct is ruled out by bounds or proved by the original
@@ -28,18 +32,23 @@ import scipy.sparse as sp
 
 from prunemip.adversarial import ROBUST_TOLERANCE
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds import interval_bounds
+from prunemip.encoders.bounds import NeuronBounds
+from prunemip.encoders.linear import linear_upper_bound
 from prunemip.encoders.mip_model import MipModel, NameBlock
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
+from prunemip.pgd import forward_with_preactivations, input_gradient
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
+from prunemip.solvers.obbt import DEFAULT_BOUNDS, compute_bounds
 from prunemip.solvers.result import SolveStatus
 from prunemip.sparsify import magnitude_prune
 from prunemip.vnnlib import Disjunct, Property
 
 Verdict = Literal["sat", "unsat", "timeout", "unknown"]
 RANDOM_SAMPLES = 256
+GRADIENT_STARTS = 8  #: the centre and random points of the box
+GRADIENT_STEPS = 50
 
 
 @dataclass
@@ -48,7 +57,7 @@ class VerifyResult:
 
     verdict: Verdict
     seconds: float
-    stage: str = ""  #: what settled it: random, bounds, mip, surrogate
+    stage: str = ""  #: what settled it: random, gradient, bounds, mip, surrogate
     x: np.ndarray | None = field(default=None, repr=False)
     outputs: np.ndarray | None = field(default=None, repr=False)
     disjuncts: list[str] = field(default_factory=list)  #: per-disjunct outcome
@@ -119,7 +128,9 @@ class _Search:
     deadline: float
     options: HighsOptions
     rng: np.random.Generator
+    bounds_method: str = DEFAULT_BOUNDS
     found: tuple[np.ndarray, np.ndarray] | None = None
+    bounds_cache: dict[tuple[int, bytes, bytes], NeuronBounds] = field(default_factory=dict)
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -146,10 +157,49 @@ class _Search:
                 return True
         return False
 
+    def falsify_by_gradient(self, disjunct: Disjunct) -> bool:
+        """Signed-gradient ascent on ``s(x) = min_k (d_k − c_k·f(x))`` over the box.
+
+        ``∇s = −c_{k*}ᵀ ∂f/∂x`` for the tightest constraint ``k*``; steps of
+        ``(u − l)·(0.25·(1 − i/N) + 0.01)`` per coordinate, clipped to the box. Every iterate
+        with ``s ≥ 0`` is offered to :meth:`accept`, which decides on the forward pass.
+        """
+        if not disjunct.constraints:
+            return False
+        lo, hi = disjunct.lower, disjunct.upper
+        coefficients = np.array([c.coefficients for c in disjunct.constraints])
+        rhs = np.array([c.rhs for c in disjunct.constraints])
+        starts = self.rng.uniform(lo, hi, size=(GRADIENT_STARTS - 1, lo.size))
+        x = np.vstack([(lo + hi) / 2, starts])
+        rows = np.arange(len(x))
+        for step in range(GRADIENT_STEPS + 1):
+            outputs, pre = forward_with_preactivations(self.network, x)
+            slack = rhs - outputs @ coefficients.T
+            for row in np.flatnonzero(np.min(slack, axis=1) >= 0.0):
+                if self.accept(x[row], disjunct):
+                    return True
+            if step == GRADIENT_STEPS or self.remaining() <= 0:
+                return False
+            tightest = np.argmin(slack, axis=1)
+            gradient = input_gradient(self.network, pre, -coefficients[tightest[rows]])
+            size = (hi - lo) * (0.25 * (1.0 - step / GRADIENT_STEPS) + 0.01)
+            x = np.clip(x + size * np.sign(gradient), lo, hi)
+        return False
+
+    def bounds(self, network: Network, disjunct: Disjunct) -> NeuronBounds:
+        """Neuron bounds of ``network`` over the disjunct's box, computed once per box."""
+        key = (id(network), disjunct.lower.tobytes(), disjunct.upper.tobytes())
+        if key not in self.bounds_cache:
+            region = InputRegion.box(disjunct.lower, disjunct.upper)
+            self.bounds_cache[key] = compute_bounds(
+                network, region, self.bounds_method, time_limit=max(self.remaining(), 1e-3)
+            )
+        return self.bounds_cache[key]
+
     def mip(self, network: Network, disjunct: Disjunct, budget: float, check_original: bool) -> str:
         """Solve the slack MIP of ``network``; return sat, unsat, timeout or unknown."""
         region = InputRegion.box(disjunct.lower, disjunct.upper)
-        model = slack_model(encode(network, region, interval_bounds(network, region)), disjunct)
+        model = slack_model(encode(network, region, self.bounds(network, disjunct)), disjunct)
         tolerance = _proof_tolerance(model, disjunct, self.options)
         centre = (disjunct.lower + disjunct.upper) / 2
         options = replace(self.options, time_limit=max(budget, 1e-3))
@@ -176,13 +226,24 @@ class _Search:
         return "unknown"
 
 
-def _ruled_out_by_bounds(network: Network, disjunct: Disjunct) -> bool:
-    """Whether interval bounds on the outputs make some constraint impossible over the box."""
-    bounds = interval_bounds(network, InputRegion.box(disjunct.lower, disjunct.upper))
-    low, high = bounds.post_activation(len(network.layers) - 1)
+def _ruled_out_by_bounds(network: Network, disjunct: Disjunct, bounds: NeuronBounds) -> bool:
+    """Whether some constraint ``c·y ≤ d`` is impossible over the box: a sound lower bound
+    of ``c·y`` exceeds ``d``. The bound is the better of the output bounds summed per
+    output and the linear relaxation of ``c·y`` itself (both sound)."""
+    last = len(network.layers) - 1
+    low, high = bounds.post_activation(last)
+    region = InputRegion.box(disjunct.lower, disjunct.upper)
     for constraint in disjunct.constraints:
         c = constraint.coefficients
-        smallest = float(np.sum(np.minimum(c * low, c * high)))
+        by_outputs = float(np.sum(np.minimum(c * low, c * high)))
+        if network.layers[last].activation == "relu":
+            smallest = by_outputs
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                relaxed = -float(
+                    linear_upper_bound(network, region, last, -c[None, :], bounds.lower, bounds.upper)[0]
+                )
+            smallest = max(by_outputs, relaxed) if np.isfinite(relaxed) else by_outputs
         if smallest > constraint.rhs or (constraint.strict and smallest >= constraint.rhs):
             return True
     return False
@@ -196,14 +257,21 @@ def verify(
     surrogate_sparsity: float | None = None,
     options: HighsOptions | None = None,
     seed: int = 0,
+    bounds: str = DEFAULT_BOUNDS,
 ) -> VerifyResult:
-    """Decide ``prop`` on ``network`` within ``timeout`` seconds."""
+    """Decide ``prop`` on ``network`` within ``timeout`` seconds (``bounds``: a method of
+    :func:`~prunemip.solvers.obbt.compute_bounds`)."""
     start = time.perf_counter()
     check_sizes(network, prop)
     if timeout <= 0:
         raise PrunemipError(f"the timeout must be positive, got {timeout}")
     search = _Search(
-        network, prop, start + timeout, options or HighsOptions(threads=1), np.random.default_rng(seed)
+        network,
+        prop,
+        start + timeout,
+        options or HighsOptions(threads=1),
+        np.random.default_rng(seed),
+        bounds,
     )
 
     def done(verdict: Verdict, stage: str, outcomes: list[str]) -> VerifyResult:
@@ -217,7 +285,12 @@ def verify(
             return done("sat", "random", ["sat"])
         if search.falsify(disjunct):
             return done("sat", "random", ["sat"])
-    open_disjuncts = [d for d in prop.disjuncts if not _ruled_out_by_bounds(network, d)]
+    for disjunct in prop.disjuncts:
+        if search.falsify_by_gradient(disjunct):
+            return done("sat", "gradient", ["sat"])
+    open_disjuncts = [
+        d for d in prop.disjuncts if not _ruled_out_by_bounds(network, d, search.bounds(network, d))
+    ]
     outcomes = ["unsat (bounds)"] * (len(prop.disjuncts) - len(open_disjuncts))
     if not open_disjuncts:
         return done("unsat", "bounds", outcomes)

@@ -14,6 +14,7 @@ from torch import nn
 from prunemip.cli import USER_ERROR, main
 from prunemip.errors import PrunemipError
 from prunemip.model_io import load_network
+from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
 from prunemip.verify import verify
 from prunemip.vnnlib import load_vnnlib, parse_vnnlib
@@ -196,3 +197,41 @@ def test_cli_errors_are_one_line(tiny_onnx, tmp_path, capsys):
     good = write(tmp_path, "p.vnnlib", HEADER + BOX + "(assert (<= Y_0 Y_1))")
     assert main(["verify", str(sigmoid), str(good)]) == USER_ERROR
     assert "Sigmoid" in capsys.readouterr().err
+
+
+def _box_property(n_inputs: int, n_outputs: int, assertion: str) -> str:
+    lines = [f"(declare-const X_{i} Real)" for i in range(n_inputs)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(n_outputs)]
+    for i in range(n_inputs):
+        lines += [f"(assert (>= X_{i} 0.0))", f"(assert (<= X_{i} 1.0))"]
+    return "\n".join([*lines, f"(assert {assertion})"]) + "\n"
+
+
+def _network(*layers: Layer) -> Network:
+    n = layers[0].n_in
+    return Network(layers, InputSpec((n,), np.zeros(n), np.ones(n)))
+
+
+def test_gradient_falsification_finds_a_corner_random_sampling_misses():
+    """Y_0 = ReLU(Σx) ≥ 19.5 on [0, 1]^20 holds only within 0.5 of the all-ones corner
+    (uniform samples have Σx ≈ 10 ± 1.3; random corners hit it with probability 2⁻²⁰)."""
+    n = 20
+    network = _network(
+        Layer.create(np.ones((1, n)), np.zeros(1)), Layer.create(np.ones((1, 1)), [0.0], "identity")
+    )
+    prop = parse_vnnlib(_box_property(n, 1, "(>= Y_0 19.5)"))
+    result = verify(network, prop, 30.0)
+    assert result.verdict == "sat" and result.stage == "gradient"
+    assert prop.satisfied_by(result.x, network.forward(result.x))
+
+
+def test_specification_bound_rules_out_what_output_bounds_cannot():
+    """Y_0 and Y_1 are the same function, so Y_0 − Y_1 ≥ 0.1 is impossible; the output
+    intervals overlap, only the bound on Y_0 − Y_1 itself sees it (no MIP needed)."""
+    rng = np.random.default_rng(0)
+    hidden = Layer.create(rng.normal(size=(6, 3)), rng.normal(size=6))
+    row = rng.normal(size=(1, 6))
+    network = _network(hidden, Layer.create(np.vstack([row, row]), [0.5, 0.5], "identity"))
+    prop = parse_vnnlib(_box_property(3, 2, "(>= (- Y_0 Y_1) 0.1)"))
+    result = verify(network, prop, 30.0)
+    assert result.verdict == "unsat" and result.stage == "bounds"

@@ -39,8 +39,8 @@ def robustness_vnnlib(x0: np.ndarray, label: int, eps: float, n_classes: int) ->
     lines = [f"(declare-const X_{i} Real)" for i in range(x0.size)]
     lines += [f"(declare-const Y_{j} Real)" for j in range(n_classes)]
     for i, value in enumerate(x0):
-        lines.append(f"(assert (<= X_{i} {min(1.0, value + eps)!r}))")
-        lines.append(f"(assert (>= X_{i} {max(0.0, value - eps)!r}))")
+        lines.append(f"(assert (<= X_{i} {float(min(1.0, value + eps))!r}))")
+        lines.append(f"(assert (>= X_{i} {float(max(0.0, value - eps))!r}))")
     others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_classes) if j != label)
     lines.append(f"(assert (or {others}))")
     return "\n".join(lines) + "\n"
@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
     for depth in args.depths:
         onnx_path = train_and_export(depth, args.width, args.epochs, args.out, args.data_dir)
         network = load_network(onnx_path)
+        # The ONNX file carries no input range: the cross-check must search the property's
+        # box, the ε-ball intersected with the pixel range [0, 1].
+        pixels = network.with_input_spec(network.input_spec.with_range(0.0, 1.0))
         limit = (120.0 if depth <= 2 else 300.0) * args.timeout_scale
         for eps in args.eps:
             for index in range(args.images):
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
                         wrong = not prop.satisfied_by(result.x, network.forward(result.x))
                     elif result.verdict == "unsat" and depth <= 2:
                         check = find_adversarial_example(
-                            network, x0, label, norm="linf", radius=eps, mode="optimize",
+                            pixels, x0, label, norm="linf", radius=eps, mode="optimize",
                             options=HighsOptions(time_limit=limit, threads=1),
                         )  # fmt: skip
                         wrong = check.found
