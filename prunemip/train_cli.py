@@ -23,8 +23,9 @@ from prunemip.pruning.config import (
     PruneConfig,
     TrainConfig,
     parse_arch,
+    parse_layers,
 )
-from prunemip.pruning.registry import ALLOCATIONS, METHODS
+from prunemip.pruning.registry import ALLOCATIONS, FREEZERS, METHODS
 
 if TYPE_CHECKING:
     from prunemip.pruning.pipeline import Outcome
@@ -92,13 +93,21 @@ def add_train_parser(commands: Any, formatter: Any) -> None:
             "neurons folded away, and report sparsity, compression, speed-up and accuracy. Steps are\n"
             "saved under --runs-dir in a folder named by the configuration's hash: a re-run resumes.\n\n"
             "methods:\n" + "\n".join(f"  {name:<17}{spec.summary}" for name, spec in METHODS.items())
+            + "\n\nfreezing at initialisation (--freeze; with dense or random, magnitude, snip, grasp,\n"
+            "synflow): frozen weights keep their initial values, get no gradient and no optimizer\n"
+            "state, and are exported as ordinary nonzero weights, so they do not shrink the MIP:\n"
+            + "\n".join(f"  {name:<17}{spec.summary}" for name, spec in FREEZERS.items())
         ),
         epilog=(
             "examples:\n"
             "  prunemip train --dataset fashion-mnist --arch 100,100 --method rigl --sparsity 0.9 \\\n"
             "      --epochs 20 --seed 0 -o model.pt\n"
             "  prunemip train --method imp --sparsity 0.8 --imp-rounds 3 --rewind-iteration 100 -o imp.npz\n"
-            "  prunemip train --method dense --l1 1e-5 --rs-weight 1e-3 --rs-eps 0.05 -o stable.npz"
+            "  prunemip train --method dense --l1 1e-5 --rs-weight 1e-3 --rs-eps 0.05 -o stable.npz\n"
+            "  prunemip train --freeze snip --freeze-fraction 0.9 -o freezenet.npz\n"
+            "  prunemip train --method snip --sparsity 0.45 --freeze random --freeze-fraction 0.45 \\\n"
+            "      -o pruned-and-frozen.npz\n"
+            "  prunemip train --freeze-layers 1 -o first-layer-frozen.npz"
         ),
     )  # fmt: skip
     _add_data_options(parser)
@@ -119,6 +128,14 @@ def add_train_parser(commands: Any, formatter: Any) -> None:
     _option(method, "--gmp-end", "gmp_end", "GMP: end of the cubic ramp, fraction of training", type=float)
     _option(method, "--group-lasso", "group_lasso", "group-lasso λ (a step shrinks a neuron by lr·λ)",
             type=float)  # fmt: skip
+    freezing = parser.add_argument_group("freezing at initialisation (dimensionality-reduced training)")
+    _option(freezing, "--freeze", "freeze", f"freezing method: {', '.join(FREEZERS)}")
+    _option(freezing, "--freeze-fraction", "freeze_fraction",
+            "fraction of the prunable weights frozen in all (sparsity + it <= 1)", type=float)  # fmt: skip
+    freezing.add_argument(
+        "--freeze-layers", dest="freeze_layers", default=None,
+        help="linear layers frozen whole (weights and bias), numbered from 1, e.g. 1,2",
+    )  # fmt: skip
     _add_output_options(parser)
 
 
@@ -161,10 +178,13 @@ def _config(args: argparse.Namespace, hidden: tuple[int, ...] | None = None) -> 
     def given(cls: type) -> dict[str, Any]:
         return {f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None}
 
+    prune = given(PruneConfig)
+    if "freeze_layers" in prune:
+        prune["freeze_layers"] = parse_layers(prune["freeze_layers"])
     return ExperimentConfig(
         dataset=args.dataset,
         train=TrainConfig(**given(TrainConfig)),
-        prune=PruneConfig(**{**given(PruneConfig), "method": args.method}),
+        prune=PruneConfig(**{**prune, "method": args.method}),
         data_dir=args.data_dir,
         data_seed=args.data_seed,
         **({} if hidden is None else {"hidden": hidden}),

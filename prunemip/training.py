@@ -1,15 +1,19 @@
 """Train feed-forward ReLU classifiers under pruning masks.
 
 One short loop (:func:`train`) runs every method: mini-batch cross-entropy with SGD
-(heavy-ball momentum) or Adam, a per-step learning-rate
+(heavy-ball momentum), Adam or AdamW, a per-step learning-rate
 schedule (none, cosine, step), deterministic batch order from the seed, and
 :class:`Callback` hooks through which the pruning families act (regularisers add a loss,
 RigL skips the optimizer step on mask-update steps, SET/RigL/GMP change masks after a
 step, group lasso applies its proximal step).
 
 Masks are enforced on every step (:mod:`prunemip.pruning.masks`): gradients are masked
-before ``optimizer.step()`` and the parameters after it, so pruned entries stay exactly
-zero through momentum, Adam's moments and weight decay.
+at pruned and frozen entries before ``optimizer.step()``, weight decay is applied by the
+loop to trainable entries only (:func:`apply_weight_decay`; the optimizer itself has
+none), and the parameters are masked after the step. So pruned entries stay exactly
+zero and frozen ones exactly at their initial values, with zero optimizer state, through
+momentum, Adam's moments and weight decay. Tensors with no trainable entry (a frozen
+layer) have ``requires_grad`` off while training: autograd skips their gradients.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "Callback",
     "TrainConfig",
     "accuracy",
+    "apply_weight_decay",
     "build_mlp",
     "lr_factor",
     "make_optimizer",
@@ -94,13 +99,34 @@ def accuracy(model: nn.Module, data: Dataset) -> float:
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """A fresh optimizer over all parameters (weight decay is L2 on the gradient)."""
+    """A fresh optimizer over all parameters, without weight decay (see :func:`apply_weight_decay`).
+
+    ``adamw`` is Adam here: its decoupled decay is the loop's.
+    """
     parameters = list(model.parameters())
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(
-        parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+    if config.optimizer in ("adam", "adamw"):
+        return torch.optim.Adam(parameters, lr=config.lr)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum)
+
+
+@torch.no_grad()
+def apply_weight_decay(model: nn.Module, masks: Masks, config: TrainConfig, lr: float) -> None:
+    """Weight decay λ on the trainable entries only (call just before ``optimizer.step()``).
+
+    ``sgd``, ``adam``: L2 on the gradient, g ← g + λ·w (what torch's ``weight_decay`` does);
+    ``adamw``: decoupled, w ← w − ηλ·w (torch's AdamW, before the Adam update). Pruned and
+    frozen entries get neither, so their gradient stays 0 and no optimizer state builds up.
+    """
+    decay = config.weight_decay
+    if not decay:
+        return
+    for parameter, trainable in masks.trainable_pairs(model):
+        if parameter.grad is None:
+            continue
+        if config.optimizer == "adamw":
+            parameter.sub_(parameter * trainable, alpha=lr * decay)
+        else:
+            parameter.grad.add_(parameter * trainable, alpha=decay)
 
 
 def steps_per_epoch(n_examples: int, batch_size: int) -> int:
@@ -134,6 +160,19 @@ class Callback:
         self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer, lr: float
     ) -> None:
         """Called after the step (and after the masks were re-applied)."""
+
+
+@contextlib.contextmanager
+def _untrainable_tensors_off(model: nn.Module, masks: Masks) -> Iterator[None]:
+    """Turn ``requires_grad`` off for tensors with no trainable entry, and back on afterwards."""
+    untrainable = [parameter for parameter, trainable in masks.trainable_pairs(model) if not trainable.any()]
+    for parameter in untrainable:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in untrainable:
+            parameter.requires_grad_(True)
 
 
 @contextlib.contextmanager
@@ -182,7 +221,10 @@ def train(
     stop = total if stop_step is None else min(stop_step, total)
     optimizer = make_optimizer(model, config)
     history: list[dict[str, float]] = []
-    with _progress_bar(progress, description, max(stop - start_step, 0)) as advance:
+    with (
+        _untrainable_tensors_off(model, masks),
+        _progress_bar(progress, description, max(stop - start_step, 0)) as advance,
+    ):
         step = start_step
         while step < stop:
             epoch = step // per_epoch
@@ -207,6 +249,7 @@ def train(
                 take_step = [callback.before_step(step, model, masks, optimizer) for callback in callbacks]
                 if all(take_step):
                     masks.mask_gradients(model)
+                    apply_weight_decay(model, masks, config, lr)
                     optimizer.step()
                 masks.apply(model)
                 for callback in callbacks:

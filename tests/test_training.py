@@ -37,34 +37,48 @@ def sparse_model(seed: int = 0, sparsity: float = 0.6) -> tuple[nn.Module, Masks
     return model, masks
 
 
-class ZeroChecker(Callback):
-    """Asserts after every step that masked parameters and optimizer buffers are exactly zero."""
+class UntrainedChecker(Callback):
+    """Asserts after every step that pruned entries are exactly zero, frozen ones exactly at
+    their values before training (a wholly frozen tensor gets no gradient at all), and the
+    optimizer's per-entry state is exactly zero at both."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: nn.Module, masks: Masks) -> None:
+        self.initial = [parameter.detach().clone() for parameter, _ in masks.pairs(model)]
         self.steps = 0
 
     def after_step(self, step, model, masks, optimizer, lr) -> None:
-        for parameter, mask in masks.pairs(model):
+        frozen = [f for pair in zip(masks.frozen, masks.frozen_bias, strict=True) for f in pair]
+        entries = zip(masks.pairs(model), frozen, self.initial, strict=True)
+        for (parameter, mask), is_frozen, initial in entries:
             assert bool((parameter.detach()[~mask] == 0).all())
+            assert torch.equal(parameter.detach()[is_frozen], initial[is_frozen])
+            if bool(is_frozen.all()):
+                assert parameter.grad is None and not parameter.requires_grad
             for value in optimizer.state.get(parameter, {}).values():
                 if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
-                    assert bool((value[~mask] == 0).all())
+                    assert bool((value[~mask | is_frozen] == 0).all())
         self.steps += 1
 
 
-@pytest.mark.parametrize(
+#: Optimizers whose momentum, moments and weight decay (coupled, and AdamW's decoupled)
+#: would move untrained entries if they were not kept out.
+DECAYING = pytest.mark.parametrize(
     "config",
     [
-        replace(TINY, optimizer="sgd", momentum=0.9, weight_decay=1e-2, lr=0.05),
-        replace(TINY, optimizer="adam", weight_decay=1e-2),
+        replace(TINY, optimizer="sgd", momentum=0.9, weight_decay=5e-2, lr=0.05),
+        replace(TINY, optimizer="adam", weight_decay=5e-2),
+        replace(TINY, optimizer="adamw", weight_decay=5e-1),
     ],
-    ids=["sgd-momentum-wd", "adam-wd"],
+    ids=["sgd-momentum-wd", "adam-wd", "adamw-wd"],
 )
+
+
+@DECAYING
 def test_pruned_weights_stay_exactly_zero_through_optimizer_steps(digits, config) -> None:
     model, masks = sparse_model()
     masks.bias[0][:5] = False  # a masked bias, as after neuron pruning
     before = [layer.weight.detach().clone() for layer in linear_layers(model)]
-    checker = ZeroChecker()
+    checker = UntrainedChecker(model, masks)
     train(model, digits, config, masks, callbacks=[checker])
     assert checker.steps == 2 * 23
     for layer, old, mask in zip(linear_layers(model), before, masks.weight, strict=True):
@@ -81,7 +95,7 @@ def test_mask_changes_during_training_keep_the_invariants(digits) -> None:
     ):
         model, masks = sparse_model(sparsity=0.0 if isinstance(callback, GradualMagnitude) else 0.8)
         counts = [int(m.sum()) for m in masks.weight]
-        checker = ZeroChecker()
+        checker = UntrainedChecker(model, masks)
         train(model, digits, replace(TINY, optimizer="sgd", weight_decay=1e-3, lr=0.05), masks,
               callbacks=[callback, checker])  # fmt: skip
         if isinstance(callback, DynamicSparsity):

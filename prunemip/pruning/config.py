@@ -14,9 +14,16 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from prunemip.errors import PrunemipError
-from prunemip.pruning.registry import ALLOCATIONS, METHODS, MethodSpec, method_spec
+from prunemip.pruning.registry import (
+    ALLOCATIONS,
+    FREEZE_FAMILIES,
+    METHODS,
+    MethodSpec,
+    freeze_spec,
+    method_spec,
+)
 
-OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 SCHEDULES: tuple[str, ...] = ("none", "cosine", "step")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
@@ -45,13 +52,27 @@ def parse_arch(text: str) -> tuple[int, ...]:
     return widths
 
 
+def parse_layers(text: str) -> tuple[int, ...]:
+    """Linear-layer numbers (from 1) from ``"1,2"`` (commas or spaces), sorted and unique."""
+    try:
+        layers = tuple(sorted({int(part) for part in text.replace(",", " ").split()}))
+    except ValueError:
+        layers = ()
+    if not layers or layers[0] < 1:
+        raise PrunemipError(f"cannot read layers {text!r}: give linear-layer numbers from 1, such as 1,2")
+    return layers
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One training phase: optimizer, learning-rate schedule, batches, epochs, seed, device.
 
     ``schedule``: ``none`` (constant), ``cosine`` (lr·½(1 + cos(π t/T)) per step) or
     ``step`` (×``step_gamma`` at each fraction of training in ``step_milestones``).
-    ``seed`` fixes the order of the mini-batches.
+    ``weight_decay`` λ is L2 on the gradient (g + λw) for ``sgd`` and ``adam``, and
+    decoupled (w ← w·(1 − ηλ) before the step; Loshchilov & Hutter, ICLR 2019) for
+    ``adamw``; either way it acts only on trainable entries. ``seed`` fixes the order of
+    the mini-batches.
     """
 
     epochs: int = 20
@@ -88,6 +109,11 @@ class PruneConfig:
     ``sparsity`` is the fraction of prunable weights removed (all hidden layers, plus the
     output layer when ``prune_output``). ``l1``, ``rs_weight`` and ``rs_eps`` add the
     MIP-friendly regularisers to any method.
+
+    Freezing (:mod:`prunemip.pruning.freezing`) keeps weights at their initial values:
+    ``freeze`` chooses ``freeze_fraction`` of the prunable weights among those the
+    pruning mask keeps, and ``freeze_layers`` (numbered from 1) freezes whole linear
+    layers, weights and bias. Pruned plus frozen may not exceed all prunable weights.
     """
 
     method: str = "dense"
@@ -110,6 +136,9 @@ class PruneConfig:
     l1: float = 0.0
     rs_weight: float = 0.0
     rs_eps: float = 0.1
+    freeze: str | None = None
+    freeze_fraction: float = 0.0
+    freeze_layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         spec = method_spec(self.method)
@@ -141,6 +170,42 @@ class PruneConfig:
         _check(self.score_per_class >= 1, "scoring needs at least one sample per class")
         _check(self.l1 >= 0 and self.rs_weight >= 0, "regulariser weights must be >= 0")
         _check(self.rs_eps >= 0, "the RS ε-ball radius must be >= 0")
+        self._check_freezing(spec)
+
+    def _check_freezing(self, spec: MethodSpec) -> None:
+        if self.freeze is None:
+            _check(
+                self.freeze_fraction == 0.0,
+                "a freeze fraction needs a freezing method: add --freeze random or --freeze snip",
+            )
+        else:
+            freeze_spec(self.freeze)
+            _check(
+                0.0 < self.freeze_fraction <= 1.0,
+                f"freeze fraction must lie in (0, 1] with --freeze {self.freeze}, got {self.freeze_fraction}",
+            )
+        total = self.sparsity + self.freeze_fraction
+        _check(
+            total <= 1.0 + 1e-12,
+            f"pruned ({self.sparsity:g}) and frozen ({self.freeze_fraction:g}) fractions sum to "
+            f"{total:g} > 1; lower --sparsity or --freeze-fraction",
+        )
+        layers = self.freeze_layers
+        _check(
+            list(layers) == sorted(set(layers)) and all(layer >= 1 for layer in layers),
+            "frozen layers are numbered from 1, each listed once in increasing order",
+        )
+        _check(
+            not self.freezes or spec.family in FREEZE_FAMILIES,
+            f"method {self.method} changes or rewinds its weights during training, so nothing stays at its "
+            "initial value; freeze with dense or a pruning-at-initialisation method "
+            f"({', '.join(n for n, s in METHODS.items() if s.family == 'pai')})",
+        )
+
+    @property
+    def freezes(self) -> bool:
+        """Whether any weight is frozen."""
+        return self.freeze is not None or bool(self.freeze_layers)
 
     @property
     def spec(self) -> MethodSpec:
@@ -152,7 +217,7 @@ class PruneConfig:
         return self.allocation or self.spec.default_allocation
 
     def hparams(self) -> dict[str, Any]:
-        """The fields this method reads, plus the regularisers (what its metadata records)."""
+        """The fields this method reads, the regularisers and any freezing (what its metadata records)."""
         values = {name: getattr(self, name) for name in self.spec.hparams}
         if "allocation" in values:
             values["allocation"] = self.resolved_allocation
@@ -160,6 +225,10 @@ class PruneConfig:
         values["rs_weight"] = self.rs_weight
         if self.rs_weight:
             values["rs_eps"] = self.rs_eps
+        if self.freezes:
+            values["freeze"] = self.freeze
+            values["freeze_fraction"] = self.freeze_fraction
+            values["freeze_layers"] = list(self.freeze_layers)
         return values
 
     def key_hparams(self) -> dict[str, Any]:
@@ -189,6 +258,13 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         _check(bool(self.hidden) and all(w > 0 for w in self.hidden), f"bad hidden widths {self.hidden}")
+        n_layers, frozen = len(self.hidden) + 1, self.prune.freeze_layers
+        if frozen:
+            _check(
+                frozen[-1] <= n_layers,
+                f"cannot freeze layer {frozen[-1]}: the network has {n_layers} linear layers",
+            )
+            _check(len(frozen) < n_layers, "freezing every layer leaves nothing to train; drop a layer")
 
     def key(self) -> dict[str, Any]:
         """Everything that determines the run's result; its hash names the run directory.

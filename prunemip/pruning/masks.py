@@ -1,12 +1,15 @@
-"""Masks: the single source of truth for which weights and biases exist.
+"""Masks: the single source of truth for which weights and biases exist, and which train.
 
 A :class:`Masks` holds one boolean mask per ``nn.Linear`` weight and bias of an MLP, in
-layer order. Training keeps the raw parameters *exactly* zero where a mask is 0
-(reference/pruning.md §1, pitfall 3): gradients are masked before every optimizer step
-(so momentum and Adam's moments never build up there, and weight decay acts on zeros),
-parameters are multiplied by the mask after it, and whenever a mask changes the
-optimizer's per-entry state is zeroed at every changed position. Export then reads
-``W ⊙ M`` from parameters that already hold those zeros.
+layer order, and beside it one *frozen* mask per weight and bias: an entry is zero
+(pruned, mask 0), frozen (kept at its initial value, never trained) or trainable, and
+frozen ⊆ kept. Training keeps the raw parameters *exactly* zero where a mask is 0
+(reference/pruning.md §1, pitfall 3): gradients are masked at pruned and frozen entries
+before every optimizer step (so momentum and Adam's moments never build up there),
+weight decay is applied by the training loop to trainable entries only, parameters are
+multiplied by the mask after the step, and whenever a mask changes the optimizer's
+per-entry state is zeroed at every changed position. Export then reads ``W ⊙ M`` from
+parameters that already hold those zeros; frozen entries are ordinary weights there.
 
 Only *prunable* layers are touched by the methods: the hidden layers, and the output
 layer only when asked. Every method must leave each prunable layer at least one weight
@@ -16,7 +19,7 @@ and the network at least one input→output path (:meth:`Masks.check`).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,11 +35,21 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
 
 @dataclass
 class Masks:
-    """Boolean weight and bias masks of an MLP's linear layers (``True`` = kept)."""
+    """Boolean weight and bias masks of an MLP's linear layers (``True`` = kept).
+
+    ``frozen`` and ``frozen_bias`` (``True`` = kept at its initial value) default to
+    nothing frozen.
+    """
 
     weight: list[torch.Tensor]
     bias: list[torch.Tensor]
     prunable: tuple[bool, ...]
+    frozen: list[torch.Tensor] = field(default_factory=list)
+    frozen_bias: list[torch.Tensor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.frozen = self.frozen or [torch.zeros_like(m) for m in self.weight]
+        self.frozen_bias = self.frozen_bias or [torch.zeros_like(m) for m in self.bias]
 
     @classmethod
     def dense(cls, model: nn.Module, prune_output: bool = False) -> Masks:
@@ -67,10 +80,10 @@ class Masks:
 
     @torch.no_grad()
     def mask_gradients(self, model: nn.Module) -> None:
-        """Zero the gradients at masked entries (call after ``backward``, before the step)."""
-        for parameter, mask in self.pairs(model):
+        """Zero the gradients at pruned and frozen entries (after ``backward``, before the step)."""
+        for parameter, trainable in self.trainable_pairs(model):
             if parameter.grad is not None:
-                parameter.grad.masked_fill_(~mask, 0.0)
+                parameter.grad.masked_fill_(~trainable, 0.0)
 
     def pairs(self, model: nn.Module) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``(parameter, mask)`` for every weight and bias of ``model``."""
@@ -78,6 +91,14 @@ class Masks:
             yield layer.weight, weight
             if layer.bias is not None:
                 yield layer.bias, bias
+
+    def trainable_pairs(self, model: nn.Module) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """``(parameter, kept and not frozen)`` for every weight and bias of ``model``."""
+        layers = zip(linear_layers(model), self.weight, self.bias, self.frozen, self.frozen_bias, strict=True)
+        for layer, weight, bias, frozen, frozen_bias in layers:
+            yield layer.weight, weight & ~frozen
+            if layer.bias is not None:
+                yield layer.bias, bias & ~frozen_bias
 
     @torch.no_grad()
     def set_weight(
@@ -116,6 +137,23 @@ class Masks:
     def densities(self) -> list[float]:
         return [float(m.float().mean()) for m in self.weight]
 
+    def parameter_counts(self) -> list[dict[str, int]]:
+        """Per layer: ``trainable``, ``frozen`` and ``zero`` parameters (weights and biases),
+        and ``weights_untrained``, the weights that are frozen or zero."""
+        counts = []
+        for weight, bias, frozen, frozen_bias in zip(
+            self.weight, self.bias, self.frozen, self.frozen_bias, strict=True
+        ):
+            n_frozen = int(frozen.sum()) + int(frozen_bias.sum())
+            n_zero = int((~weight).sum()) + int((~bias).sum())
+            counts.append({
+                "trainable": weight.numel() + bias.numel() - n_frozen - n_zero,
+                "frozen": n_frozen,
+                "zero": n_zero,
+                "weights_untrained": int((~weight | frozen).sum()),
+            })  # fmt: skip
+        return counts
+
     def path_count(self) -> float:
         """Number of input→output paths through kept weights (float64: no overflow for MLPs)."""
         paths = torch.ones(self.weight[0].shape[1], dtype=torch.float64)
@@ -124,7 +162,11 @@ class Masks:
         return float(paths.sum())
 
     def check(self) -> None:
-        """Refuse layer collapse: every prunable layer keeps a weight and some path survives."""
+        """Refuse layer collapse (every prunable layer keeps a weight and some path survives)
+        and frozen entries that are also pruned."""
+        for frozen, mask in zip([*self.frozen, *self.frozen_bias], [*self.weight, *self.bias], strict=True):
+            if bool((frozen & ~mask).any()):
+                raise PrunemipError("an entry is both pruned and frozen; freeze only kept weights")
         for index, (mask, prunable) in enumerate(zip(self.weight, self.prunable, strict=True)):
             if prunable and not bool(mask.any()):
                 raise PrunemipError(
@@ -139,12 +181,19 @@ class Masks:
 
     # ----------------------------------------------------------------- copies and files
     def copy(self) -> Masks:
-        return Masks([m.clone() for m in self.weight], [m.clone() for m in self.bias], self.prunable)
+        def clone(masks: list[torch.Tensor]) -> list[torch.Tensor]:
+            return [m.clone() for m in masks]
+
+        return Masks(
+            clone(self.weight), clone(self.bias), self.prunable, clone(self.frozen), clone(self.frozen_bias)
+        )
 
     def move_to(self, device: torch.device) -> None:
         """Move the masks to ``device`` in place (callbacks keep updating this object)."""
         self.weight = [m.to(device) for m in self.weight]
         self.bias = [m.to(device) for m in self.bias]
+        self.frozen = [m.to(device) for m in self.frozen]
+        self.frozen_bias = [m.to(device) for m in self.frozen_bias]
 
     def state(self) -> dict[str, Any]:
         """Plain tensors and lists (loadable with ``torch.load(weights_only=True)``)."""
@@ -152,11 +201,20 @@ class Masks:
             "weight": [m.cpu() for m in self.weight],
             "bias": [m.cpu() for m in self.bias],
             "prunable": list(self.prunable),
+            "frozen": [m.cpu() for m in self.frozen],
+            "frozen_bias": [m.cpu() for m in self.frozen_bias],
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Masks:
-        return cls(list(state["weight"]), list(state["bias"]), tuple(bool(p) for p in state["prunable"]))
+        """The masks of :meth:`state` (checkpoints written before freezing existed: nothing frozen)."""
+        return cls(
+            list(state["weight"]),
+            list(state["bias"]),
+            tuple(bool(p) for p in state["prunable"]),
+            list(state.get("frozen", [])),
+            list(state.get("frozen_bias", [])),
+        )
 
 
 def _prunable(n_layers: int, prune_output: bool) -> tuple[bool, ...]:

@@ -4,6 +4,10 @@ Each runner builds or receives a model, gets its masks from the family's mask lo
 and trains through ``ctx.fit`` (every named step is saved and skipped on a re-run). It
 returns the final model and masks; the pipeline evaluates, exports and reports.
 
+Dense and PaI runs freeze their chosen weights at initialisation, after pruning
+(:mod:`prunemip.pruning.freezing`); the other families refuse freezing (their weights
+or masks change during training).
+
 Epoch budgets: dense, PaI, SET/RigL and GMP train ``epochs``; IMP trains ``epochs`` per
 level (level 0 is the dense network, then one level per round); the structured methods
 train ``epochs`` and then fine-tune ``finetune_epochs`` after removing neurons.
@@ -33,7 +37,7 @@ Runner = Callable[["Context"], tuple[nn.Module, Masks]]
 
 def run_dense(ctx: Context) -> tuple[nn.Module, Masks]:
     model = ctx.new_model()
-    return model, ctx.fit("train", model, ctx.dense_masks(model))
+    return model, ctx.fit("train", model, ctx.freeze(model, ctx.dense_masks(model)))
 
 
 def post_training_masks(
@@ -56,10 +60,10 @@ def post_training_masks(
 
 
 def run_pai(ctx: Context) -> tuple[nn.Module, Masks]:
-    """Score at initialisation, prune once (SynFlow: iteratively), train the sparse network."""
+    """Score at initialisation, prune once (SynFlow: iteratively), freeze, train the sparse network."""
     model = ctx.new_model()
     masks = ctx.prune_step("prune", model, lambda: ctx.one_shot(model, ctx.dense_masks(model)))
-    return model, ctx.fit("train", model, masks)
+    return model, ctx.fit("train", model, ctx.freeze(model, masks))
 
 
 def run_imp(ctx: Context) -> tuple[nn.Module, Masks]:

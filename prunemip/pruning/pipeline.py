@@ -26,6 +26,7 @@ from prunemip.export import export_network, training_metadata
 from prunemip.model_io import save_network
 from prunemip.network import Network
 from prunemip.pruning.config import ExperimentConfig
+from prunemip.pruning.freezing import freeze_masks
 from prunemip.pruning.masks import Masks
 from prunemip.pruning.methods import RUNNERS, finetune_after_pruning, post_training_masks
 from prunemip.pruning.registry import METHODS
@@ -79,6 +80,16 @@ class Context:
 
     def accuracy(self, model: nn.Module) -> float:
         return accuracy(model, self.test_data)
+
+    def freeze(self, model: nn.Module, masks: Masks) -> Masks:
+        """``masks`` with the configured frozen entries (``model`` at initialisation, pruned)."""
+        prune = self.config.prune
+        if not prune.freezes:
+            return masks
+        masks = freeze_masks(prune, model, masks, self.train_data, self.seed)
+        frozen = sum(count["frozen"] for count in masks.parameter_counts())
+        self.log(f"froze {frozen} parameters at their initial values")
+        return masks
 
     def one_shot(self, model: nn.Module, masks: Masks) -> Masks:
         """The method's one-shot masks for ``model`` (scores from the training data)."""
@@ -209,6 +220,11 @@ def prune_network(
     """
     started = time.perf_counter()
     spec = config.prune.spec
+    if config.prune.freezes:
+        raise PrunemipError(
+            "freezing keeps weights at their random initial values, but prune starts from a trained "
+            "network; freeze with `prunemip train`"
+        )
     if not spec.post_training:
         allowed = ", ".join(name for name, s in METHODS.items() if s.post_training)
         raise PrunemipError(
@@ -248,11 +264,12 @@ def _finish(ctx: Context, model: nn.Module, masks: Masks, started: float, finetu
     network = export_network(model, masks, ctx.test_data.input_spec(), metadata)
     report = pruning_report(
         prune.method, prune.sparsity, masks.sparsity, ctx.widths, masks.prunable, network, final, before,
-        time.perf_counter() - started, tuple(ctx.trained_steps),
+        time.perf_counter() - started, tuple(ctx.trained_steps), masks.parameter_counts(),
     )  # fmt: skip
     network = network.with_metadata(
-        compression_ratio=report.compression_ratio, theoretical_speedup=report.theoretical_speedup
-    )
+        compression_ratio=report.compression_ratio, theoretical_speedup=report.theoretical_speedup,
+        parameters=report.parameter_totals(), weight_gradients_saved=report.gradient_saving,
+    )  # fmt: skip
     label = f"{prune.method}-{prune.sparsity:g}"
     save_network(network, ctx.run.path / f"network-{label}.npz")
     ctx.run.write_json(f"report-{label}.json", report.to_dict())

@@ -1,10 +1,14 @@
-"""The one registry of pruning methods, chosen by name (torch-free).
+"""The one registry of pruning and freezing methods, chosen by name (torch-free).
 
-Each entry names a method, its family (which decides the training schedule run by
-:mod:`prunemip.pruning.pipeline`), a one-line summary, the :class:`PruneConfig` fields
-it reads, and whether ``prunemip prune`` can apply it to an already-trained model.
-The mask logic of each family lives in its own module (``scores``, ``imp``, ``dst``,
-``gmp``, ``structured``).
+Each pruning entry names a method, its family (which decides the training schedule run
+by :mod:`prunemip.pruning.pipeline`), a one-line summary, the :class:`PruneConfig`
+fields it reads, and whether ``prunemip prune`` can apply it to an already-trained
+model. The mask logic of each family lives in its own module (``scores``, ``imp``,
+``dst``, ``gmp``, ``structured``).
+
+The freezing entries (:data:`FREEZERS`) choose which weights keep their initial values
+untrained (:mod:`prunemip.pruning.freezing`); they combine with the families whose
+masks are fixed before training starts (:data:`FREEZE_FAMILIES`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from prunemip.errors import PrunemipError
 
 ALLOCATIONS: tuple[str, ...] = ("global", "layer", "uniform", "erk")
 FAMILIES: tuple[str, ...] = ("dense", "pai", "imp", "dst", "gmp", "structured")
+#: Families whose masks are fixed at initialisation: only these keep frozen weights at θ₀
+#: (IMP rewinds and re-prunes trained weights, SET/RigL/GMP change masks while training,
+#: the structured methods prune a trained network).
+FREEZE_FAMILIES: tuple[str, ...] = ("dense", "pai")
 
 _TARGET = ("sparsity", "prune_output")
 _SCORED = (*_TARGET, "allocation")
@@ -72,6 +80,24 @@ METHODS: dict[str, MethodSpec] = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class FreezeSpec:
+    """A registered freezing method: how the weights kept at their initial values are chosen."""
+
+    name: str
+    summary: str
+
+
+FREEZERS: dict[str, FreezeSpec] = {
+    spec.name: spec
+    for spec in (
+        FreezeSpec("random", "freeze a uniformly random fraction of the weights at their initial values"),
+        FreezeSpec("snip", "FreezeNet: freeze the weights of smallest SNIP saliency |g ⊙ w|, train the rest "
+                   "(Wimmer et al. 2020)"),
+    )
+}  # fmt: skip
+
+
 def method_names() -> list[str]:
     return list(METHODS)
 
@@ -82,3 +108,13 @@ def method_spec(name: str) -> MethodSpec:
         return METHODS[name]
     except KeyError:
         raise PrunemipError(f"unknown pruning method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def freeze_spec(name: str) -> FreezeSpec:
+    """The registered freezing method ``name``; an unknown name is a one-line error."""
+    try:
+        return FREEZERS[name]
+    except KeyError:
+        raise PrunemipError(
+            f"unknown freezing method {name!r}; choose one of {', '.join(FREEZERS)}"
+        ) from None

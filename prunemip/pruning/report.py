@@ -7,6 +7,15 @@ architecture and ``size_nz`` the nonzero weights and biases of the exported netw
 (removed neurons count as zero); ``flops`` counts the multiply-adds of the dense
 weight matrices for one input and ``flops_nz`` those of the exported nonzero weights
 (biases and ReLUs are not counted).
+
+Dimensionality-reduced training (pruning and freezing): per layer, the parameters
+(weights and biases of the dense architecture) that were ``trainable``, ``frozen`` at
+their initial values, or ``zero`` (pruned) during training, from the masks. The
+*weight-gradient saving* is (frozen + zero weights) / all weights: the share of the
+per-example weight-gradient products ∂L/∂w_ji = δ_j·x_i that training needs no more.
+It is a count, like the theoretical speed-up, not a measured time: PyTorch computes a
+layer's weight gradient densely and masks it unless the whole layer is frozen (then
+autograd skips it), and the backward pass through activations (δ) is never saved.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ class LayerReport:
     exported_shape: tuple[int, int]
     nnz: int
     prunable: bool
+    trainable: int
+    frozen: int
+    zero: int
+    weights_untrained: int
 
     @property
     def density(self) -> float:
@@ -65,6 +78,16 @@ class PruningReport:
     def theoretical_speedup(self) -> float:
         return self.flops / max(self.flops_nz, 1)
 
+    @property
+    def gradient_saving(self) -> float:
+        """(frozen + zero weights) / all weights of the dense architecture."""
+        return sum(layer.weights_untrained for layer in self.layers) / self.flops
+
+    def parameter_totals(self) -> dict[str, int]:
+        """Trainable, frozen and zero weights and biases over all layers."""
+        keys = ("trainable", "frozen", "zero")
+        return {key: sum(getattr(layer, key) for layer in self.layers) for key in keys}
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["layers"] = [
@@ -73,18 +96,22 @@ class PruningReport:
         ]
         data["compression_ratio"] = self.compression_ratio
         data["theoretical_speedup"] = self.theoretical_speedup
+        data["parameters"] = self.parameter_totals()
+        data["weight_gradients_saved"] = self.gradient_saving
         return data
 
     def table(self) -> Table:
         table = Table(title=f"Pruning report: {self.method}, target sparsity {self.target_sparsity:.1%}")
-        for column in ("layer", "dense shape", "exported", "nnz", "density", "neurons removed", "prunable"):
+        columns = ("layer", "dense shape", "exported", "nnz", "density", "neurons removed", "prunable",
+                   "trainable", "frozen", "zero")  # fmt: skip
+        for column in columns:
             table.add_column(column, justify="right")
         for layer in self.layers:
             table.add_row(
                 str(layer.index + 1), "→".join(map(str, layer.dense_shape)),
                 "→".join(map(str, layer.exported_shape)), str(layer.nnz), f"{layer.density:.1%}",
                 str(layer.neurons_removed) if layer.index < len(self.layers) - 1 else "-",
-                "yes" if layer.prunable else "no",
+                "yes" if layer.prunable else "no", str(layer.trainable), str(layer.frozen), str(layer.zero),
             )  # fmt: skip
         return table
 
@@ -95,6 +122,8 @@ class PruningReport:
             f"compression ratio {self.compression_ratio:.2f}x (all weights and biases: {self.size} / "
             f"{self.size_nz} nonzero); theoretical speed-up {self.theoretical_speedup:.2f}x "
             "(weight multiply-adds per input, dense / nonzero)",
+            "parameters trained {trainable}, frozen {frozen}, zero {zero}; ".format(**self.parameter_totals())
+            + f"weight gradients saved {self.gradient_saving:.1%} (frozen + zero weights / all weights)",
         ]
         if self.accuracy_before_finetune is not None:
             lines.append(f"test accuracy before fine-tuning {self.accuracy_before_finetune:.4f}")
@@ -115,12 +144,17 @@ def pruning_report(
     accuracy_before_finetune: float | None,
     seconds: float,
     trained_steps: tuple[str, ...],
+    counts: list[dict[str, int]],
 ) -> PruningReport:
-    """Compare the exported ``network`` with the dense architecture ``widths``."""
+    """Compare the exported ``network`` with the dense architecture ``widths``.
+
+    ``counts``: per layer the trainable, frozen and zero parameters and the untrained
+    weights during training (:meth:`~prunemip.pruning.masks.Masks.parameter_counts`).
+    """
     dense_shapes = list(pairwise(widths))
     layers = tuple(
-        LayerReport(i, shape, (layer.n_in, layer.n_out), layer.nnz, prunable[i])
-        for i, (shape, layer) in enumerate(zip(dense_shapes, network.layers, strict=True))
+        LayerReport(i, shape, (layer.n_in, layer.n_out), layer.nnz, prunable[i], **count)
+        for i, (shape, layer, count) in enumerate(zip(dense_shapes, network.layers, counts, strict=True))
     )
     flops = sum(n_in * n_out for n_in, n_out in dense_shapes)
     biases_nz = sum(int(np.count_nonzero(layer.bias)) for layer in network.layers)
