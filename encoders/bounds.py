@@ -43,7 +43,7 @@ def gamma(n: np.ndarray | int) -> np.ndarray:
 class BoundsStage:
     """One stage of a progressive bounds computation, as reported in the stats tables."""
 
-    method: str  #: "ia", "linear", "lp" or "mip"
+    method: str  #: "ia", "linear", "alpha", "lp" or "mip"
     seconds: float
     unstable: int  #: unstable ReLU neurons after this stage
     total_width: float  #: Σ (u − l) over them

@@ -345,9 +345,9 @@ def find_adversarial_example(
                     "adversarial", label, prediction, logits, mode, region, witness, (), None,
                     bounds.seconds, time.perf_counter() - start, pgd_seconds, pgd_margin,
                 )  # fmt: skip
-    # 3. Tighter bounds while a target is open: "lp"/"mip" now; "auto" only once a MIP has
+    # 3. Tighter bounds while a target is open: "alpha"/"lp"/"mip" now; "auto" only once a MIP has
     #    proved hard (see AUTO_FIRST_MIP_FRACTION) and the LP stage pays (obbt.lp_pays).
-    if open_targets and method in ("lp", "mip") and bounds.method == "linear":
+    if open_targets and method in ("alpha", "lp", "mip") and bounds.method == "linear":
         bounds = continue_bounds(
             network, region, bounds, method, options=bounds_options,
             time_limit=max(deadline - time.perf_counter(), 0.0), points=starts,

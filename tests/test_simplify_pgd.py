@@ -172,7 +172,7 @@ def test_gradient_attack_finds_an_easy_adversarial_and_seeds_the_mip(rng):
     norms,
     st.sampled_from([0.05, 0.2, 0.5]),
     st.booleans(),
-    st.sampled_from(["ia", "linear", "lp", "mip", "auto"]),
+    st.sampled_from(["ia", "linear", "alpha", "lp", "mip", "auto"]),
     st.booleans(),
 )
 def test_robust_is_never_claimed_against_brute_force_with_any_bounds(
