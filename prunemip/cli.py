@@ -20,6 +20,9 @@ from prunemip import __version__
 from prunemip.errors import PrunemipError
 from prunemip.train_cli import add_prune_parser, add_train_parser
 
+#: ``--bounds``: the methods of ``prunemip.solvers.obbt.compute_bounds`` (not imported here: it is slow).
+BOUNDS_CHOICES: tuple[str, ...] = ("auto", "ia", "linear", "alpha", "lp", "mip")
+
 if TYPE_CHECKING:
     from prunemip.adversarial import AttackResult
     from prunemip.instances import Instance
@@ -78,7 +81,7 @@ def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
         help="ẑ substituted into the big-M rows, or a column with one equality row (default: measured best)",
     )  # fmt: skip
     encoding.add_argument(
-        "--bounds", choices=("auto", "ia", "linear", "alpha", "lp", "mip"), default="auto",
+        "--bounds", choices=BOUNDS_CHOICES, default="auto",
         help="neuron bounds: interval, + linear relaxation, alpha: linear + optimised ReLU slopes "
         "(α-CROWN), lp: linear + LP tightening, mip: lp + MIP tightening of the last hidden layer; "
         "auto (default): linear, then LP only when enough neurons stay unstable",
@@ -222,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--instances", help="VNN-COMP instances CSV (onnx,vnnlib,timeout per line)")
     verify.add_argument("--results", help="batch mode: also write one CSV line per instance here")
     verify.add_argument("--seed", type=int, default=0, help="seed of the random falsification and HiGHS (0)")
+    verify.add_argument(
+        "--bounds", choices=BOUNDS_CHOICES, default="auto",
+        help="neuron bounds over each input box, as for attack (default auto: linear, then LP where it pays)",
+    )  # fmt: skip
     verify.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module")
 
     experiment = commands.add_parser(
@@ -468,8 +475,9 @@ def _verify_one(network_path: str, property_path: str, timeout: float, args: arg
     prop = load_vnnlib(property_path)
     options = HighsOptions(threads=1, random_seed=args.seed)
     return verify(
-        network, prop, timeout, surrogate_sparsity=args.surrogate_sparsity, options=options, seed=args.seed
-    )
+        network, prop, timeout, surrogate_sparsity=args.surrogate_sparsity, options=options, seed=args.seed,
+        bounds=args.bounds,
+    )  # fmt: skip
 
 
 def _run_verify(args: argparse.Namespace, console: Console) -> None:

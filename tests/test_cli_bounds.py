@@ -60,3 +60,10 @@ def test_unknown_bounds_method_is_a_one_line_error(capsys) -> None:
             main([command, "model.pt", "--bounds", "crown"])
         assert exit_info.value.code == USER_ERROR
         assert_user_error(USER_ERROR, capsys.readouterr().err, "--bounds")
+
+
+def test_bounds_choices_are_the_bounds_methods() -> None:
+    from prunemip.cli import BOUNDS_CHOICES
+    from prunemip.solvers.obbt import BOUNDS_METHODS, DEFAULT_BOUNDS
+
+    assert sorted(BOUNDS_CHOICES) == sorted((DEFAULT_BOUNDS, *BOUNDS_METHODS))

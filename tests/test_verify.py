@@ -70,8 +70,10 @@ def y1_beats_y0_by(c: float) -> str:
     return f"(<= (+ Y_0 (* -1.0 Y_1)) {-float(c)!r})"
 
 
-@pytest.mark.parametrize("surrogate", [None, 0.5])
-def test_verdicts_match_brute_force(tiny_onnx, extremes, tmp_path, surrogate):
+@pytest.mark.parametrize(
+    ("surrogate", "bounds"), [(None, "auto"), (0.5, "auto"), (None, "ia"), (None, "mip")]
+)
+def test_verdicts_match_brute_force(tiny_onnx, extremes, tmp_path, surrogate, bounds):
     network = load_network(tiny_onnx)
     high, low = extremes["y0_minus_y1"], extremes["y1_minus_y0"]
     cases = {
@@ -82,7 +84,7 @@ def test_verdicts_match_brute_force(tiny_onnx, extremes, tmp_path, surrogate):
     }
     for name, text in cases.items():
         prop = load_vnnlib(write(tmp_path, f"{name}.vnnlib", text))
-        result = verify(network, prop, 30.0, surrogate_sparsity=surrogate)
+        result = verify(network, prop, 30.0, surrogate_sparsity=surrogate, bounds=bounds)
         assert result.verdict == name.split("-")[0], (name, result)
         if result.verdict == "sat":
             assert prop.satisfied_by(result.x, network.forward(result.x))
@@ -127,7 +129,7 @@ def test_batch_mode_writes_one_line_per_instance(tiny_onnx, extremes, tmp_path, 
     (tmp_path / "net.onnx").write_bytes(tiny_onnx.read_bytes())
     listing = write(tmp_path, "instances.csv", "net.onnx,a.vnnlib,30\nnet.onnx,b.vnnlib,30\n")
     results = tmp_path / "results.csv"
-    assert main(["verify", "--instances", str(listing), "--results", str(results)]) == 0
+    assert main(["verify", "--instances", str(listing), "--results", str(results), "--bounds", "lp"]) == 0
     rows = results.read_text().splitlines()
     assert rows[0] == "onnx,vnnlib,verdict,seconds"
     assert [row.split(",")[2] for row in rows[1:]] == ["sat", "unsat"]
