@@ -3,7 +3,9 @@ through optimizer steps, counts, export, configuration errors and the CLI."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +253,26 @@ def test_train_cli_refuses_bad_freezing_in_one_line(tmp_path, capsys, monkeypatc
     monkeypatch.chdir(tmp_path)
     code, _, err = run(["train", "--arch", "8", "--epochs", "1", "--quiet", *argv], capsys)
     assert_user_error(code, err, *fragments)
+
+
+# ----------------------------------------------------------------------- the study script
+@pytest.mark.slow
+def test_freezing_study_quick(capsys, tmp_path) -> None:
+    path = Path(__file__).resolve().parents[1] / "experiments" / "freezing_study.py"
+    spec = importlib.util.spec_from_file_location("freezing_study", path)
+    assert spec is not None and spec.loader is not None
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    out = tmp_path / "freezing.json"
+    result = study.main(["--hidden", "16", "16", "--epochs", "1", "--repeats", "1", "--images", "2",
+                         "--eps", "0.02", "--time-limit", "10", "--out", str(out)])  # fmt: skip
+    assert "weight grads saved" in capsys.readouterr().out and out.exists()
+    training = {row["network"]: row for row in result["training"]}
+    mip = {row["network"]: row for row in result["mip"]}
+    dense, pruned = training["dense"], training["pruned 90% snip"]
+    frozen = training["frozen 90% snip (FreezeNet)"]
+    assert pruned["trainable"] == frozen["trainable"] < dense["trainable"]
+    saved = round(0.9 * (64 * 16 + 16 * 16)) / (64 * 16 + 16 * 16 + 16 * 10)
+    assert pruned["weight_gradients_saved"] == frozen["weight_gradients_saved"] == pytest.approx(saved)
+    assert frozen["weights_nnz"] == dense["weights_nnz"] > pruned["weights_nnz"]
+    assert mip["pruned 90% snip"]["mip_nnz"] < mip["frozen 90% snip (FreezeNet)"]["mip_nnz"]
