@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prunemip import InputSpec, Network
 from prunemip.errors import PrunemipError
 from prunemip.pruning.config import parse_arch
 from prunemip.study.config import load_config, parse_config
@@ -58,6 +59,11 @@ def tiny_config(tmp_path: Path, text: str = TINY):
         (lambda t: t.replace('norm = "linf"', 'norm = "l2"'), "attack.perturbations[0].norm"),
         (lambda t: t.replace("seeds = [0]", "seeds = []"), "training.seeds must not be empty"),
         (lambda t: t.replace("time_limit = 10", "time_limit = 0"), "attack.time_limit must be > 0"),
+        (
+            lambda t: t.replace("time_limit = 10", 'time_limit = 10\nbounds = "tight"'),
+            "attack.bounds is 'tight'",
+        ),
+        (lambda t: t.replace("time_limit = 10", "time_limit = 10\ngradient_attack = 1"), "gradient_attack"),
         (lambda t: t.replace("radius = 0.05", "radius = -1"), "radius must be >= 0"),
         (lambda t: t + "\n[[methods]]\nsparsities = [0.5]\n", "methods[1].name is missing"),
         (lambda t: t.replace('[data]\ndataset = "digits"', "[data]"), "data.dataset is missing"),
@@ -264,3 +270,22 @@ def test_train_task_routes_post_training_and_from_scratch_methods(tmp_path):
     hidden_size = sum(layer.n_in * layer.n_out for layer in dense.layers[:-1])
     assert hidden_nnz == pytest.approx((1 - 0.8) * hidden_size, abs=2)
     assert metrics["nnz"] == pruned.nnz and pruned.metadata["study_key"] == gmp_job.key
+
+
+@pytest.mark.parametrize(("bounds", "gradient_attack"), [("ia", False), ("linear", True)])
+def test_solve_task_uses_the_configured_bounds_and_gradient_attack(bounds, gradient_attack):
+    from prunemip.study.config import Perturbation
+    from prunemip.study.jobs import SolveJob
+    from prunemip.study.tasks import solve_task
+
+    rng = np.random.default_rng(0)
+    network = Network.from_arrays(
+        [rng.normal(size=(12, 6)), rng.normal(size=(3, 12))], [rng.normal(size=12), np.zeros(3)],
+        InputSpec.create(6, 0.0, 1.0),
+    )  # fmt: skip
+    x0 = rng.random(6)
+    job = SolveJob("m", "d", 0, Perturbation("linf", 0.3), "untargeted", "optimize", 10.0, bounds, 0,
+                   gradient_attack=gradient_attack)  # fmt: skip
+    record = solve_task(network, x0, int(network.predict(x0)), job)
+    assert record["bounds_stages"][-1] == bounds
+    assert (record["pgd_seconds"] > 0) == gradient_attack

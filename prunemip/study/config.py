@@ -8,7 +8,12 @@ A study is a TOML file (see ``experiments/*.toml``)::
     architectures = ["2x50", "2x100", "100,100"]
     [[methods]]   name = "magnitude"; sparsities = [0.5, 0.9]; options = { ... }
     [attack]      images = 20, perturbations = [{norm = "l1", radius = 5.0}], target = "runner-up",
-                  mode = "decide", time_limit = 180, bounds = "ia", surrogate = false, solver_seeds = [0]
+                  mode = "decide", time_limit = 180, bounds = "ia", gradient_attack = true,
+                  surrogate = false, solver_seeds = [0]
+
+``bounds`` is a method of :func:`prunemip.solvers.obbt.compute_bounds` (the default ``ia``
+measures the MIP with interval bounds alone); ``gradient_attack = false`` skips the quick
+gradient attack before the MIP, so that solve times measure the MIP itself.
 
 The dense baseline is always part of the grid. Every mistake is reported with the key
 path (``methods[1].sparsities``) and what would be valid.
@@ -73,6 +78,7 @@ class AttackSpec:
     mode: str = "decide"
     time_limit: float = 180.0
     bounds: str = "ia"
+    gradient_attack: bool = True
     surrogate: bool = False
     solver_seeds: tuple[int, ...] = (0,)
 
@@ -153,6 +159,12 @@ def _choice(reader: _Reader, key: str, choices: tuple[str, ...], default: str) -
     if value not in choices:
         raise PrunemipError(f"config: {reader.where(key)} is {value!r}; choose one of {', '.join(choices)}")
     return value
+
+
+def _bounds_methods() -> tuple[str, ...]:
+    from prunemip.solvers.obbt import BOUNDS_METHODS, DEFAULT_BOUNDS
+
+    return (DEFAULT_BOUNDS, *BOUNDS_METHODS)
 
 
 def _positive(reader: _Reader, key: str, value: float) -> None:
@@ -247,7 +259,8 @@ def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = N
         target=_choice(section, "target", TARGET_RULES, AttackSpec.target),
         mode=_choice(section, "mode", MODES, AttackSpec.mode),
         time_limit=section.get("time_limit", float, AttackSpec.time_limit),
-        bounds=section.get("bounds", str, AttackSpec.bounds),
+        bounds=_choice(section, "bounds", _bounds_methods(), AttackSpec.bounds),
+        gradient_attack=section.get("gradient_attack", bool, AttackSpec.gradient_attack),
         surrogate=section.get("surrogate", bool, AttackSpec.surrogate),
         solver_seeds=section.number_list("solver_seeds", int, AttackSpec.solver_seeds),
     )

@@ -88,6 +88,7 @@ class SolveJob:
     bounds: str
     solver_seed: int
     surrogate: bool = False
+    gradient_attack: bool = True
 
     @property
     def key(self) -> str:
@@ -146,6 +147,7 @@ def solve_jobs(config: StudyConfig, model: ModelJob) -> list[SolveJob]:
             attack.bounds,
             solver_seed,
             surrogate,
+            attack.gradient_attack,
         )
         for image in range(attack.images)
         for perturbation in attack.perturbations

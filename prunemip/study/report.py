@@ -143,8 +143,9 @@ def _order(item: tuple[tuple[str, str, str, float], Any]) -> tuple[Any, ...]:
     return (architecture, perturbation, method != DENSE, method, sparsity)
 
 
-def _mean(values: Iterable[float]) -> float:
-    data = list(values)
+def _mean(values: Iterable[float | None]) -> float:
+    """Mean of the values that are known (None: not measured, e.g. no MIP was built)."""
+    data = [v for v in values if v is not None]
     return float(np.mean(data)) if data else math.nan
 
 

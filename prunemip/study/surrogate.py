@@ -19,6 +19,7 @@ from prunemip.encoders.bigm import encode
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import HighsOptions, solve
+from prunemip.solvers.obbt import compute_bounds
 from prunemip.solvers.result import SolveStatus
 from prunemip.study.jobs import SolveJob
 
@@ -39,7 +40,7 @@ def surrogate_task(
     region = InputRegion.ball(job.perturbation.norm, x0, job.perturbation.radius, spec.lower, spec.upper)
     if int(dense.predict(x0)) != label:
         return {"status": "misclassified", "found": False, "seconds": time.perf_counter() - start}
-    model = encode(pruned, region)
+    model = encode(pruned, region, compute_bounds(pruned, region, job.bounds, time_limit=job.time_limit))
     # The same target rule as the dense attack: the dense network's runner-up, or any class.
     order = target_order(dense.forward(x0), label)
     targets = order[:1] if job.target == "runner-up" else order

@@ -83,6 +83,7 @@ def solve_task(network: Network, x0: np.ndarray, label: int, job: SolveJob) -> d
     result = find_adversarial_example(
         network, x0, label, norm=job.perturbation.norm, radius=job.perturbation.radius,
         target=_target(network, x0, label, job.target), mode=job.mode, options=options,  # type: ignore[arg-type]
+        bounds=job.bounds, pgd=job.gradient_attack,
     )  # fmt: skip
     encoding = result.encoding
     witness = result.witness
@@ -92,12 +93,15 @@ def solve_task(network: Network, x0: np.ndarray, label: int, job: SolveJob) -> d
         "seconds": result.total_seconds,
         "solve_seconds": result.solve_seconds,
         "bounds_seconds": result.bounds_seconds,
-        "build_seconds": encoding.build_seconds if encoding else 0.0,
         "nodes": result.nodes,
-        "binaries": encoding.binaries if encoding else 0,
-        "unstable": encoding.unstable_neurons if encoding else 0,
-        "mip_nonzeros": encoding.nonzeros if encoding else 0,
-        "bigm_width": encoding.total_bigm_width if encoding else 0.0,
+        # The MIP's size; None when the attack was decided before any MIP was built.
+        "build_seconds": encoding.build_seconds if encoding else None,
+        "binaries": encoding.binaries if encoding else None,
+        "unstable": encoding.unstable_neurons if encoding else None,
+        "mip_nonzeros": encoding.nonzeros if encoding else None,
+        "bigm_width": encoding.total_bigm_width if encoding else None,
+        "bounds_stages": [str(stage["method"]) for stage in encoding.bounds_stages] if encoding else None,
+        "pgd_seconds": result.pgd_seconds,
         "margin": None if witness is None else witness.margin,
         "target": None if witness is None else witness.target,
     }
