@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import highspy
@@ -294,3 +295,18 @@ def test_demo_small_run_compares_dense_and_pruned(tmp_path, capsys) -> None:
         assert row["binaries"] <= row["unstable"]
     assert load_network(tmp_path / "sparse.npz").nnz == pruned["nnz"]
     assert "Dense vs pruned" in out
+    assert "ia bounds and the MIP" in out  # the demo measures the MIP: no gradient attack
+
+
+def test_demo_attacks_use_the_requested_bounds_and_gradient_attack() -> None:
+    from prunemip.demo import DemoConfig, run_demo
+
+    config = DemoConfig(hidden=(8,), epochs=2, finetune_epochs=1, images=2, time_limit=5.0, radius=0.2)
+    for gradient_attack in (False, True):
+        reports = run_demo(replace(config, gradient_attack=gradient_attack), log=lambda _: None)
+        attacks = [a for report in reports for a in report.attacks]
+        # The gradient attack runs for targets the bounds leave open: on some image here.
+        assert any(a.pgd_seconds > 0 for a in attacks) == gradient_attack
+        for attack in attacks:
+            if attack.encoding is not None:
+                assert attack.encoding.bounds_stages[-1]["method"] == "ia"
