@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import highspy
@@ -171,20 +171,20 @@ def truncated_network(
     return truncated, restricted
 
 
-def _new_highs(options: ObbtOptions) -> highspy.Highs:
+def _new_highs(options: ObbtOptions, **settings: object) -> highspy.Highs:
+    """A silent, seeded ``Highs`` with ``options.threads`` and the given extra settings."""
     highs = highspy.Highs()
-    settings = {
-        "output_flag": False,
-        "presolve": "off",  # keep the basis between LPs (presolve would discard it)
-        "solver": "simplex",
-        "simplex_strategy": options.simplex_strategy,
-        "random_seed": 0,
-    }
+    settings = {"output_flag": False, "random_seed": 0, **settings}
     if options.threads is not None:
         settings["threads"] = int(options.threads)
     for name, value in settings.items():
         highs.setOptionValue(name, value)
     return highs
+
+
+def _new_lp_highs(options: ObbtOptions) -> highspy.Highs:
+    # Presolve off keeps the basis between LPs (presolve would discard it).
+    return _new_highs(options, presolve="off", solver="simplex", simplex_strategy=options.simplex_strategy)
 
 
 @dataclass
@@ -225,6 +225,40 @@ def _seen_values(model: MipModel, points: Sequence[np.ndarray]) -> tuple[np.ndar
     return stacked.min(axis=0), stacked.max(axis=0)
 
 
+def _layer_model(
+    network: Network,
+    region: InputRegion,
+    bounds: NeuronBounds,
+    layer: int,
+    options: ObbtOptions,
+    progress: _Progress,
+) -> tuple[np.ndarray, MipModel | None]:
+    """The unstable neurons of ``layer`` and the MIP of the network truncated to them
+    (None when none is unstable, or when its big-M values are beyond solver precision)."""
+    rows = np.flatnonzero(bounds.unstable(layer))
+    if rows.size == 0:
+        return rows, None
+    truncated, restricted = truncated_network(network, bounds, layer, rows)
+    try:
+        return rows, encode(truncated, region, restricted, formulation=options.formulation)
+    except PrunemipError:  # keep the bounds as they are
+        progress.unencodable += 1
+        return rows, None
+
+
+def _apply_bound(
+    lower: np.ndarray, upper: np.ndarray, neuron: int, side: float, bound: float, progress: _Progress
+) -> None:
+    """Tighten with a sound ``bound``: of ``ẑ`` from below (``side`` > 0) or of ``−ẑ`` (< 0)."""
+    was_unstable = lower[neuron] < 0.0 < upper[neuron]
+    if side > 0 and bound > lower[neuron]:
+        lower[neuron] = min(bound, upper[neuron])
+    elif side < 0 and -bound < upper[neuron]:
+        upper[neuron] = max(-bound, lower[neuron])
+    if was_unstable and not (lower[neuron] < 0.0 < upper[neuron]):
+        progress.stabilized += 1
+
+
 def _tighten_layer_lp(
     network: Network,
     region: InputRegion,
@@ -236,14 +270,8 @@ def _tighten_layer_lp(
 ) -> tuple[np.ndarray, np.ndarray]:
     """New (lower, upper) of ``layer`` by one LP per unstable neuron side."""
     lower, upper = bounds.lower[layer].copy(), bounds.upper[layer].copy()
-    rows = np.flatnonzero(bounds.unstable(layer))
-    if rows.size == 0:
-        return lower, upper
-    truncated, restricted = truncated_network(network, bounds, layer, rows)
-    try:
-        model = encode(truncated, region, restricted, formulation=options.formulation)
-    except PrunemipError:  # big-M values beyond solver precision: keep the bounds as they are
-        progress.unencodable += 1
+    rows, model = _layer_model(network, region, bounds, layer, options, progress)
+    if model is None:
         return lower, upper
     head = model.layers[-1]
     columns = head.output_column
@@ -255,7 +283,7 @@ def _tighten_layer_lp(
         maximize=False,
     )
     data = _LpData.of(relaxed)
-    highs = _new_highs(options)
+    highs = _new_lp_highs(options)
     to_highs(relaxed, highs)
     seen_min, seen_max = _seen_values(model, points)
 
@@ -307,13 +335,7 @@ def _tighten_layer_lp(
         cost = np.zeros(relaxed.n_cols)
         cost[column] = float(side)
         bound = safe_lower_bound(data, cost, np.asarray(solution.row_dual, dtype=np.float64))
-        was_unstable = lower[neuron] < 0.0 < upper[neuron]
-        if side > 0 and bound > lower[neuron]:
-            lower[neuron] = min(bound, upper[neuron])
-        elif side < 0 and -bound < upper[neuron]:
-            upper[neuron] = max(-bound, lower[neuron])
-        if was_unstable and not (lower[neuron] < 0.0 < upper[neuron]):
-            progress.stabilized += 1
+        _apply_bound(lower, upper, neuron, side, bound, progress)
     return lower, upper
 
 
@@ -327,14 +349,8 @@ def _tighten_layer_mip(
 ) -> tuple[np.ndarray, np.ndarray]:
     """New (lower, upper) of ``layer`` from HiGHS's MIP dual bounds, widened for its tolerances."""
     lower, upper = bounds.lower[layer].copy(), bounds.upper[layer].copy()
-    rows = np.flatnonzero(bounds.unstable(layer))
-    if rows.size == 0:
-        return lower, upper
-    truncated, restricted = truncated_network(network, bounds, layer, rows)
-    try:
-        model = encode(truncated, region, restricted, formulation=options.formulation)
-    except PrunemipError:  # big-M values beyond solver precision: keep the bounds as they are
-        progress.unencodable += 1
+    rows, model = _layer_model(network, region, bounds, layer, options, progress)
+    if model is None:
         return lower, upper
     if not model.integrality.any():
         # No binary left: the relaxation is the exact model and the LP stage is already exact.
@@ -352,18 +368,10 @@ def _tighten_layer_mip(
             cost = np.zeros(model.n_cols)
             cost[int(head.output_column[j])] = side
             objective = model.with_objective(cost, maximize=False)
-            highs = highspy.Highs()
             remaining = progress.deadline - time.perf_counter()
-            settings = {
-                "output_flag": False,
-                "time_limit": max(min(options.time_per_mip, remaining), 1e-3),
-                "random_seed": 0,
-                "mip_rel_gap": 0.0,
-            }
-            if options.threads is not None:
-                settings["threads"] = int(options.threads)
-            for name, value in settings.items():
-                highs.setOptionValue(name, value)
+            highs = _new_highs(
+                options, time_limit=max(min(options.time_per_mip, remaining), 1e-3), mip_rel_gap=0.0
+            )
             to_highs(objective, highs)
             highs.run()
             info = highs.getInfo()
@@ -381,14 +389,7 @@ def _tighten_layer_mip(
             feasibility = _option(highs, "mip_feasibility_tolerance")
             dual_tolerance = _option(highs, "dual_feasibility_tolerance")
             margin = objective.tolerance_effect(feasibility, feasibility) + dual_tolerance * widths
-            bound = dual - margin - 1e-9 * abs(dual)
-            was_unstable = lower[neuron] < 0.0 < upper[neuron]
-            if side > 0 and bound > lower[neuron]:
-                lower[neuron] = min(bound, upper[neuron])
-            elif side < 0 and -bound < upper[neuron]:
-                upper[neuron] = max(-bound, lower[neuron])
-            if was_unstable and not (lower[neuron] < 0.0 < upper[neuron]):
-                progress.stabilized += 1
+            _apply_bound(lower, upper, neuron, side, dual - margin - 1e-9 * abs(dual), progress)
     return lower, upper
 
 
@@ -398,9 +399,39 @@ def _with_layer(bounds: NeuronBounds, layer: int, lower: np.ndarray, upper: np.n
     return replace(bounds, lower=tuple(lows), upper=tuple(highs))
 
 
-def _first_lp_layer(bounds: NeuronBounds) -> int:
-    """Layer 0 over a box or an L1 ball is already exact with linear bounds: start at 1."""
-    return 1 if any(stage.method == "linear" for stage in bounds.stages) else 0
+def _hidden_relu_layers(bounds: NeuronBounds) -> list[int]:
+    return [k for k, relu in enumerate(bounds.relu_layers[:-1]) if relu]
+
+
+def _lp_layers(bounds: NeuronBounds) -> list[int]:
+    """The layers LP tightening works on: layer 0 over a box or an L1 ball is already exact
+    with linear bounds, so it starts at 1 after them."""
+    first = 1 if any(stage.method == "linear" for stage in bounds.stages) else 0
+    return [k for k in _hidden_relu_layers(bounds) if k >= first]
+
+
+def _tighten_layers(
+    network: Network,
+    region: InputRegion,
+    bounds: NeuronBounds,
+    layers: Sequence[int],
+    tighten_layer: Callable[[NeuronBounds, int, _Progress], tuple[np.ndarray, np.ndarray]],
+    budget: float,
+    stage: str,
+) -> NeuronBounds:
+    """Tighten ``layers`` in order, each followed by linear bounds of the later layers, as
+    one stage named ``stage`` (counters prefixed ``lps``/``mips``) within ``budget`` seconds."""
+    start = time.perf_counter()
+    progress = _Progress(deadline=start + budget)
+    current = bounds
+    for k in layers:
+        if progress.out_of_time():
+            break
+        lower, upper = tighten_layer(current, k, progress)
+        current = linear_bounds(network, region, _with_layer(current, k, lower, upper), start_layer=k + 1)
+    seconds = time.perf_counter() - start
+    record = current.stage(stage, seconds, **progress.details(f"{stage}s"))
+    return current.with_stages(stage, bounds.seconds + seconds, (*bounds.stages, record))
 
 
 def lp_tighten(
@@ -417,42 +448,28 @@ def lp_tighten(
     LPs that cannot gain be skipped; the region's centre is always used.
     """
     options = options or ObbtOptions()
-    start = time.perf_counter()
-    progress = _Progress(deadline=start + options.budget)
     seeds = _region_points(region, points)
-    hidden = [k for k, relu in enumerate(bounds.relu_layers) if relu and k < len(network.layers) - 1]
-    current = bounds
-    for k in hidden:
-        if k < _first_lp_layer(bounds) or progress.out_of_time():
-            continue
-        lower, upper = _tighten_layer_lp(network, region, current, k, options, progress, seeds)
-        current = _with_layer(current, k, lower, upper)
-        if k + 1 < len(network.layers):
-            current = linear_bounds(network, region, current, start_layer=k + 1)
-    seconds = time.perf_counter() - start
-    stage = current.stage("lp", seconds, **progress.details("lps"))
-    return current.with_stages("lp", bounds.seconds + seconds, (*bounds.stages, stage))
+    layers = _lp_layers(bounds)
+
+    def tighten(current: NeuronBounds, k: int, progress: _Progress) -> tuple[np.ndarray, np.ndarray]:
+        return _tighten_layer_lp(network, region, current, k, options, progress, seeds)
+
+    return _tighten_layers(network, region, bounds, layers, tighten, options.budget, "lp")
 
 
 def mip_tighten(
     network: Network, region: InputRegion, bounds: NeuronBounds, options: ObbtOptions | None = None
 ) -> NeuronBounds:
-    """Tighten the unstable neurons of the last ``options.mip_layers`` hidden layers by MIP."""
+    """Tighten the unstable neurons of the last ``options.mip_layers`` hidden layers by MIP
+    (layer 0 is exact already)."""
     options = options or ObbtOptions()
-    start = time.perf_counter()
-    progress = _Progress(deadline=start + options.budget)
-    hidden = [k for k, relu in enumerate(bounds.relu_layers) if relu and k < len(network.layers) - 1]
-    current = bounds
-    for k in hidden[-options.mip_layers :] if options.mip_layers > 0 else []:
-        if k == 0 or progress.out_of_time():
-            continue  # layer 0 is exact already
-        lower, upper = _tighten_layer_mip(network, region, current, k, options, progress)
-        current = _with_layer(current, k, lower, upper)
-        if k + 1 < len(network.layers):
-            current = linear_bounds(network, region, current, start_layer=k + 1)
-    seconds = time.perf_counter() - start
-    stage = current.stage("mip", seconds, **progress.details("mips"))
-    return current.with_stages("mip", bounds.seconds + seconds, (*bounds.stages, stage))
+    hidden = _hidden_relu_layers(bounds)
+    layers = [k for k in (hidden[-options.mip_layers :] if options.mip_layers > 0 else []) if k > 0]
+
+    def tighten(current: NeuronBounds, k: int, progress: _Progress) -> tuple[np.ndarray, np.ndarray]:
+        return _tighten_layer_mip(network, region, current, k, options, progress)
+
+    return _tighten_layers(network, region, bounds, layers, tighten, options.budget, "mip")
 
 
 def _region_points(region: InputRegion, points: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -466,12 +483,7 @@ def _region_points(region: InputRegion, points: Sequence[np.ndarray]) -> list[np
 # ----------------------------------------------------------------------- the pipeline
 def lp_pays(bounds: NeuronBounds) -> bool:
     """The ``auto`` rule: LP tightening when enough neurons it can tighten are unstable."""
-    first = _first_lp_layer(bounds)
-    candidates = sum(
-        int(np.count_nonzero(bounds.unstable(k)))
-        for k in range(first, len(bounds.lower) - 1)
-        if bounds.relu_layers[k]
-    )
+    candidates = sum(int(np.count_nonzero(bounds.unstable(k))) for k in _lp_layers(bounds))
     return candidates >= AUTO_LP_MIN_UNSTABLE
 
 
