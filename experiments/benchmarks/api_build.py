@@ -60,6 +60,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from encode_speed import (
+    QUICK_SIZES,
+    QUICK_SPARSITIES,
     build_omlt,
     count_omlt,
     environment,
@@ -68,8 +70,9 @@ from encode_speed import (
     make_network,
     make_region,
     parse_sizes,
-    parse_sparsities,
+    progress,
     quiet_pyomo,
+    resolve_grid,
 )
 
 from prunemip.encoders.embedding import neuron_bounds
@@ -78,8 +81,6 @@ from prunemip.regions import InputRegion
 
 DEFAULT_SIZES = "784-200-200-10"
 DEFAULT_SPARSITIES = "0,0.9"
-QUICK_SIZES = "64-16-16-10"
-QUICK_SPARSITIES = "0,0.9"
 #: Goal: prunemip's Pyomo block builds at least this many times faster than OMLT's formulation.
 SPEEDUP_GOAL = 10.0
 OPTIMUM_TOLERANCE = 1e-4
@@ -308,20 +309,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"tiny run: {QUICK_SIZES} at {QUICK_SPARSITIES}, 1 repeat"
     )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.sizes = args.sizes or QUICK_SIZES
-        args.sparsities = args.sparsities or QUICK_SPARSITIES
-        args.repeats = 1
     args.optimum_size = parse_sizes(args.optimum_size or (QUICK_SIZES if args.quick else OPTIMUM_SIZE))[0]
-    args.sizes = parse_sizes(args.sizes or DEFAULT_SIZES)
-    args.sparsities = parse_sparsities(args.sparsities or DEFAULT_SPARSITIES)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    resolve_grid(parser, args, DEFAULT_SIZES, DEFAULT_SPARSITIES)
     return args
-
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

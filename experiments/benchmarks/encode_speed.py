@@ -234,26 +234,10 @@ def quiet_pyomo() -> None:
 
 
 def omlt_network(network: Network, region: InputRegion) -> Any:
-    """An OMLT ``NetworkDefinition`` holding the same weights (OMLT wants ``(n_in, n_out)``)."""
-    from omlt.neuralnet import NetworkDefinition
-    from omlt.neuralnet.layer import DenseLayer, InputLayer
+    """An OMLT ``NetworkDefinition`` holding the same weights, bounded by the region's box."""
+    from prunemip.encoders.omlt import to_omlt_network_definition
 
-    bounds = {k: (float(region.lower[k]), float(region.upper[k])) for k in range(region.size)}
-    definition = NetworkDefinition(scaled_input_bounds=bounds)
-    previous = InputLayer([network.n_inputs])
-    definition.add_layer(previous)
-    for layer in network.layers:
-        dense = DenseLayer(
-            [layer.n_in],
-            [layer.n_out],
-            layer.weight.toarray().T.copy(),
-            layer.bias.copy(),
-            activation="relu" if layer.activation == "relu" else "linear",
-        )
-        definition.add_layer(dense)
-        definition.add_edge(previous, dense)
-        previous = dense
-    return definition
+    return to_omlt_network_definition(network, region)
 
 
 def build_omlt(network: Network, region: InputRegion) -> tuple[Any, float]:
@@ -487,6 +471,20 @@ def warm_up(seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- main
+def resolve_grid(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, default_sizes: str, default_sparsities: str
+) -> None:
+    """Parse ``--sizes``/``--sparsities`` in place (``--quick``: the tiny grid, one repeat)."""
+    if args.quick:
+        args.sizes = args.sizes or QUICK_SIZES
+        args.sparsities = args.sparsities or QUICK_SPARSITIES
+        args.repeats = 1
+    args.sizes = parse_sizes(args.sizes or default_sizes)
+    args.sparsities = parse_sparsities(args.sparsities or default_sparsities)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
@@ -510,14 +508,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--time-limit", type=float, default=60.0, help="HiGHS limit for --check-optimum (s)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.sizes = args.sizes or QUICK_SIZES
-        args.sparsities = args.sparsities or QUICK_SPARSITIES
-        args.repeats = 1
-    args.sizes = parse_sizes(args.sizes or DEFAULT_SIZES)
-    args.sparsities = parse_sparsities(args.sparsities or DEFAULT_SPARSITIES)
-    if args.repeats < 1:
-        parser.error("--repeats must be at least 1")
+    resolve_grid(parser, args, DEFAULT_SIZES, DEFAULT_SPARSITIES)
     if args.eps < 0:
         parser.error("--eps must be >= 0")
     return args
