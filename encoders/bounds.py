@@ -19,6 +19,7 @@ and the final sum) plus a relative tolerance, so the true bounds always lie insi
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -111,6 +112,20 @@ class NeuronBounds:
 
     def with_stages(self, method: str, seconds: float, stages: tuple[BoundsStage, ...]) -> NeuronBounds:
         return replace(self, method=method, seconds=seconds, stages=stages)
+
+    def tightened(
+        self,
+        lower: Sequence[np.ndarray],
+        upper: Sequence[np.ndarray],
+        method: str,
+        seconds: float,
+        **details: object,
+    ) -> NeuronBounds:
+        """These bounds replaced by ``lower``/``upper`` from a further stage ``method`` that
+        took ``seconds`` (appended to ``stages``)."""
+        bounds = replace(self, lower=tuple(lower), upper=tuple(upper))
+        stage = bounds.stage(method, seconds, **details)
+        return bounds.with_stages(method, self.seconds + seconds, (*self.stages, stage))
 
     def contains(self, network: Network, x: np.ndarray, tol: float = 0.0) -> bool:
         """Whether every pre-activation of ``network`` at ``x`` (one input or a batch) lies in the bounds."""

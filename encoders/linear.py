@@ -56,7 +56,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -248,18 +247,7 @@ def linear_bounds(
         upper = np.where(finite, np.minimum(upper, base.upper[k]), base.upper[k])
         lows.append(lower)
         highs.append(upper)
-    bounds = NeuronBounds(
-        input_lower=region.lower.copy(),
-        input_upper=region.upper.copy(),
-        lower=tuple(lows),
-        upper=tuple(highs),
-        relu_layers=tuple(layer.activation == "relu" for layer in network.layers),
-        method="linear",
-        seconds=0.0,
-    )
-    seconds = time.perf_counter() - start
-    stages = (*base.stages, bounds.stage("linear", seconds))
-    return bounds.with_stages("linear", base.seconds + seconds, stages)
+    return base.tightened(lows, highs, "linear", time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------------- α-CROWN
@@ -412,7 +400,5 @@ def alpha_bounds(
             up, low = neurons[rows[upper_side & usable]], neurons[rows[~upper_side & usable] - neurons.size]
             highs[k][up] = np.minimum(highs[k][up], value[upper_side & usable])
             lows[k][low] = np.maximum(lows[k][low], -value[~upper_side & usable])
-    bounds = replace(base, lower=tuple(lows), upper=tuple(highs), method="alpha", seconds=0.0, stages=())
-    seconds = time.perf_counter() - start
-    stage = bounds.stage("alpha", seconds, **({"skipped": "network too large"} if skipped else {}))
-    return bounds.with_stages("alpha", base.seconds + seconds, (*base.stages, stage))
+    details = {"skipped": "network too large"} if skipped else {}
+    return base.tightened(lows, highs, "alpha", time.perf_counter() - start, **details)

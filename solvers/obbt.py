@@ -430,8 +430,7 @@ def _tighten_layers(
         lower, upper = tighten_layer(current, k, progress)
         current = linear_bounds(network, region, _with_layer(current, k, lower, upper), start_layer=k + 1)
     seconds = time.perf_counter() - start
-    record = current.stage(stage, seconds, **progress.details(f"{stage}s"))
-    return current.with_stages(stage, bounds.seconds + seconds, (*bounds.stages, record))
+    return bounds.tightened(current.lower, current.upper, stage, seconds, **progress.details(f"{stage}s"))
 
 
 def lp_tighten(
