@@ -148,25 +148,26 @@ def test_missing_bounds(network: Network) -> None:
     assert_one_line(error, "inputs[0]", "no finite lower bound")
 
 
-def test_unsupported_layers(network: Network) -> None:
-    definition = NetworkDefinition(scaled_input_bounds=dict.fromkeys(range(5), (0.0, 1.0)))
+def one_layer_definition(weights: np.ndarray, activation: str, **bounds: object) -> NetworkDefinition:
+    """An OMLT definition of 5 inputs and one dense layer of 2 outputs."""
+    definition = NetworkDefinition(**bounds)
     first = InputLayer([5])
-    dense = DenseLayer([5], [2], np.ones((5, 2)), np.zeros(2), activation="sigmoid")
+    dense = DenseLayer([5], [2], weights, np.zeros(2), activation=activation)
     definition.add_layer(first)
     definition.add_layer(dense)
     definition.add_edge(first, dense)
+    return definition
+
+
+def test_unsupported_layers(network: Network) -> None:
+    bounds = {"scaled_input_bounds": dict.fromkeys(range(5), (0.0, 1.0))}
+    definition = one_layer_definition(np.ones((5, 2)), "sigmoid", **bounds)
     with pytest.raises(PrunemipError) as error:
         PrunemipFormulation(definition)
     assert_one_line(error, "activation 'sigmoid'")
     with pytest.raises(PrunemipError) as error:
         PrunemipFormulation("model.onnx")
     assert_one_line(error, "NetworkDefinition or a prunemip Network")
-    wrong = NetworkDefinition()
-    first = InputLayer([5])
-    dense = DenseLayer([5], [2], np.ones((4, 2)), np.zeros(2), activation="relu")
-    wrong.add_layer(first)
-    wrong.add_layer(dense)
-    wrong.add_edge(first, dense)
     with pytest.raises(PrunemipError) as error:
-        from_omlt_network_definition(wrong)
+        from_omlt_network_definition(one_layer_definition(np.ones((4, 2)), "relu"))
     assert_one_line(error, "weights of shape (4, 2)")

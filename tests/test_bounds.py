@@ -113,8 +113,9 @@ def test_widening_is_sound_for_badly_scaled_weights(network, seed, radius):
         assert_contains_exactly(bounds, network, x)
 
 
-def test_degenerate_box_bounds_contain_exact_value_under_cancellation():
-    """1e8-scale neurons whose difference is O(1): rounding is the only slack there is."""
+def cancelling_network() -> tuple[Network, np.ndarray]:
+    """1e8-scale neurons whose difference is O(1) at the point ``x``: on the degenerate box
+    ``{x}`` rounding is the only slack there is."""
     x = np.array([0.1, 0.7, 0.3])
     w1 = np.array([[1e8, 1e8, -3e7], [1e8, 1e8, -3e7 + 1e-7], [-1e8, 3.3, 1e-8]])
     w2 = np.array([[1.0, -1.0, 0.0], [1e8, -1e8, 1.0]])
@@ -122,13 +123,18 @@ def test_degenerate_box_bounds_contain_exact_value_under_cancellation():
     network = Network.from_arrays(
         [w1, w2, w3], [np.array([0.3, 0.3, 1e7]), np.array([1e-9, -0.1]), np.zeros(2)]
     )
+    return network, x
+
+
+def test_degenerate_box_bounds_contain_exact_value_under_cancellation():
+    network, x = cancelling_network()
     region = InputRegion.box(x, x)
     bounds = interval_bounds(network, region)
     assert_contains_exactly(bounds, network, x)
     assert_contains(bounds, network, x[None, :])
     # The widening is small, relative to the magnitude of the terms: not a blanket tolerance.
     width = bounds.upper[0] - bounds.lower[0]
-    magnitude = np.abs(w1) @ np.abs(x) + np.abs(network.layers[0].bias)
+    magnitude = abs(network.layers[0].weight) @ np.abs(x) + np.abs(network.layers[0].bias)
     assert np.all(width <= 1e-11 * magnitude)
 
 

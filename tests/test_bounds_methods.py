@@ -22,7 +22,7 @@ from conftest import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
-from test_bounds import assert_contains, assert_contains_exactly, badly_scaled_networks
+from test_bounds import assert_contains, assert_contains_exactly, badly_scaled_networks, cancelling_network
 
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds import interval_bounds
@@ -126,13 +126,7 @@ def test_every_method_contains_exact_values_for_badly_scaled_weights(network, se
 
 def test_degenerate_region_cancellation_linear_and_lp():
     """1e8-scale weights cancelling to O(1) on a single point: only rounding separates the bounds."""
-    x = np.array([0.1, 0.7, 0.3])
-    w1 = np.array([[1e8, 1e8, -3e7], [1e8, 1e8, -3e7 + 1e-7], [-1e8, 3.3, 1e-8]])
-    w2 = np.array([[1.0, -1.0, 0.0], [1e8, -1e8, 1.0]])
-    w3 = np.array([[1.0, 1e-8], [-1e8, 1.0]])
-    network = Network.from_arrays(
-        [w1, w2, w3], [np.array([0.3, 0.3, 1e7]), np.array([1e-9, -0.1]), np.zeros(2)]
-    )
+    network, x = cancelling_network()
     region = InputRegion.box(x, x)
     for method in ("linear", "lp"):
         bounds = compute_bounds(network, region, method, options=FAST)
