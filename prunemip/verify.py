@@ -230,23 +230,20 @@ def _ruled_out_by_bounds(network: Network, disjunct: Disjunct, bounds: NeuronBou
     """Whether some constraint ``c·y ≤ d`` is impossible over the box: a sound lower bound
     of ``c·y`` exceeds ``d``. The bound is the better of the output bounds summed per
     output and the linear relaxation of ``c·y`` itself (both sound)."""
+    if not disjunct.constraints:
+        return False
     last = len(network.layers) - 1
     low, high = bounds.post_activation(last)
-    region = InputRegion.box(disjunct.lower, disjunct.upper)
-    for constraint in disjunct.constraints:
-        c = constraint.coefficients
-        by_outputs = float(np.sum(np.minimum(c * low, c * high)))
-        if network.layers[last].activation == "relu":
-            smallest = by_outputs
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                relaxed = -float(
-                    linear_upper_bound(network, region, last, -c[None, :], bounds.lower, bounds.upper)[0]
-                )
-            smallest = max(by_outputs, relaxed) if np.isfinite(relaxed) else by_outputs
-        if smallest > constraint.rhs or (constraint.strict and smallest >= constraint.rhs):
-            return True
-    return False
+    coefficients = np.array([c.coefficients for c in disjunct.constraints])
+    rhs = np.array([c.rhs for c in disjunct.constraints])
+    strict = np.array([c.strict for c in disjunct.constraints])
+    smallest = np.sum(np.minimum(coefficients * low, coefficients * high), axis=1)
+    if network.layers[last].activation != "relu":  # one backward pass for all the rows
+        region = InputRegion.box(disjunct.lower, disjunct.upper)
+        with np.errstate(over="ignore", invalid="ignore"):
+            relaxed = -linear_upper_bound(network, region, last, -coefficients, bounds.lower, bounds.upper)
+        smallest = np.where(np.isfinite(relaxed), np.maximum(smallest, relaxed), smallest)
+    return bool(np.any((smallest > rhs) | (strict & (smallest >= rhs))))
 
 
 def verify(
