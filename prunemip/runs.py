@@ -11,7 +11,6 @@ after its last finished step.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,7 @@ import torch
 
 from prunemip.atomic import atomic_write, atomic_write_lines
 from prunemip.errors import PrunemipError
-
-
-def config_hash(key: Any) -> str:
-    """First 16 hex digits of the SHA-256 of ``key`` as canonical JSON."""
-    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+from prunemip.keys import content_key
 
 
 @dataclass
@@ -43,7 +37,7 @@ class RunDir:
     """The directory of one configuration and its finished steps."""
 
     def __init__(self, root: str | Path, key: Any, label: str, description: Any = None) -> None:
-        self.hash = config_hash(key)
+        self.hash = content_key(key)
         self.path = Path(root) / f"{label}-{self.hash}"
         try:
             self.path.mkdir(parents=True, exist_ok=True)

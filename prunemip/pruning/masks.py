@@ -134,9 +134,6 @@ class Masks:
         """Fraction of prunable weights that are masked."""
         return 1.0 - self.nnz() / self.size()
 
-    def densities(self) -> list[float]:
-        return [float(m.float().mean()) for m in self.weight]
-
     def parameter_counts(self) -> list[dict[str, int]]:
         """Per layer: ``trainable``, ``frozen`` and ``zero`` parameters (weights and biases),
         and ``weights_untrained``, the weights that are frozen or zero."""

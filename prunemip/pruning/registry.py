@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from prunemip.errors import PrunemipError
 
 ALLOCATIONS: tuple[str, ...] = ("global", "layer", "uniform", "erk")
-FAMILIES: tuple[str, ...] = ("dense", "pai", "imp", "dst", "gmp", "structured")
 #: Families whose masks are fixed at initialisation: only these keep frozen weights at θ₀
 #: (IMP rewinds and re-prunes trained weights, SET/RigL/GMP change masks while training,
 #: the structured methods prune a trained network).

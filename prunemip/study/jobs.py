@@ -8,20 +8,13 @@ and a changed setting makes a new job rather than silently reusing an old answer
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from prunemip.keys import content_key
 from prunemip.study.config import Perturbation, StudyConfig, TrainingSpec, architecture_name
 
 DENSE = "dense"
-
-
-def content_key(payload: dict[str, Any]) -> str:
-    """First 16 hex digits of the SHA-256 of the canonical JSON of ``payload``."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
