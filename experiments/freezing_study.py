@@ -70,11 +70,8 @@ def train_variants(args: argparse.Namespace) -> dict[str, tuple[Outcome, float]]
     a fresh run directory each time, after one warm-up run); the outcome and the median
     seconds of the whole run (scoring, freezing, training, export)."""
     train = TrainConfig(epochs=args.epochs, batch_size=64, lr=args.lr, seed=args.seed)
-    data = (load_dataset("digits", "train"), load_dataset("digits", "test"))
     with tempfile.TemporaryDirectory(prefix="prunemip-freezing-") as warm_up:
-        run_experiment(
-            ExperimentConfig("digits", tuple(args.hidden), replace(train, epochs=1)), warm_up, data=data
-        )
+        run_experiment(ExperimentConfig("digits", tuple(args.hidden), replace(train, epochs=1)), warm_up)
     trained = {}
     for name, fields in VARIANTS.items():
         config = ExperimentConfig("digits", tuple(args.hidden), train, PruneConfig(**fields))
@@ -82,7 +79,7 @@ def train_variants(args: argparse.Namespace) -> dict[str, tuple[Outcome, float]]
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory(prefix="prunemip-freezing-") as runs_dir:
                 start = time.perf_counter()
-                outcome = run_experiment(config, runs_dir, data=data)
+                outcome = run_experiment(config, runs_dir)
                 times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
         print(f"trained {name}: accuracy {outcome.report.accuracy:.3f}, median {seconds:.2f} s", flush=True)

@@ -257,6 +257,10 @@ def _scan_folder(folder: Path, name: str) -> dict[str, _Split]:
     return {}
 
 
+#: The environment variables the search path of :func:`load_dataset` reads.
+DATA_LOCATION_VARIABLES: tuple[str, ...] = ("PRUNEMIP_DATA_DIR", "XDG_CACHE_HOME")
+
+
 def _cache_root() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "prunemip"

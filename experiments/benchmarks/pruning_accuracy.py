@@ -23,7 +23,6 @@ one torch thread each.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import statistics
@@ -34,7 +33,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from prunemip.data import Dataset, load_dataset
 from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
 from prunemip.pruning.registry import METHODS
 
@@ -78,12 +76,6 @@ def _config(setting: Setting, method: str, sparsity: float, seed: int) -> Experi
     )
 
 
-@functools.cache
-def _splits(dataset: str) -> tuple[Dataset, Dataset]:
-    """The train and test splits, loaded once per worker process."""
-    return load_dataset(dataset, "train"), load_dataset(dataset, "test")
-
-
 def run_chain(
     setting: Setting, methods: list[str], sparsities: list[float], seed: int, runs: str
 ) -> list[dict]:
@@ -97,9 +89,7 @@ def run_chain(
     for method in methods:
         for sparsity in [0.0] if method == "dense" else sparsities:
             start = time.perf_counter()
-            outcome = run_experiment(
-                _config(setting, method, sparsity, seed), runs, data=_splits(setting.dataset)
-            )
+            outcome = run_experiment(_config(setting, method, sparsity, seed), runs)
             report = outcome.report
             rows.append({
                 "dataset": setting.dataset, "method": method, "sparsity": sparsity, "seed": seed,

@@ -10,7 +10,9 @@ the next call, and the final network (``network-<method>-<sparsity>.npz``) and r
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunemip.data import Dataset, load_dataset
+from prunemip.data import DATA_LOCATION_VARIABLES, Dataset, load_dataset
 from prunemip.errors import PrunemipError
 from prunemip.export import export_network, training_metadata
 from prunemip.model_io import save_network
@@ -163,10 +165,20 @@ class Outcome:
 
 
 def _data(config: ExperimentConfig) -> tuple[Dataset, Dataset]:
-    def split(name: str) -> Dataset:
-        return load_dataset(config.dataset, name, data_dir=config.data_dir, seed=config.data_seed)
+    """The (train, test) splits of ``config``, loaded once per process for runs that share them."""
+    where = tuple(os.environ.get(name) for name in DATA_LOCATION_VARIABLES)
+    return _splits(config.dataset, config.data_dir, config.data_seed, where)
 
-    return split("train"), split("test")
+
+@functools.lru_cache(maxsize=2)
+def _splits(
+    dataset: str, data_dir: str | None, data_seed: int, where: tuple[str | None, ...]
+) -> tuple[Dataset, Dataset]:
+    """``where``: the variables the loader's search path depends on (part of the cache key)."""
+    del where
+    return tuple(  # type: ignore[return-value]
+        load_dataset(dataset, name, data_dir=data_dir, seed=data_seed) for name in ("train", "test")
+    )
 
 
 def run_experiment(
@@ -176,16 +188,11 @@ def run_experiment(
     log: Log = _quiet,
     on_epoch: StepEpochLog | None = None,
     progress: bool = False,
-    data: tuple[Dataset, Dataset] | None = None,
 ) -> Outcome:
-    """Train an MLP with ``config``'s method in its run directory and export it.
-
-    ``data`` passes the (train, test) splits already loaded for ``config`` (a caller running
-    many configurations on one dataset loads it once).
-    """
+    """Train an MLP with ``config``'s method in its run directory and export it."""
     started = time.perf_counter()
     device = resolve_device(config.train.device)
-    train_data, test_data = data if data is not None else _data(config)
+    train_data, test_data = _data(config)
     widths = [train_data.flat().shape[1], *config.hidden, len(train_data.classes)]
     spec = config.prune.spec
     run = RunDir(runs_dir, config.key(), spec.run_as or spec.name, config.describe())
