@@ -211,6 +211,20 @@ def linear_upper_bound(
     return total + 2.0 * slack + RELATIVE_TOLERANCE * np.abs(total)
 
 
+def output_upper_bounds(
+    network: Network, region: InputRegion, bounds: NeuronBounds, coefficients: np.ndarray
+) -> np.ndarray | None:
+    """Sound upper bounds of each row of ``coefficients @ y`` (``y`` the outputs) by the
+    linear relaxation of ``bounds``, ``+inf`` where they overflow; ``None`` when the output
+    layer is not an identity layer (then only per-output bounds apply)."""
+    last = len(network.layers) - 1
+    if network.layers[last].activation != "identity":
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        upper = linear_upper_bound(network, region, last, coefficients, bounds.lower, bounds.upper)
+    return np.where(np.isfinite(upper), upper, np.inf)
+
+
 def linear_bounds(
     network: Network,
     region: InputRegion,

@@ -30,7 +30,7 @@ import numpy as np
 
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
 from prunemip.encoders.bounds import NeuronBounds
-from prunemip.encoders.linear import linear_upper_bound
+from prunemip.encoders.linear import output_upper_bounds
 from prunemip.encoders.mip_model import EncodingStats, MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
@@ -444,14 +444,14 @@ def _linear_margin_bounds(
     network: Network, region: InputRegion, bounds: NeuronBounds, label: int, targets: list[int]
 ) -> dict[int, float]:
     """Rigorous upper bounds of ``ẑ_t − ẑ_y`` per target by the linear relaxation of ``bounds``."""
-    last = len(network.layers) - 1
-    if network.layers[last].activation != "identity" or not targets:
+    if not targets:
         return {}
     coefficients = np.zeros((len(targets), network.n_outputs))
     coefficients[np.arange(len(targets)), targets] = 1.0
     coefficients[:, label] -= 1.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        upper = linear_upper_bound(network, region, last, coefficients, bounds.lower, bounds.upper)
+    upper = output_upper_bounds(network, region, bounds, coefficients)
+    if upper is None:
+        return {}
     return {t: float(u) for t, u in zip(targets, upper, strict=True) if np.isfinite(u)}
 
 

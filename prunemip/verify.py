@@ -6,11 +6,12 @@ Per disjunct (input box ``B``, output constraints ``c_k·y ≤ d_k``), cheapest 
 1. falsification: random points of ``B`` (corners included), then signed-gradient ascent
    on the smallest slack ``min_k (d_k − c_k·y)`` from the centre and random starts (PGD,
    Madry et al., ICLR 2018);
-2. bounds: neuron bounds over ``B`` (``bounds``: by default linear relaxation, then LP
-   tightening where it pays; computed once per distinct box), and for each constraint a
-   linear-relaxation lower bound of ``c_k·y`` itself (CROWN with the specification as the
-   last layer); ``min_B c_k·y > d_k`` rules the disjunct out;
-3. the MIP, encoded with those bounds: ``max t`` s.t. ``c_k·y + t ≤ d_k`` for every ``k``,
+2. bounds: the cheap stages of ``bounds`` over ``B`` (up to the linear relaxation), and
+   for each constraint a linear-relaxation lower bound of ``c_k·y`` itself (CROWN with the
+   specification as the last layer); ``min_B c_k·y > d_k`` rules the disjunct out;
+3. the MIP: for a box still open, the expensive stages of ``bounds`` (LP tightening where
+   it pays), the same rule-out again, then the MIP encoded with those bounds (bounds and
+   encoding once per distinct box): ``max t`` s.t. ``c_k·y + t ≤ d_k`` for every ``k``,
    ``y = f(x)``, ``x ∈ B`` (``t`` is the smallest slack), in decide mode: stop at an
    incumbent with ``t > 0`` or once the dual bound proves ``t ≤ −τ`` (τ as for adversarial
    attacks: at least the slack's sensitivity to HiGHS's tolerances).
@@ -33,14 +34,14 @@ import scipy.sparse as sp
 from prunemip.adversarial import ROBUST_TOLERANCE
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds import NeuronBounds
-from prunemip.encoders.linear import linear_upper_bound
+from prunemip.encoders.linear import output_upper_bounds
 from prunemip.encoders.mip_model import MipModel, NameBlock
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.pgd import forward_with_preactivations, input_gradient
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
-from prunemip.solvers.obbt import DEFAULT_BOUNDS, compute_bounds
+from prunemip.solvers.obbt import DEFAULT_BOUNDS, compute_bounds, continue_bounds
 from prunemip.solvers.result import SolveStatus
 from prunemip.sparsify import magnitude_prune
 from prunemip.vnnlib import Disjunct, Property
@@ -130,7 +131,9 @@ class _Search:
     rng: np.random.Generator
     bounds_method: str = DEFAULT_BOUNDS
     found: tuple[np.ndarray, np.ndarray] | None = None
-    bounds_cache: dict[tuple[int, bytes, bytes], NeuronBounds] = field(default_factory=dict)
+    #: Per (network, box): the cheap bounds, and the full bounds with the box's MIP.
+    cheap: dict[tuple[int, bytes, bytes], NeuronBounds] = field(default_factory=dict)
+    models: dict[tuple[int, bytes, bytes], tuple[NeuronBounds, MipModel]] = field(default_factory=dict)
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -186,20 +189,36 @@ class _Search:
             x = np.clip(x + size * np.sign(gradient), lo, hi)
         return False
 
-    def bounds(self, network: Network, disjunct: Disjunct) -> NeuronBounds:
-        """Neuron bounds of ``network`` over the disjunct's box, computed once per box."""
+    def cheap_bounds(self, network: Network, disjunct: Disjunct) -> NeuronBounds:
+        """The bounds method's stages up to the linear relaxation (or α-CROWN) over the
+        disjunct's box, once per box: what rules disjuncts out before any MIP."""
         key = (id(network), disjunct.lower.tobytes(), disjunct.upper.tobytes())
-        if key not in self.bounds_cache:
+        if key not in self.cheap:
+            method = self.bounds_method if self.bounds_method in ("ia", "linear", "alpha") else "linear"
             region = InputRegion.box(disjunct.lower, disjunct.upper)
-            self.bounds_cache[key] = compute_bounds(
-                network, region, self.bounds_method, time_limit=max(self.remaining(), 1e-3)
-            )
-        return self.bounds_cache[key]
+            self.cheap[key] = compute_bounds(network, region, method)
+        return self.cheap[key]
+
+    def bounds_and_model(
+        self, network: Network, disjunct: Disjunct, budget: float
+    ) -> tuple[NeuronBounds, MipModel]:
+        """The full bounds (LP/MIP stages run only for a box a MIP needs, within ``budget``)
+        and the box's MIP, once per box."""
+        key = (id(network), disjunct.lower.tobytes(), disjunct.upper.tobytes())
+        if key not in self.models:
+            region = InputRegion.box(disjunct.lower, disjunct.upper)
+            bounds = self.cheap_bounds(network, disjunct)
+            if self.bounds_method in ("lp", "mip", DEFAULT_BOUNDS):
+                bounds = continue_bounds(network, region, bounds, self.bounds_method, time_limit=budget)
+            self.models[key] = (bounds, encode(network, region, bounds))
+        return self.models[key]
 
     def mip(self, network: Network, disjunct: Disjunct, budget: float, check_original: bool) -> str:
         """Solve the slack MIP of ``network``; return sat, unsat, timeout or unknown."""
-        region = InputRegion.box(disjunct.lower, disjunct.upper)
-        model = slack_model(encode(network, region, self.bounds(network, disjunct)), disjunct)
+        bounds, encoded = self.bounds_and_model(network, disjunct, budget)
+        if not check_original and _ruled_out_by_bounds(network, disjunct, bounds):
+            return "unsat (bounds)"
+        model = slack_model(encoded, disjunct)
         tolerance = _proof_tolerance(model, disjunct, self.options)
         centre = (disjunct.lower + disjunct.upper) / 2
         options = replace(self.options, time_limit=max(budget, 1e-3))
@@ -238,11 +257,10 @@ def _ruled_out_by_bounds(network: Network, disjunct: Disjunct, bounds: NeuronBou
     rhs = np.array([c.rhs for c in disjunct.constraints])
     strict = np.array([c.strict for c in disjunct.constraints])
     smallest = np.sum(np.minimum(coefficients * low, coefficients * high), axis=1)
-    if network.layers[last].activation != "relu":  # one backward pass for all the rows
-        region = InputRegion.box(disjunct.lower, disjunct.upper)
-        with np.errstate(over="ignore", invalid="ignore"):
-            relaxed = -linear_upper_bound(network, region, last, -coefficients, bounds.lower, bounds.upper)
-        smallest = np.where(np.isfinite(relaxed), np.maximum(smallest, relaxed), smallest)
+    region = InputRegion.box(disjunct.lower, disjunct.upper)
+    upper = output_upper_bounds(network, region, bounds, -coefficients)  # one pass for all rows
+    if upper is not None:
+        smallest = np.maximum(smallest, -upper)
     return bool(np.any((smallest > rhs) | (strict & (smallest >= rhs))))
 
 
@@ -286,7 +304,7 @@ def verify(
         if search.falsify_by_gradient(disjunct):
             return done("sat", "gradient", ["sat"])
     open_disjuncts = [
-        d for d in prop.disjuncts if not _ruled_out_by_bounds(network, d, search.bounds(network, d))
+        d for d in prop.disjuncts if not _ruled_out_by_bounds(network, d, search.cheap_bounds(network, d))
     ]
     outcomes = ["unsat (bounds)"] * (len(prop.disjuncts) - len(open_disjuncts))
     if not open_disjuncts:
