@@ -192,10 +192,3 @@ def interval_bounds(network: Network, region: InputRegion) -> NeuronBounds:
     )
     seconds = time.perf_counter() - start
     return bounds.with_stages("ia", seconds, (bounds.stage("ia", seconds),))
-
-
-def intersect_bounds(first: NeuronBounds, second: NeuronBounds) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Layer-wise elementwise intersection of two sound bounds of the same network and region."""
-    lows = [np.maximum(a, b) for a, b in zip(first.lower, second.lower, strict=True)]
-    highs = [np.minimum(a, b) for a, b in zip(first.upper, second.upper, strict=True)]
-    return lows, highs

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
-from prunemip.encoders.bounds import NeuronBounds, interval_bounds
+from prunemip.encoders.bounds import NeuronBounds
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
@@ -145,28 +145,13 @@ DEFAULT_BOUNDS_METHOD = "linear"
 
 
 def neuron_bounds(network: Network, region: InputRegion, method: str | None = None) -> NeuronBounds:
-    """Neuron bounds over ``region`` by ``method`` (default :data:`DEFAULT_BOUNDS_METHOD`).
+    """Neuron bounds over ``region`` by ``method`` (default :data:`DEFAULT_BOUNDS_METHOD`;
+    ``"interval"`` is ``"ia"``): any method of ``prunemip.solvers.obbt.compute_bounds``, where
+    the LP/MIP-based ones (``"lp"``, ``"mip"``, ``"auto"``) may take seconds."""
+    from prunemip.solvers.obbt import compute_bounds  # not at import time: it loads HiGHS
 
-    ``"ia"``: interval arithmetic; ``"linear"``: plus the linear relaxation; the LP/MIP-based
-    methods (``"lp"``, ``"mip"``, ``"auto"``) come from ``prunemip.solvers.obbt.compute_bounds``
-    and may take seconds. Where the linear relaxation is not available, the default falls
-    back to interval arithmetic.
-    """
-    if method in ("ia", "interval"):
-        return interval_bounds(network, region)
-    if method in (None, "linear"):
-        try:
-            from prunemip.encoders.linear import linear_bounds
-        except ImportError:
-            if method is None:
-                return interval_bounds(network, region)
-            raise PrunemipError("the linear-relaxation bounds are not available in this version") from None
-        return linear_bounds(network, region)
-    try:
-        from prunemip.solvers.obbt import compute_bounds
-    except ImportError:
-        raise PrunemipError(f"unknown bounds method {method!r}; choose 'ia' or 'linear'") from None
-    return compute_bounds(network, region, method)
+    name = {None: DEFAULT_BOUNDS_METHOD, "interval": "ia"}.get(method, method)
+    return compute_bounds(network, region, name)
 
 
 def encode_box(
@@ -183,32 +168,20 @@ def encode_box(
 
 @dataclass(frozen=True, eq=False)
 class ColumnSplit:
-    """The MipModel's columns as the host sees them.
-
-    ``added`` lists the MipModel columns a route creates (all but the inputs), in order;
-    ``position[c]`` is column ``c``'s place in ``added`` (``-1`` for an input column) and
-    ``input_of[c]`` the input it stands for (``-1`` for an added column).
-    """
+    """The MipModel's columns as the host sees them: ``added`` lists the columns a route
+    creates (all but the inputs), in order, and ``binary`` flags the integral ones."""
 
     added: np.ndarray
-    position: np.ndarray
-    input_of: np.ndarray
     binary: np.ndarray  #: bool per added column
-    is_output: np.ndarray  #: bool per added column
 
 
 def split_columns(mip: MipModel) -> ColumnSplit:
-    n = mip.n_cols
-    input_of = np.full(n, -1, dtype=np.int64)
-    input_of[mip.input_columns] = np.arange(mip.input_columns.size)
-    added = np.flatnonzero(input_of < 0)
-    position = np.full(n, -1, dtype=np.int64)
-    position[added] = np.arange(added.size)
-    is_output = np.zeros(n, dtype=bool)
-    is_output[mip.output_columns] = True
-    if np.any(input_of[mip.output_columns] >= 0):  # an output that is an input: not for a ReLU net
+    is_input = np.zeros(mip.n_cols, dtype=bool)
+    is_input[mip.input_columns] = True
+    if np.any(is_input[mip.output_columns]):  # an output that is an input: not for a ReLU net
         raise PrunemipError("an output of the network is one of its inputs; nothing to embed")
-    return ColumnSplit(added, position, input_of, mip.integrality[added], is_output[added])
+    added = np.flatnonzero(~is_input)
+    return ColumnSplit(added, mip.integrality[added])
 
 
 def start_point(mip: MipModel, box: InputBox, x: np.ndarray | None = None) -> np.ndarray:
@@ -235,11 +208,13 @@ def forward_error(network: Network, inputs: np.ndarray, outputs: np.ndarray) -> 
     return np.abs(network.forward(x) - y)
 
 
-def stats_text(mip: MipModel, *, added_columns: int, added_rows: int, title: str) -> str:
-    """A plain-text summary of what a route added to the user's model (``print_stats``)."""
+def stats_text(mip: MipModel, *, added_rows: int, title: str, added_columns: int | None = None) -> str:
+    """A plain-text summary of what a route added to the user's model (``print_stats``);
+    ``added_columns`` defaults to the MipModel's columns besides the inputs."""
     stats = mip.stats
     network = mip.network
     split = split_columns(mip)
+    added_columns = split.added.size if added_columns is None else added_columns
     lines = [
         f"{title}: network {network.architecture}, {network.nnz} nonzero weights "
         f"(sparsity {network.sparsity:.1%}), {mip.formulation} ẑ",

@@ -39,7 +39,6 @@ from prunemip.encoders.embedding import (
     encode_box,
     forward_error,
     resolve_input_box,
-    split_columns,
     stats_text,
 )
 from prunemip.encoders.mip_model import EncodingStats, MipModel
@@ -102,7 +101,6 @@ class _OmltNetwork:
     network: Network
     input_indexes: list[Any]
     output_indexes: list[Any]
-    has_bounds: bool
 
 
 def _size(shape: Any) -> int:
@@ -208,7 +206,7 @@ def _read_definition(definition: Any) -> _OmltNetwork:
     spec = InputSpec.create(shape, lower, upper)
     layers = tuple(Layer.create(w, b, a) for w, b, a in zip(weights, biases, activations, strict=True))
     network = Network(layers, spec, {"source": "omlt"})
-    return _OmltNetwork(network, input_indexes, output_indexes, bool(scaled))
+    return _OmltNetwork(network, input_indexes, output_indexes)
 
 
 def from_omlt_network_definition(definition: Any) -> Network:
@@ -317,12 +315,9 @@ class PrunemipFormulation(_PyomoFormulation):
         return forward_error(self.network, self.input_values(), self.output_values())
 
     def print_stats(self, file: IO[str] | None = None) -> None:
-        split = split_columns(self._mip)
         block = self.block
         title = "OMLT formulation" + ("" if block is None else f" of block {block.name}")
         print(
-            stats_text(
-                self._mip, added_columns=int(split.added.size), added_rows=self._mip.n_rows, title=title
-            ),
+            stats_text(self._mip, added_rows=self._mip.n_rows, title=title),
             file=file or sys.stdout,
         )

@@ -375,12 +375,10 @@ class PrunemipBlockData(BlockData):
     def print_stats(self, file: IO[str] | None = None) -> None:
         """What the block added: sizes, bounds, neurons by status per layer."""
         mip = self.mip
-        split = split_columns(mip)
         extra_rows = sum(len(c) for c in (getattr(self, "input_box", ()), getattr(self, "output_link", ())))
         print(
             stats_text(
                 mip,
-                added_columns=int(split.added.size),
                 added_rows=mip.n_rows + extra_rows,
                 title=f"Pyomo block {self.name}",
             ),

@@ -262,13 +262,12 @@ def add_network(
         row_names += [f"{name}.output_link_{j}" for j in range(n_out)] if named_rows else []
         n_rows += n_out
     n_total_cols = n_col0 + split.added.size
+    # The COO → CSR conversion sums duplicates (an input column passed twice) and sorts.
     csr = sp.csr_matrix(
         (np.concatenate(val_parts), (np.concatenate(row_parts), np.concatenate(col_parts))),
         shape=(n_rows, n_total_cols),
     )
-    csr.sum_duplicates()  # an input column passed twice
     csr.eliminate_zeros()
-    csr.sort_indices()
 
     added = split.added
     col_lower = np.where(np.isfinite(mip.col_lower[added]), mip.col_lower[added], -inf)
