@@ -57,14 +57,9 @@ class PgdResult:
 
 
 def forward_with_preactivations(network: Network, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Logits and each layer's pre-activations for a batch."""
-    pre = []
-    h = x
-    for layer in network.layers:
-        z = layer.apply(h)
-        pre.append(z)
-        h = layer.activate(z)
-    return h, pre
+    """Logits and each layer's pre-activations for a batch (2-D even for one row)."""
+    pre = [np.atleast_2d(z) for z in network.pre_activations(x)]
+    return network.layers[-1].activate(pre[-1]), pre
 
 
 def input_gradient(network: Network, pre: list[np.ndarray], grad_logits: np.ndarray) -> np.ndarray:
@@ -147,9 +142,7 @@ def pgd_attack(
     start = time.perf_counter()
     rng = np.random.default_rng(options.seed)
     n = network.n_inputs
-    center = region.project(
-        region.center if region.center is not None else 0.5 * (region.lower + region.upper)
-    )
+    center = region.midpoint
     chained = targets[: options.targets]
     starts = [np.tile(center, (len(chained), 1))]
     if options.restarts > 0:

@@ -92,6 +92,11 @@ class InputRegion:
         return cls(norm, lo.copy(), hi.copy(), None if center is None else center.copy(), radius)
 
     @property
+    def midpoint(self) -> np.ndarray:
+        """A point of the region: the ball's centre projected into it, else the box's middle."""
+        return self.project(self.center if self.center is not None else 0.5 * (self.lower + self.upper))
+
+    @property
     def size(self) -> int:
         return int(self.lower.size)
 

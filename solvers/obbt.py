@@ -215,16 +215,6 @@ class _Progress:
         }
 
 
-def _seen_values(model: MipModel, points: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Output values of the truncated model at forward-pass points (feasible for every LP)."""
-    outputs = [model.outputs_from_solution(model.solution_from_input(p)) for p in points]
-    if not outputs:
-        n = model.output_columns.size
-        return np.full(n, np.inf), np.full(n, -np.inf)
-    stacked = np.vstack(outputs)
-    return stacked.min(axis=0), stacked.max(axis=0)
-
-
 def _layer_model(
     network: Network,
     region: InputRegion,
@@ -266,9 +256,10 @@ def _tighten_layer_lp(
     layer: int,
     options: ObbtOptions,
     progress: _Progress,
-    points: Sequence[np.ndarray],
+    seen: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """New (lower, upper) of ``layer`` by one LP per unstable neuron side."""
+    """New (lower, upper) of ``layer`` by one LP per unstable neuron side; ``seen`` holds the
+    layer's pre-activations at region points (values every LP can reach: one row a point)."""
     lower, upper = bounds.lower[layer].copy(), bounds.upper[layer].copy()
     rows, model = _layer_model(network, region, bounds, layer, options, progress)
     if model is None:
@@ -285,7 +276,7 @@ def _tighten_layer_lp(
     data = _LpData.of(relaxed)
     highs = _new_lp_highs(options)
     to_highs(relaxed, highs)
-    seen_min, seen_max = _seen_values(model, points)
+    seen_min, seen_max = seen[:, rows].min(axis=0), seen[:, rows].max(axis=0)
 
     # Each task: (local neuron index, side), side +1 = lower bound (min ẑ), −1 = upper (min −ẑ).
     width = np.maximum(upper[rows] - lower[rows], 1e-12)
@@ -447,11 +438,11 @@ def lp_tighten(
     LPs that cannot gain be skipped; the region's centre is always used.
     """
     options = options or ObbtOptions()
-    seeds = _region_points(region, points)
+    seen = [np.atleast_2d(z) for z in network.pre_activations(np.vstack(_region_points(region, points)))]
     layers = _lp_layers(bounds)
 
     def tighten(current: NeuronBounds, k: int, progress: _Progress) -> tuple[np.ndarray, np.ndarray]:
-        return _tighten_layer_lp(network, region, current, k, options, progress, seeds)
+        return _tighten_layer_lp(network, region, current, k, options, progress, seen[k])
 
     return _tighten_layers(network, region, bounds, layers, tighten, options.budget, "lp")
 
@@ -472,9 +463,7 @@ def mip_tighten(
 
 
 def _region_points(region: InputRegion, points: Sequence[np.ndarray]) -> list[np.ndarray]:
-    seeds = [
-        region.project(region.center if region.center is not None else 0.5 * (region.lower + region.upper))
-    ]
+    seeds = [region.midpoint]
     seeds += [region.project(np.asarray(p, dtype=np.float64).reshape(-1)) for p in points]
     return seeds
 
