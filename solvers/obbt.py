@@ -349,21 +349,30 @@ def _tighten_layer_mip(
         return lower, upper
     head = model.layers[-1]
     widths = float(np.sum(model.col_upper - model.col_lower))
+    highs = _new_highs(options, mip_rel_gap=0.0)
+    to_highs(model.with_objective(np.zeros(model.n_cols), maximize=False), highs)
+    feasibility = _option(highs, "mip_feasibility_tolerance")
+    dual_tolerance = _option(highs, "dual_feasibility_tolerance")
+    previous: int | None = None
     for j in range(rows.size):
         if head.status[j] != NeuronStatus.LINEAR:
             continue
-        neuron = rows[j]
+        neuron, column = rows[j], int(head.output_column[j])
+        cost = np.zeros(model.n_cols)
+        cost[column] = 1.0  # the tolerance margin depends on |c| only: the same for both sides
+        margin = model.with_objective(cost, maximize=False).tolerance_effect(feasibility, feasibility)
+        margin += dual_tolerance * widths
         for side in (1.0, -1.0):
             if lower[neuron] >= 0.0 or upper[neuron] <= 0.0 or progress.out_of_time():
                 break
-            cost = np.zeros(model.n_cols)
-            cost[int(head.output_column[j])] = side
-            objective = model.with_objective(cost, maximize=False)
+            if previous is not None and previous != column:
+                highs.changeColCost(previous, 0.0)
+            highs.changeColCost(column, side)
+            previous = column
             remaining = progress.deadline - time.perf_counter()
-            highs = _new_highs(
-                options, time_limit=max(min(options.time_per_mip, remaining), 1e-3), mip_rel_gap=0.0
+            highs.setOptionValue(
+                "time_limit", highs.getRunTime() + max(min(options.time_per_mip, remaining), 1e-3)
             )
-            to_highs(objective, highs)
             highs.run()
             info = highs.getInfo()
             dual = float(info.mip_dual_bound)
@@ -377,9 +386,6 @@ def _tighten_layer_mip(
                 progress.not_optimal += 1
                 continue
             progress.solved += 1
-            feasibility = _option(highs, "mip_feasibility_tolerance")
-            dual_tolerance = _option(highs, "dual_feasibility_tolerance")
-            margin = objective.tolerance_effect(feasibility, feasibility) + dual_tolerance * widths
             _apply_bound(lower, upper, neuron, side, dual - margin - 1e-9 * abs(dual), progress)
     return lower, upper
 
