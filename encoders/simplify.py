@@ -101,7 +101,8 @@ def simplify_network(network: Network, bounds: NeuronBounds) -> Simplification:
         constant = np.zeros(layer.n_out, dtype=bool)
         if k < last:
             constant = ~has_input
-            inactive = has_input & (bounds.upper[k] <= 0.0) if layer.activation == "relu" else ~has_input
+            stably_off = bounds.upper[k] <= 0.0 if layer.activation == "relu" else np.zeros(layer.n_out, bool)
+            inactive = has_input & stably_off
             keep = has_input & ~inactive
             counts["inactive"] += int(np.count_nonzero(inactive))
             counts["constant"] += int(np.count_nonzero(constant))

@@ -90,6 +90,19 @@ def test_simplify_removes_inactive_constant_and_dead_neurons():
     np.testing.assert_allclose(small.forward(x), network.forward(x), rtol=0, atol=1e-15)
 
 
+def test_identity_hidden_layer_counts_a_constant_neuron_once():
+    """A constant neuron of an identity hidden layer is folded, not also counted as inactive."""
+    w0 = np.array([[1.0, -1.0], [0.0, 0.0]])
+    w1 = np.array([[1.0, 2.0]])
+    layers = [Layer.create(w0, [0.0, 0.5], "identity"), Layer.create(w1, [0.0], "identity")]
+    network = Network(tuple(layers), InputSpec.create(2, 0, 1))
+    region = InputRegion.box(np.zeros(2), np.ones(2))
+    result = simplify_network(network, interval_bounds(network, region))
+    assert result.removed == {"inactive": 0, "constant": 1, "dead": 0}
+    x = np.array([[0.2, 0.9], [1.0, 0.0]])
+    np.testing.assert_allclose(result.network.forward(x), network.forward(x), rtol=0, atol=1e-15)
+
+
 def test_mip_of_the_simplified_network_has_the_same_optimum(rng):
     network = random_network(rng, [5, 12, 12, 3], 0.5, bias_scale=1.5)
     region = ball_region(network, rng.random(5), "linf", 0.2)
