@@ -40,12 +40,12 @@ import torch
 
 from prunemip.adversarial import find_adversarial_example
 from prunemip.data import Dataset, load_dataset
+from prunemip.demo import attack_images
 from prunemip.network import Network
 from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
 from prunemip.pruning.pipeline import Outcome, run_experiment
 from prunemip.solvers.highs import HighsOptions
-
-DECIDED = ("adversarial", "robust")
+from prunemip.study.report import SOLVED, shifted_geometric_mean
 
 #: Name → PruneConfig fields; the sparse variants train 10 % of the hidden-layer weights.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -58,11 +58,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                      "freeze": "snip", "freeze_fraction": 0.45},
     "frozen layer 1": {"freeze_layers": (1,)},
 }  # fmt: skip
-
-
-def shifted_geometric_mean(times: list[float], shift: float = 1.0) -> float:
-    """exp(mean(log(t + shift))) − shift."""
-    return float(np.exp(np.mean(np.log(np.asarray(times) + shift))) - shift)
 
 
 def train_variants(args: argparse.Namespace) -> dict[str, tuple[Outcome, float]]:
@@ -117,12 +112,12 @@ def mip_row(name: str, eps: float, rows: list[dict[str, Any]], limit: float) -> 
     """Mean MIP size and shifted geometric means of the times (undecided counted at the limit)."""
 
     def sgm(key: str) -> float:
-        return shifted_geometric_mean([r[key] if r["status"] in DECIDED else limit for r in rows])
+        return shifted_geometric_mean([r[key] if r["status"] in SOLVED else limit for r in rows])
 
     return {
         "network": name, "eps": eps, "mip_nnz": float(np.mean([r["mip_nnz"] for r in rows])),
         "binaries": float(np.mean([r["binaries"] for r in rows])),
-        "decided": sum(r["status"] in DECIDED for r in rows),
+        "decided": sum(r["status"] in SOLVED for r in rows),
         "adversarial": sum(r["status"] == "adversarial" for r in rows), "images": len(rows),
         "sgm_solve_seconds": sgm("solve_seconds"), "sgm_total_seconds": sgm("total_seconds"),
     }  # fmt: skip
@@ -165,10 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     trained = train_variants(args)
     test = load_dataset("digits", "test")
-    correct = np.ones(len(test), dtype=bool)
-    for outcome, _ in trained.values():
-        correct &= outcome.network.predict(test.flat()) == test.labels
-    images = [int(i) for i in np.flatnonzero(correct)[: args.images]]
+    images = attack_images(test, [outcome.network for outcome, _ in trained.values()], args.images)
     training = [training_row(name, outcome, seconds) for name, (outcome, seconds) in trained.items()]
     mips, runs = [], []
     for eps in args.eps:

@@ -82,7 +82,7 @@ class ModelReport:
 Log = Callable[[str], None]
 
 
-def _attack_images(test: Dataset, networks: list[Network], count: int) -> list[int]:
+def attack_images(test: Dataset, networks: list[Network], count: int) -> list[int]:
     """The first ``count`` test images every network classifies correctly."""
     flat = test.flat()
     correct = np.ones(len(test), dtype=bool)
@@ -140,7 +140,7 @@ def train_dense_and_pruned(config: DemoConfig, log: Log = print) -> tuple[list[M
 def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
     """Train, prune, attack; returns the dense and the sparse model's reports."""
     reports, test_data = train_dense_and_pruned(config, log)
-    images = _attack_images(test_data, [report.network for report in reports], config.images)
+    images = attack_images(test_data, [report.network for report in reports], config.images)
     options = HighsOptions(time_limit=config.time_limit, random_seed=config.seed)
     norm_name = "L∞" if config.norm == "linf" else "L1"
     first = "gradient attack, then " if config.gradient_attack else ""

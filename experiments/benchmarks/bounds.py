@@ -54,21 +54,17 @@ from prunemip.data import load_dataset
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import HighsOptions
 from prunemip.solvers.obbt import ObbtOptions, compute_bounds, continue_bounds
+from prunemip.study.report import SOLVED
+from prunemip.study.report import shifted_geometric_mean as sgm
 
 REGIONS = ("linf:0.02", "linf:0.05", "l1:5")
 RELAXED = ("linear", "alpha")  #: the linear-relaxation stages that goal 1 judges
 PIPELINES = ("ia", "linear", "lp", "pgd+linear", "pgd+lp", "default")
-DECIDED = ("adversarial", "robust")
 PROVEN = "not solved: linear relaxation bound"
 
 
 def load_avg() -> float:
     return os.getloadavg()[0]
-
-
-def sgm(times: list[float], shift: float = 1.0) -> float:
-    """Shifted geometric mean: exp(mean(log(t + shift))) − shift."""
-    return float(np.exp(np.mean(np.log(np.asarray(times) + shift))) - shift) if times else math.nan
 
 
 def parse_region(text: str) -> tuple[str, float]:
@@ -246,7 +242,7 @@ def run_solve(args: argparse.Namespace) -> list[dict]:
                     network, x0, label, region, pipeline, args.time_limit, seed,
                     _highs_extra(args.highs), args.formulation,
                 )  # fmt: skip
-                decided = result.status in DECIDED
+                decided = result.status in SOLVED
                 encoding = result.encoding
                 row = {
                     "dataset": dataset, "arch": arch, "kind": kind, "region": region_name, "image": index,

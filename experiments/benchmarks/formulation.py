@@ -22,20 +22,14 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from prunemip.adversarial import find_adversarial_example
 from prunemip.data import Dataset
 from prunemip.demo import DemoConfig, train_dense_and_pruned
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
+from prunemip.study.report import shifted_geometric_mean
 
 FORMULATIONS = ("substituted", "variable")
-
-
-def shifted_geometric_mean(times: list[float], shift: float = 1.0) -> float:
-    """exp(mean(log(t + shift))) − shift."""
-    return float(np.exp(np.mean(np.log(np.asarray(times) + shift))) - shift)
 
 
 def networks(hidden: tuple[int, ...], sparsity: float, seed: int) -> tuple[dict[str, Network], Dataset]:
