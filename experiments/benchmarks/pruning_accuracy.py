@@ -122,19 +122,23 @@ def print_table(rows: list[dict], dataset: str, sparsities: list[float], methods
             continue
         cells = []
         for sparsity in sparsities:
-            values = [100 * r["accuracy"] for r in mine if r["sparsity"] == sparsity or method == "dense"]
-            mean, std = _stats(values)
+            mean, std = _stats([100 * a for a in _accuracies(rows, dataset, method, sparsity)])
             cells.append(f"{mean:.2f} ± {std:.2f}")
         seeds = {r["seed"] for r in mine}
         seconds = sum(r["seconds"] for r in mine) / len(seeds)
         print(f"| {method} | " + " | ".join(cells) + f" | {seconds:.1f} |")
 
 
-def _mean(rows: list[dict], dataset: str, method: str, sparsity: float) -> float | None:
-    values = [
+def _accuracies(rows: list[dict], dataset: str, method: str, sparsity: float) -> list[float]:
+    """Every seed's accuracy of ``method`` at ``sparsity`` (dense: at any sparsity)."""
+    return [
         r["accuracy"] for r in rows if r["dataset"] == dataset and r["method"] == method
         and (r["sparsity"] == sparsity or method == "dense")
     ]  # fmt: skip
+
+
+def _mean(rows: list[dict], dataset: str, method: str, sparsity: float) -> float | None:
+    values = _accuracies(rows, dataset, method, sparsity)
     return statistics.mean(values) if values else None
 
 
