@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -80,10 +81,20 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+#: float32 images and labels of each dataset per device, converted once and kept while the
+#: dataset lives (a run calls ``train`` and ``accuracy`` many times on the same splits).
+_TENSORS: weakref.WeakKeyDictionary[Dataset, dict[str, tuple[torch.Tensor, torch.Tensor]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.as_tensor(data.flat(), dtype=torch.float32, device=device)
-    labels = torch.as_tensor(data.labels, dtype=torch.long, device=device)
-    return images, labels
+    per_device = _TENSORS.setdefault(data, {})
+    if str(device) not in per_device:
+        images = torch.as_tensor(data.flat(), dtype=torch.float32, device=device)
+        labels = torch.as_tensor(data.labels, dtype=torch.long, device=device)
+        per_device[str(device)] = (images, labels)
+    return per_device[str(device)]
 
 
 @torch.no_grad()
