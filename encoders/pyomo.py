@@ -118,7 +118,8 @@ def variable_values(variables: Sequence[Any]) -> np.ndarray | None:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building one object per matrix entry: it would
-    otherwise rescan the growing heap again and again (two thirds of a dense build's time)."""
+    otherwise rescan the growing heap again and again: a dense 784-200-200-10 build takes
+    0.20–0.26 s paused against 0.76–0.79 s (``experiments/benchmarks/pyomo_gc.py``)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
