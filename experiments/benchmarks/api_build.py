@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encode_speed import (
     QUICK_SIZES,
     QUICK_SPARSITIES,
+    add_margin_objective,
     build_omlt,
     count_omlt,
     environment,
@@ -73,6 +74,7 @@ from encode_speed import (
     progress,
     quiet_pyomo,
     resolve_grid,
+    solve_margin,
 )
 
 from prunemip.encoders.embedding import neuron_bounds
@@ -180,7 +182,6 @@ def check_optimum(
 ) -> dict[str, Any]:
     """``max logit[1] − logit[0]`` on the three Pyomo models (appsi_highs) and prunemip's own MIP."""
     import pyomo.environ as pyo
-    from pyomo.opt import TerminationCondition
 
     from prunemip.encoders.bigm import encode
     from prunemip.solvers.highs import HighsOptions, solve
@@ -202,23 +203,10 @@ def check_optimum(
     }
     for key, build in (("pm_pyomo", build_pyomo_block), ("pm_omlt", build_pm_omlt), ("omlt", build_omlt)):
         model, _ = build(network, region)
-        model.margin = pyo.Objective(expr=model.nn.outputs[1] - model.nn.outputs[0], sense=pyo.maximize)
-        start = time.perf_counter()
-        result = pyo.SolverFactory("appsi_highs").solve(
-            model, timelimit=time_limit, options={"mip_rel_gap": 1e-6}, load_solutions=False
-        )
-        seconds = time.perf_counter() - start
-        optimal = result.solver.termination_condition == TerminationCondition.optimal
-        objective = None
-        if optimal:
-            model.solutions.load_from(result)
-            objective = float(pyo.value(model.margin))
-        out[key] = {
-            "status": str(result.solver.termination_condition),
-            "objective": objective,
-            "seconds": seconds,
-        }
-        if optimal and key != "omlt":
+        add_margin_objective(model, 1, 0)
+        status, objective, seconds = solve_margin(model, time_limit)
+        out[key] = {"status": status, "objective": objective, "seconds": seconds}
+        if objective is not None and key != "omlt":
             x = np.array([pyo.value(model.nn.inputs[k]) for k in range(network.n_inputs)])
             logits = network.forward(x)
             out[key]["witness_margin"] = float(logits[1] - logits[0])

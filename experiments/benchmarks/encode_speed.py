@@ -260,6 +260,24 @@ def add_margin_objective(model: Any, target: int, label: int) -> None:
     model.margin = pyo.Objective(expr=model.nn.outputs[target] - model.nn.outputs[label], sense=pyo.maximize)
 
 
+def solve_margin(model: Any, time_limit: float) -> tuple[str, float | None, float]:
+    """Maximise ``model.margin`` with ``appsi_highs`` (mip_rel_gap 1e-6): termination
+    condition, objective when optimal (the solution is then loaded), seconds."""
+    import pyomo.environ as pyo
+    from pyomo.opt import TerminationCondition
+
+    start = time.perf_counter()
+    result = pyo.SolverFactory("appsi_highs").solve(
+        model, timelimit=time_limit, options={"mip_rel_gap": 1e-6}, load_solutions=False
+    )
+    seconds = time.perf_counter() - start
+    condition = result.solver.termination_condition
+    if condition != TerminationCondition.optimal:
+        return str(condition), None, seconds
+    model.solutions.load_from(result)
+    return str(condition), float(pyo.value(model.margin)), seconds
+
+
 def count_omlt(model: Any) -> dict[str, int]:
     """Rows, columns, binaries and expression terms of the Pyomo model; nonzeros after the LP writer."""
     import highspy
@@ -307,8 +325,6 @@ def measure_omlt(network: Network, region: InputRegion, repeats: int) -> dict[st
 # --------------------------------------------------------------------------- optimum check
 def check_optimum(network: Network, region: InputRegion, time_limit: float) -> dict[str, Any]:
     """Solve ``max logit[1] − logit[0]`` on both models with HiGHS and compare."""
-    import pyomo.environ as pyo
-    from pyomo.opt import TerminationCondition
 
     from prunemip.solvers.highs import HighsOptions, solve
     from prunemip.solvers.result import SolveStatus
@@ -323,17 +339,8 @@ def check_optimum(network: Network, region: InputRegion, time_limit: float) -> d
 
     model, _ = build_omlt(network, region)
     add_margin_objective(model, 1, 0)
-    start = time.perf_counter()
-    result = pyo.SolverFactory("appsi_highs").solve(
-        model, timelimit=time_limit, options={"mip_rel_gap": 1e-6}, load_solutions=False
-    )
-    omlt_seconds = time.perf_counter() - start
-    omlt_optimal = result.solver.termination_condition == TerminationCondition.optimal
-    omlt_objective = None
-    if omlt_optimal:
-        model.solutions.load_from(result)
-        omlt_objective = float(pyo.value(model.margin))
-    both = ours.status == SolveStatus.OPTIMAL and omlt_optimal
+    omlt_status, omlt_objective, omlt_seconds = solve_margin(model, time_limit)
+    both = ours.status == SolveStatus.OPTIMAL and omlt_objective is not None
     difference = abs(ours.objective - omlt_objective) if both else None
     return {
         "net": network.architecture,
@@ -343,7 +350,7 @@ def check_optimum(network: Network, region: InputRegion, time_limit: float) -> d
         "prunemip_solve_s": ours.solve_seconds,
         "prunemip_nodes": ours.nodes,
         "prunemip_witness_margin": witness_margin,
-        "omlt_status": str(result.solver.termination_condition),
+        "omlt_status": omlt_status,
         "omlt_objective": omlt_objective,
         "omlt_solve_s": omlt_seconds,
         "difference": difference,
