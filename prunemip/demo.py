@@ -117,7 +117,7 @@ def train_dense_and_pruned(config: DemoConfig, log: Log = print) -> tuple[list[M
 
     start = time.perf_counter()
     sparse_model = copy.deepcopy(model)
-    prune = PruneConfig(method="magnitude", sparsity=config.sparsity)
+    prune = PruneConfig(method="magnitude", sparsity=config.sparsity).for_trained_model()
     sparse_masks = post_training_masks(
         prune, sparse_model, Masks.dense(sparse_model), train_data, config.seed
     )

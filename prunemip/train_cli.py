@@ -68,13 +68,26 @@ def _add_training_options(parser: argparse.ArgumentParser, epochs: bool = True) 
     _option(regular, "--rs-eps", "rs_eps", "L∞ radius of the RS loss's input ball", type=float)
 
 
+def _allocation_defaults() -> str:
+    """Each method's default allocation, e.g. ``magnitude layer (trained: global)``."""
+    return ", ".join(
+        f"{name} {spec.default_allocation}"
+        + (f" (trained: {spec.trained_allocation})" if spec.trained_allocation else "")
+        for name, spec in METHODS.items()
+        if spec.default_allocation
+    )
+
+
 def _add_method_options(parser: argparse.ArgumentParser, default_method: str, names: list[str]) -> None:
     group = parser.add_argument_group("pruning method")
     group.add_argument(
         "--method", default=default_method, help=f"one of {', '.join(names)} ({default_method})"
     )
     _option(group, "--sparsity", "sparsity", "fraction of prunable weights removed, in [0, 1)", type=float)
-    _option(group, "--allocation", "allocation", f"per-layer allocation: {', '.join(ALLOCATIONS)}")
+    _option(
+        group, "--allocation", "allocation",
+        f"per-layer allocation: {', '.join(ALLOCATIONS)} (default: {_allocation_defaults()})",
+    )  # fmt: skip
     group.add_argument(
         "--prune-output", action="store_true", dest="prune_output", default=None,
         help="also prune the output layer (default: keep it dense)",

@@ -67,6 +67,22 @@ def test_sparsity_outside_unit_interval_is_refused(sparsity: float) -> None:
 
 
 # ----------------------------------------------------------------------- allocation
+def test_magnitude_at_initialisation_ranks_each_layer_on_its_own() -> None:
+    """Default init scales |w| by 1/√fan_in: a global ranking at 95 % would empty the 784-input
+    layer (layer collapse); magnitude's default keeps 5 % of every prunable layer."""
+    model = build_mlp(784, (100, 100), 10, seed=0)
+    config = PruneConfig(method="magnitude", sparsity=0.95)
+    masks = Masks.dense(model)
+    collapsed = prune_by_scores("magnitude", model, masks, ScoreInputs(), 0.95, "global")
+    assert int(collapsed.weight[0].sum()) <= 1  # what the default avoids
+    pruned = prune_by_scores("magnitude", model, masks, ScoreInputs(), 0.95, config.resolved_allocation)
+    assert [int(m.sum()) for m in pruned.weight[:-1]] == [3920, 500]
+    trained = config.for_trained_model()  # trained weights share one scale: one global ranking
+    assert trained.resolved_allocation == "global"
+    assert PruneConfig(method="magnitude", sparsity=0.9, allocation="erk").for_trained_model().allocation == "erk"
+    assert PruneConfig(method="snip", sparsity=0.9).for_trained_model().resolved_allocation == "global"
+
+
 @pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.5, 0.9, 0.97])
 def test_global_allocation_keeps_exactly_round_density_times_n(sparsity: float) -> None:
     model = mlp()

@@ -269,6 +269,7 @@ def test_prune_a_trained_network_and_fine_tune(tmp_path) -> None:
     config = experiment("magnitude", 0.9, finetune_epochs=1)
     outcome = pipeline.prune_network(dense.network, config, tmp_path)
     assert outcome.report.sparsity == pytest.approx(0.9, abs=1e-3)
+    assert outcome.network.metadata["hparams"]["allocation"] == "global"  # trained: one ranking
     assert outcome.report.accuracy_before_finetune is not None
     assert outcome.report.trained_steps == ("finetune",)
     again = pipeline.prune_network(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from prunemip.errors import PrunemipError
@@ -215,6 +215,12 @@ class PruneConfig:
     def resolved_allocation(self) -> str | None:
         """The allocation in force: the given one, else the method's default."""
         return self.allocation or self.spec.default_allocation
+
+    def for_trained_model(self) -> PruneConfig:
+        """This config as applied to a trained model: the method's trained-model allocation
+        (``MethodSpec.trained_allocation``) unless an allocation was given."""
+        trained = self.spec.trained_allocation
+        return self if self.allocation is not None or trained is None else replace(self, allocation=trained)
 
     def hparams(self) -> dict[str, Any]:
         """The fields this method reads, the regularisers and any freezing (what its metadata records)."""

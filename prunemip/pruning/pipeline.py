@@ -248,6 +248,7 @@ def prune_network(
             f"has {train_data.flat().shape[1]} inputs and {len(train_data.classes)} classes"
         )
     config = replace(config, hidden=tuple(network.widths[1:-1]))
+    config = replace(config, prune=config.prune.for_trained_model())
     key = {**config.key(), "source": network_fingerprint(network)}
     run = RunDir(runs_dir, key, f"prune-{spec.name}", config.describe())
     log(f"run directory {run.path}")

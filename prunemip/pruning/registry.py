@@ -35,7 +35,8 @@ class MethodSpec:
 
     ``run_as`` names the method whose run directory this one shares (the lottery-ticket
     controls are branches of an IMP run, as in open_lth). ``default_allocation`` is
-    ``None`` where the allocation is fixed by the method.
+    ``None`` where the allocation is fixed by the method; ``trained_allocation`` is the
+    default for ``prunemip prune`` on a trained model where it differs.
     """
 
     name: str
@@ -44,6 +45,7 @@ class MethodSpec:
     hparams: tuple[str, ...] = ()
     post_training: bool = False
     default_allocation: str | None = None
+    trained_allocation: str | None = None
     run_as: str | None = None
 
 
@@ -52,8 +54,12 @@ METHODS: dict[str, MethodSpec] = {
     for spec in (
         MethodSpec("dense", "dense", "no pruning (the baseline)"),
         MethodSpec("random", "pai", "random mask at initialisation", _SCORED, True, "global"),
+        # At initialisation |w| ~ U(±1/√fan_in): a global ranking compares layers on different
+        # scales and empties the widest one (layer collapse, Tanaka et al. 2020), so each layer
+        # ranks its own weights, as in Frankle & Carbin 2019 for small networks; trained weights
+        # share one scale and are ranked globally.
         MethodSpec("magnitude", "pai", "|w| (at initialisation; on a trained model with `prune`)",
-                   _SCORED, True, "global"),
+                   _SCORED, True, "layer", trained_allocation="global"),
         MethodSpec("snip", "pai", "SNIP |g ⊙ w| on one mini-batch (Lee et al. 2019)",
                    (*_SCORED, "score_per_class"), True, "global"),
         MethodSpec("grasp", "pai", "GraSP: remove the largest −θ ⊙ Hg (Wang et al. 2020)",
