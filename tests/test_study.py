@@ -269,7 +269,12 @@ def test_train_task_routes_post_training_and_from_scratch_methods(tmp_path):
     hidden_nnz = sum(layer.nnz for layer in pruned.layers[:-1])
     hidden_size = sum(layer.n_in * layer.n_out for layer in dense.layers[:-1])
     assert hidden_nnz == pytest.approx((1 - 0.8) * hidden_size, abs=2)
+    assert metrics["sparsity_achieved"] == pytest.approx(1 - hidden_nnz / hidden_size)
     assert metrics["nnz"] == pruned.nnz and pruned.metadata["study_key"] == gmp_job.key
+    structured = tiny_config(tmp_path, TINY.replace('name = "magnitude"', 'name = "neuron-magnitude"'))
+    shrunk, metrics = train_task(model_jobs(structured)[1], dense)  # whole neurons removed
+    assert shrunk.sparsity == 0.0 and shrunk.widths[1] < dense.widths[1]
+    assert metrics["sparsity_achieved"] >= 0.8
 
 
 @pytest.mark.parametrize(("bounds", "gradient_attack"), [("ia", False), ("linear", True)])
