@@ -79,7 +79,8 @@ def test_magnitude_at_initialisation_ranks_each_layer_on_its_own() -> None:
     assert [int(m.sum()) for m in pruned.weight[:-1]] == [3920, 500]
     trained = config.for_trained_model()  # trained weights share one scale: one global ranking
     assert trained.resolved_allocation == "global"
-    assert PruneConfig(method="magnitude", sparsity=0.9, allocation="erk").for_trained_model().allocation == "erk"
+    chosen = PruneConfig(method="magnitude", sparsity=0.9, allocation="erk")
+    assert chosen.for_trained_model().allocation == "erk"
     assert PruneConfig(method="snip", sparsity=0.9).for_trained_model().resolved_allocation == "global"
 
 
