@@ -251,20 +251,17 @@ def _apply_bound(
 
 
 def _tighten_layer_lp(
-    network: Network,
-    region: InputRegion,
-    bounds: NeuronBounds,
-    layer: int,
+    model: MipModel,
+    rows: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
     options: ObbtOptions,
     progress: _Progress,
     seen: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """New (lower, upper) of ``layer`` by one LP per unstable neuron side; ``seen`` holds the
-    layer's pre-activations at region points (values every LP can reach: one row a point)."""
-    lower, upper = bounds.lower[layer].copy(), bounds.upper[layer].copy()
-    rows, model = _layer_model(network, region, bounds, layer, options, progress)
-    if model is None:
-        return lower, upper
+) -> None:
+    """Tighten ``lower``/``upper`` (the layer's, in place) at the unstable ``rows`` by one LP
+    per neuron side of the truncated ``model``; ``seen`` holds the layer's pre-activations at
+    region points (values every LP can reach: one row a point)."""
     head = model.layers[-1]
     columns = head.output_column
     usable = head.status == NeuronStatus.LINEAR
@@ -328,26 +325,22 @@ def _tighten_layer_lp(
         cost[column] = float(side)
         bound = safe_lower_bound(data, cost, np.asarray(solution.row_dual, dtype=np.float64))
         _apply_bound(lower, upper, neuron, side, bound, progress)
-    return lower, upper
 
 
 def _tighten_layer_mip(
-    network: Network,
-    region: InputRegion,
-    bounds: NeuronBounds,
-    layer: int,
+    model: MipModel,
+    rows: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
     options: ObbtOptions,
     progress: _Progress,
-) -> tuple[np.ndarray, np.ndarray]:
-    """New (lower, upper) of ``layer`` from HiGHS's MIP dual bounds, widened for its tolerances."""
-    lower, upper = bounds.lower[layer].copy(), bounds.upper[layer].copy()
-    rows, model = _layer_model(network, region, bounds, layer, options, progress)
-    if model is None:
-        return lower, upper
+) -> None:
+    """Tighten ``lower``/``upper`` (the layer's, in place) at the unstable ``rows`` from
+    HiGHS's MIP dual bounds of the truncated ``model``, widened for its tolerances."""
     if not model.integrality.any():
         # No binary left: the relaxation is the exact model and the LP stage is already exact.
         # (HiGHS then solves an LP and its MIP dual bound is meaningless: never read it.)
-        return lower, upper
+        return
     head = model.layers[-1]
     widths = float(np.sum(model.col_upper - model.col_lower))
     highs = _new_highs(options, mip_rel_gap=0.0)
@@ -388,7 +381,6 @@ def _tighten_layer_mip(
                 continue
             progress.solved += 1
             _apply_bound(lower, upper, neuron, side, dual - margin - 1e-9 * abs(dual), progress)
-    return lower, upper
 
 
 def _with_layer(bounds: NeuronBounds, layer: int, lower: np.ndarray, upper: np.ndarray) -> NeuronBounds:
@@ -408,24 +400,32 @@ def _lp_layers(bounds: NeuronBounds) -> list[int]:
     return [k for k in _hidden_relu_layers(bounds) if k >= first]
 
 
+#: Tightens one layer's (lower, upper) in place at its unstable ``rows``, given the MIP of the
+#: network truncated to them: ``(layer, rows, model, lower, upper, progress)``.
+LayerTightener = Callable[[int, np.ndarray, MipModel, np.ndarray, np.ndarray, _Progress], None]
+
+
 def _tighten_layers(
     network: Network,
     region: InputRegion,
     bounds: NeuronBounds,
     layers: Sequence[int],
-    tighten_layer: Callable[[NeuronBounds, int, _Progress], tuple[np.ndarray, np.ndarray]],
-    budget: float,
+    options: ObbtOptions,
     stage: str,
+    tighten_layer: LayerTightener,
 ) -> NeuronBounds:
     """Tighten ``layers`` in order, each followed by linear bounds of the later layers, as
-    one stage named ``stage`` (counters prefixed ``lps``/``mips``) within ``budget`` seconds."""
+    one stage named ``stage`` (counters prefixed ``lps``/``mips``) within ``options.budget``."""
     start = time.perf_counter()
-    progress = _Progress(deadline=start + budget)
+    progress = _Progress(deadline=start + options.budget)
     current = bounds
     for k in layers:
         if progress.out_of_time():
             break
-        lower, upper = tighten_layer(current, k, progress)
+        lower, upper = current.lower[k].copy(), current.upper[k].copy()
+        rows, model = _layer_model(network, region, current, k, options, progress)
+        if model is not None:
+            tighten_layer(k, rows, model, lower, upper, progress)
         current = linear_bounds(network, region, _with_layer(current, k, lower, upper), start_layer=k + 1)
     seconds = time.perf_counter() - start
     return bounds.tightened(current.lower, current.upper, stage, seconds, **progress.details(f"{stage}s"))
@@ -447,11 +447,12 @@ def lp_tighten(
     options = options or ObbtOptions()
     seen = [np.atleast_2d(z) for z in network.pre_activations(np.vstack(_region_points(region, points)))]
     layers = _lp_layers(bounds)
-
-    def tighten(current: NeuronBounds, k: int, progress: _Progress) -> tuple[np.ndarray, np.ndarray]:
-        return _tighten_layer_lp(network, region, current, k, options, progress, seen[k])
-
-    return _tighten_layers(network, region, bounds, layers, tighten, options.budget, "lp")
+    return _tighten_layers(
+        network, region, bounds, layers, options, "lp",
+        lambda k, rows, model, lower, upper, progress: _tighten_layer_lp(
+            model, rows, lower, upper, options, progress, seen[k]
+        ),
+    )  # fmt: skip
 
 
 def mip_tighten(
@@ -462,11 +463,12 @@ def mip_tighten(
     options = options or ObbtOptions()
     hidden = _hidden_relu_layers(bounds)
     layers = [k for k in (hidden[-options.mip_layers :] if options.mip_layers > 0 else []) if k > 0]
-
-    def tighten(current: NeuronBounds, k: int, progress: _Progress) -> tuple[np.ndarray, np.ndarray]:
-        return _tighten_layer_mip(network, region, current, k, options, progress)
-
-    return _tighten_layers(network, region, bounds, layers, tighten, options.budget, "mip")
+    return _tighten_layers(
+        network, region, bounds, layers, options, "mip",
+        lambda k, rows, model, lower, upper, progress: _tighten_layer_mip(
+            model, rows, lower, upper, options, progress
+        ),
+    )  # fmt: skip
 
 
 def _region_points(region: InputRegion, points: Sequence[np.ndarray]) -> list[np.ndarray]:
