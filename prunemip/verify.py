@@ -120,6 +120,14 @@ def _proof_tolerance(model: MipModel, disjunct: Disjunct, options: HighsOptions)
     return max(ROBUST_TOLERANCE, effect)
 
 
+BoxKey = tuple[int, bytes, bytes]
+
+
+def _box_key(network: Network, disjunct: Disjunct) -> BoxKey:
+    """What bounds and MIPs are cached by: the network object and the disjunct's input box."""
+    return id(network), disjunct.lower.tobytes(), disjunct.upper.tobytes()
+
+
 @dataclass
 class _Search:
     """One verification run: the property, the network, the clock and what has been found."""
@@ -131,9 +139,9 @@ class _Search:
     rng: np.random.Generator
     bounds_method: str = DEFAULT_BOUNDS
     found: tuple[np.ndarray, np.ndarray] | None = None
-    #: Per (network, box): the cheap bounds, and the full bounds with the box's MIP.
-    cheap: dict[tuple[int, bytes, bytes], NeuronBounds] = field(default_factory=dict)
-    models: dict[tuple[int, bytes, bytes], tuple[NeuronBounds, MipModel]] = field(default_factory=dict)
+    #: Per :func:`_box_key`: the cheap bounds, and the full bounds with the box's MIP.
+    cheap: dict[BoxKey, NeuronBounds] = field(default_factory=dict)
+    models: dict[BoxKey, tuple[NeuronBounds, MipModel]] = field(default_factory=dict)
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -192,7 +200,7 @@ class _Search:
     def cheap_bounds(self, network: Network, disjunct: Disjunct) -> NeuronBounds:
         """The bounds method's stages up to the linear relaxation (or α-CROWN) over the
         disjunct's box, once per box: what rules disjuncts out before any MIP."""
-        key = (id(network), disjunct.lower.tobytes(), disjunct.upper.tobytes())
+        key = _box_key(network, disjunct)
         if key not in self.cheap:
             method = self.bounds_method if self.bounds_method in ("ia", "linear", "alpha") else "linear"
             region = InputRegion.box(disjunct.lower, disjunct.upper)
@@ -204,7 +212,7 @@ class _Search:
     ) -> tuple[NeuronBounds, MipModel]:
         """The full bounds (LP/MIP stages run only for a box a MIP needs, within ``budget``)
         and the box's MIP, once per box."""
-        key = (id(network), disjunct.lower.tobytes(), disjunct.upper.tobytes())
+        key = _box_key(network, disjunct)
         if key not in self.models:
             region = InputRegion.box(disjunct.lower, disjunct.upper)
             bounds = self.cheap_bounds(network, disjunct)
