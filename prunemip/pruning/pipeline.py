@@ -247,8 +247,7 @@ def prune_network(
             f"the network maps {network.n_inputs} inputs to {network.n_outputs} classes but {config.dataset} "
             f"has {train_data.flat().shape[1]} inputs and {len(train_data.classes)} classes"
         )
-    config = replace(config, hidden=tuple(network.widths[1:-1]))
-    config = replace(config, prune=config.prune.for_trained_model())
+    config = replace(config, hidden=tuple(network.widths[1:-1]), prune=config.prune.for_trained_model())
     key = {**config.key(), "source": network_fingerprint(network)}
     run = RunDir(runs_dir, key, f"prune-{spec.name}", config.describe())
     log(f"run directory {run.path}")
