@@ -35,13 +35,16 @@ def main() -> None:
         model.nn = pyomo_route.network_block(network, input_bounds=box)
         return time.perf_counter() - start
 
+    settings = (("collector paused", paused), ("collector running", contextlib.nullcontext))
     build()
-    for _ in range(2):
-        for name, context in (("collector paused", paused), ("collector running", contextlib.nullcontext)):
-            pyomo_route._gc_paused = context
-            times = [build() for _ in range(5)]
-            print(f"{name:<18} median {statistics.median(times):.3f} s over 5 builds", flush=True)
-    pyomo_route._gc_paused = paused
+    try:
+        for _ in range(2):
+            for name, context in settings:
+                pyomo_route._gc_paused = context
+                times = [build() for _ in range(5)]
+                print(f"{name:<18} median {statistics.median(times):.3f} s over 5 builds", flush=True)
+    finally:
+        pyomo_route._gc_paused = paused
 
 
 if __name__ == "__main__":
