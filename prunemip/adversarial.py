@@ -43,7 +43,6 @@ from prunemip.solvers.obbt import (
     ObbtOptions,
     compute_bounds,
     continue_bounds,
-    lp_pays,
 )
 from prunemip.solvers.result import SolveResult, SolveStatus
 
@@ -51,11 +50,6 @@ from prunemip.solvers.result import SolveResult, SolveStatus
 #: least what HiGHS's feasibility tolerances can move the margin on this network
 #: (``MipModel.tolerance_effect``): a smaller proven margin is not a proof.
 ROBUST_TOLERANCE = 1e-6
-#: ``bounds="auto"``: a target's first MIP gets this fraction of the time limit (at least
-#: AUTO_FIRST_MIP_MIN s); if it is not decided by then, the bounds are tightened by LP
-#: (when ``lp_pays``) and the MIP restarts from its best point.
-AUTO_FIRST_MIP_FRACTION = 0.05
-AUTO_FIRST_MIP_MIN = 1.0
 
 Mode = Literal["decide", "optimize"]
 MODES: tuple[str, ...] = ("decide", "optimize")
@@ -345,15 +339,14 @@ def find_adversarial_example(
                     "adversarial", label, prediction, logits, mode, region, witness, (), None,
                     bounds.seconds, time.perf_counter() - start, pgd_seconds, pgd_margin,
                 )  # fmt: skip
-    # 3. Tighter bounds while a target is open: "alpha"/"lp"/"mip" now; "auto" only once a MIP has
-    #    proved hard (see AUTO_FIRST_MIP_FRACTION) and the LP stage pays (obbt.lp_pays).
-    if open_targets and method in ("alpha", "lp", "mip") and bounds.method == "linear":
+    # 3. Tighter bounds, only while a target is still open, so before any MIP: "alpha", "lp" and
+    #    "mip" always; "auto" when the LP stage pays (obbt.lp_pays). No MIP is ever restarted.
+    if open_targets and method not in ("ia", "linear") and bounds.method == "linear":
         bounds = continue_bounds(
             network, region, bounds, method, options=bounds_options,
             time_limit=max(deadline - time.perf_counter(), 0.0), points=starts,
         )  # fmt: skip
         proven = _linear_margin_bounds(network, region, bounds, label, targets) if shortcut else {}
-    escalate = method == DEFAULT_BOUNDS and bounds.method == "linear" and lp_pays(bounds)
     model = encode(network, region, bounds, formulation=formulation)
     outcomes: list[TargetOutcome] = []
     for candidate in targets:
@@ -362,33 +355,9 @@ def find_adversarial_example(
             continue
         if deadline <= time.perf_counter():
             break
-        first_deadline = deadline
-        if escalate:
-            first_deadline = min(deadline, time.perf_counter() + _first_mip_seconds(options.time_limit))
         outcome = _solve_target(
-            model, network, region, label, candidate, mode, options, first_deadline, starts, robust_tolerance
+            model, network, region, label, candidate, mode, options, deadline, starts, robust_tolerance
         )
-        if escalate and outcome.status == "timeout" and deadline > time.perf_counter():
-            # The MIP is hard: tighten the bounds by LP once, then retry with what was found.
-            escalate = False
-            bounds = continue_bounds(
-                network, region, bounds, DEFAULT_BOUNDS, options=bounds_options,
-                time_limit=max(deadline - time.perf_counter(), 0.0), points=starts,
-            )  # fmt: skip
-            if shortcut:
-                proven = _linear_margin_bounds(network, region, bounds, label, targets)
-            model = encode(network, region, bounds, formulation=formulation)
-            if outcome.witness is not None:
-                starts.append(outcome.witness.x)
-            if candidate in proven and proven[candidate] <= -robust_tolerance:
-                outcome = _proven_by_bounds(candidate, proven[candidate], robust_tolerance)
-            elif deadline > time.perf_counter():
-                first = outcome.solve
-                outcome = _solve_target(
-                    model, network, region, label, candidate, mode, options, deadline, starts,
-                    robust_tolerance,
-                )  # fmt: skip
-                outcome = replace(outcome, solve=_with_earlier_effort(outcome.solve, first))
         outcomes.append(outcome)
         if mode == "decide" and outcome.status == "adversarial":
             break
@@ -406,22 +375,6 @@ def find_adversarial_example(
         total_seconds=time.perf_counter() - start,
         pgd_seconds=pgd_seconds,
         pgd_margin=pgd_margin,
-    )
-
-
-def _first_mip_seconds(time_limit: float) -> float:
-    """How long the first MIP of a target runs before ``auto`` tightens the bounds by LP."""
-    return max(AUTO_FIRST_MIP_MIN, AUTO_FIRST_MIP_FRACTION * time_limit)
-
-
-def _with_earlier_effort(result: SolveResult, earlier: SolveResult) -> SolveResult:
-    """``result`` with the time, nodes and iterations of an abandoned first attempt added."""
-    return replace(
-        result,
-        nodes=result.nodes + earlier.nodes,
-        lp_iterations=result.lp_iterations + earlier.lp_iterations,
-        solve_seconds=result.solve_seconds + earlier.solve_seconds,
-        load_seconds=result.load_seconds + earlier.load_seconds,
     )
 
 
