@@ -269,3 +269,47 @@ def test_auto_tightens_by_lp_before_the_first_mip_and_solves_each_target_once(rn
         targets = [t for t, _ in calls]
         assert len(targets) == len(set(targets))
     assert solved > 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "pgd", "extra", "expected"),
+    [
+        ("decide", True, {}, {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}),
+        (
+            "decide",
+            True,
+            {"mip_heuristic_run_rens": True},
+            {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": True},
+        ),
+        ("decide", False, {}, {}),
+        ("optimize", True, {}, {}),
+    ],
+)
+def test_sub_mip_heuristics_are_off_only_in_decide_mode_after_the_gradient_attack(
+    rng, monkeypatch, mode, pgd, extra, expected
+):
+    """The gradient attack has searched the region, so decide-mode MIPs skip RINS and RENS."""
+    import prunemip.adversarial as adversarial
+    from prunemip.solvers.highs import HighsOptions
+
+    real = adversarial._solve_target
+    seen = []
+
+    def recorded(model, network, region, label, target, mode, options, *rest):
+        seen.append(dict(options.extra))
+        return real(model, network, region, label, target, mode, options, *rest)
+
+    monkeypatch.setattr(adversarial, "_solve_target", recorded)
+    network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
+    options = HighsOptions(time_limit=30, threads=1, extra=extra)
+    for _ in range(30):
+        x0 = rng.random(3)
+        label = int(network.predict(x0))
+        region = ball_region(network, x0, "linf", 0.3)
+        result = find_adversarial_example(
+            network, x0, label, region, mode=mode, pgd=pgd, bounds="ia", options=options
+        )
+        check_result(network, result)
+        if seen:
+            break
+    assert seen and all(given == expected for given in seen)
