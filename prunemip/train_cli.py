@@ -65,7 +65,8 @@ def _add_training_options(parser: argparse.ArgumentParser, epochs: bool = True) 
     regular = parser.add_argument_group("regularisers (any method)")
     _option(regular, "--l1", "l1", "L1 weight penalty λ", type=float)
     _option(regular, "--rs-weight", "rs_weight", "ReLU-stability loss weight (Xiao et al. 2019)", type=float)
-    _option(regular, "--rs-eps", "rs_eps", "L∞ radius of the RS loss's input ball", type=float)
+    _option(regular, "--rs-eps", "rs_eps", "L∞ radius of the RS loss's input ball, 0 for none", type=float)
+    _option(regular, "--rs-l1", "rs_l1", "L1 radius of a second RS input ball, 0 for none", type=float)
 
 
 def _allocation_defaults() -> str:

@@ -24,7 +24,7 @@ from prunemip.pruning.gmp import cubic_sparsity
 from prunemip.pruning.imp import imp_densities, imp_masks, random_masks_like
 from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.methods import RUNNERS
-from prunemip.pruning.regularizers import interval_bounds, l1_penalty, rs_loss
+from prunemip.pruning.regularizers import Regularizer, ball_bounds, interval_bounds, l1_penalty, rs_loss
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, synflow_scores
 from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms
 from prunemip.training import build_mlp
@@ -438,6 +438,56 @@ def test_interval_bounds_contain_sampled_pre_activations() -> None:
             z = layer(h)
             assert bool((z >= low - 1e-6).all() and (z <= high + 1e-6).all())
             h = torch.relu(z)
+
+
+def l1_ball_samples(x0: torch.Tensor, delta: float, n: int, seed: int = 0) -> torch.Tensor:
+    """Points of the L1 ball of radius ``delta`` around ``x0`` within [0, 1]: random
+    directions at random radii, and every vertex x0 ± δ·e_i, all clipped to the box
+    (clipping only moves a point towards x0)."""
+    generator = torch.Generator().manual_seed(seed)
+    size = x0.shape[1]
+    directions = torch.randn(n, size, generator=generator) * (torch.rand(n, size, generator=generator) < 0.2)
+    directions = directions / directions.abs().sum(dim=1, keepdim=True).clamp(min=1e-12)
+    radii = delta * torch.rand(n, 1, generator=generator)
+    vertices = delta * torch.cat([torch.eye(size), -torch.eye(size)])
+    return (x0 + torch.cat([directions * radii, vertices])).clamp(0, 1)
+
+
+@pytest.mark.parametrize("delta", [0.3, 5.0])
+def test_l1_ball_bounds_contain_the_ball_and_beat_its_bounding_box(delta: float) -> None:
+    model = mlp()
+    x0 = torch.rand(1, WIDTHS[0], generator=torch.Generator().manual_seed(3))
+    bounds = ball_bounds(model, x0, ("l1", delta))
+    samples = l1_ball_samples(x0, delta, 2000)
+    assert bool(((samples - x0).abs().sum(dim=1) <= delta + 1e-5).all())
+    h = samples
+    with torch.no_grad():
+        for layer, (low, high) in zip(linear_layers(model)[:-1], bounds, strict=True):
+            z = layer(h)
+            assert bool((z >= low - 1e-5).all() and (z <= high + 1e-5).all())
+            h = torch.relu(z)
+    box = interval_bounds(model, (x0 - delta).clamp(0, 1), (x0 + delta).clamp(0, 1))
+    for (low, high), (box_low, box_high) in zip(bounds, box, strict=True):
+        assert bool((low >= box_low - 1e-6).all() and (high <= box_high + 1e-6).all())
+    if delta == 5.0:  # the box is all of [0, 1]^n: only Hölder's bound makes the first layer tight
+        assert bool((bounds[0][1] - bounds[0][0] < box[0][1] - box[0][0] - 1e-3).any())
+
+
+def test_rs_loss_sums_one_term_per_ball() -> None:
+    model = mlp()
+    images, _ = batch()
+    config = PruneConfig(rs_weight=0.5, rs_eps=0.05, rs_l1=2.0)
+    assert config.rs_balls == (("linf", 0.05), ("l1", 2.0))
+    total = Regularizer(0.0, 0.5, config.rs_balls).extra_loss(model, images)
+    expected = 0.5 * (rs_loss(model, images, 0.05) + rs_loss(model, images, 2.0, norm="l1"))
+    assert total is not None
+    torch.testing.assert_close(total, expected)
+    assert PruneConfig(rs_weight=0.5, rs_eps=0.0, rs_l1=2.0).rs_balls == (("l1", 2.0),)
+    with pytest.raises(PrunemipError) as error:
+        PruneConfig(rs_weight=0.5, rs_eps=0.0)
+    assert_one_line(error, "--rs-eps", "--rs-l1")
+    with pytest.raises(PrunemipError):
+        PruneConfig(rs_weight=0.5, rs_l1=-1.0)
 
 
 def test_rs_loss_is_differentiable_and_l1_is_the_weight_norm() -> None:

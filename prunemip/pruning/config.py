@@ -107,8 +107,9 @@ class PruneConfig:
     """The pruning method and its hyper-parameters (defaults from reference/pruning.md).
 
     ``sparsity`` is the fraction of prunable weights removed (all hidden layers, plus the
-    output layer when ``prune_output``). ``l1``, ``rs_weight`` and ``rs_eps`` add the
-    MIP-friendly regularisers to any method.
+    output layer when ``prune_output``). ``l1`` and ``rs_weight`` add the MIP-friendly
+    regularisers to any method; the RS loss has one term per input ball: the L∞ ball of
+    radius ``rs_eps`` (0: none) and the L1 ball of radius ``rs_l1`` (0, the default: none).
 
     Freezing (:mod:`prunemip.pruning.freezing`) keeps weights at their initial values:
     ``freeze`` chooses ``freeze_fraction`` of the prunable weights among those the
@@ -136,6 +137,7 @@ class PruneConfig:
     l1: float = 0.0
     rs_weight: float = 0.0
     rs_eps: float = 0.1
+    rs_l1: float = 0.0
     freeze: str | None = None
     freeze_fraction: float = 0.0
     freeze_layers: tuple[int, ...] = ()
@@ -169,7 +171,11 @@ class PruneConfig:
         _check(self.grasp_temperature > 0, "GraSP temperature must be > 0")
         _check(self.score_per_class >= 1, "scoring needs at least one sample per class")
         _check(self.l1 >= 0 and self.rs_weight >= 0, "regulariser weights must be >= 0")
-        _check(self.rs_eps >= 0, "the RS ε-ball radius must be >= 0")
+        _check(self.rs_eps >= 0 and self.rs_l1 >= 0, "the RS balls' radii must be >= 0")
+        _check(
+            not self.rs_weight or bool(self.rs_balls),
+            "the RS loss needs an input ball: give --rs-eps (L∞) or --rs-l1 (L1) a radius > 0",
+        )
         self._check_freezing(spec)
 
     def _check_freezing(self, spec: MethodSpec) -> None:
@@ -208,6 +214,12 @@ class PruneConfig:
         return self.freeze is not None or bool(self.freeze_layers)
 
     @property
+    def rs_balls(self) -> tuple[tuple[str, float], ...]:
+        """The RS loss's input balls, ``(norm, radius)``, radius 0 left out."""
+        balls = (("linf", self.rs_eps), ("l1", self.rs_l1))
+        return tuple((norm, radius) for norm, radius in balls if radius > 0)
+
+    @property
     def spec(self) -> MethodSpec:
         return METHODS[self.method]
 
@@ -231,6 +243,8 @@ class PruneConfig:
         values["rs_weight"] = self.rs_weight
         if self.rs_weight:
             values["rs_eps"] = self.rs_eps
+            if self.rs_l1:
+                values["rs_l1"] = self.rs_l1
         if self.freezes:
             values["freeze"] = self.freeze
             values["freeze_fraction"] = self.freeze_fraction

@@ -117,7 +117,7 @@ class Context:
         if prune.l1 or prune.rs_weight:
             spec = self.test_data.input_spec()
             box = (float(spec.lower.min()), float(spec.upper.max()))
-            callbacks = [*callbacks, Regularizer(prune.l1, prune.rs_weight, prune.rs_eps, box)]
+            callbacks = [*callbacks, Regularizer(prune.l1, prune.rs_weight, prune.rs_balls, box)]
         self.log(f"step {step}: training")
         on_epoch = self.on_epoch
         history = train(
