@@ -431,12 +431,16 @@ def test_interval_bounds_contain_sampled_pre_activations() -> None:
     eps = 0.1
     lower, upper = (x0 - eps).clamp(0, 1), (x0 + eps).clamp(0, 1)
     bounds = interval_bounds(model, lower, upper)
-    samples = lower + torch.rand(500, WIDTHS[0]) * (upper - lower)
+    assert_contain(model, bounds, lower + torch.rand(500, WIDTHS[0]) * (upper - lower))
+
+
+def assert_contain(model: nn.Module, bounds, samples: torch.Tensor, tol: float = 1e-5) -> None:
+    """Every hidden pre-activation of every sample lies within ``bounds``."""
     h = samples
     with torch.no_grad():
         for layer, (low, high) in zip(linear_layers(model)[:-1], bounds, strict=True):
             z = layer(h)
-            assert bool((z >= low - 1e-6).all() and (z <= high + 1e-6).all())
+            assert bool((z >= low - tol).all() and (z <= high + tol).all())
             h = torch.relu(z)
 
 
@@ -460,12 +464,7 @@ def test_l1_ball_bounds_contain_the_ball_and_beat_its_bounding_box(delta: float)
     bounds = ball_bounds(model, x0, ("l1", delta))
     samples = l1_ball_samples(x0, delta, 2000)
     assert bool(((samples - x0).abs().sum(dim=1) <= delta + 1e-5).all())
-    h = samples
-    with torch.no_grad():
-        for layer, (low, high) in zip(linear_layers(model)[:-1], bounds, strict=True):
-            z = layer(h)
-            assert bool((z >= low - 1e-5).all() and (z <= high + 1e-5).all())
-            h = torch.relu(z)
+    assert_contain(model, bounds, samples)
     box = interval_bounds(model, (x0 - delta).clamp(0, 1), (x0 + delta).clamp(0, 1))
     for (low, high), (box_low, box_high) in zip(bounds, box, strict=True):
         assert bool((low >= box_low - 1e-6).all() and (high <= box_high + 1e-6).all())
