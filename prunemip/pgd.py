@@ -62,14 +62,18 @@ def forward_with_preactivations(network: Network, x: np.ndarray) -> tuple[np.nda
     return network.layers[-1].activate(pre[-1]), pre
 
 
-def input_gradient(network: Network, pre: list[np.ndarray], grad_logits: np.ndarray) -> np.ndarray:
-    """∂(Σ grad_logits ⊙ logits)/∂x by reverse mode."""
+def input_gradient(
+    network: Network, pre: list[np.ndarray], grad_logits: np.ndarray, layer: int | None = None
+) -> np.ndarray:
+    """∂(Σ grad_logits ⊙ logits)/∂x by reverse mode; with ``layer``, ∂(Σ grad ⊙ ẑ_layer)/∂x
+    for that layer's pre-activations ẑ_layer instead."""
+    top = len(network.layers) - 1 if layer is None else layer
     g = grad_logits
-    for k in range(len(network.layers) - 1, -1, -1):
-        layer = network.layers[k]
-        if layer.activation == "relu":
+    for k in range(top, -1, -1):
+        current = network.layers[k]
+        if current.activation == "relu" and (k < top or layer is None):
             g = g * (pre[k] > 0.0)
-        g = np.asarray((layer.weight.T @ g.T).T)
+        g = np.asarray((current.weight.T @ g.T).T)
     return g
 
 
@@ -119,13 +123,47 @@ def _project(points: np.ndarray, region: InputRegion) -> np.ndarray:
     return np.clip(points, region.lower, region.upper)
 
 
-def _random_points(region: InputRegion, rng: np.random.Generator, count: int) -> np.ndarray:
+def random_points(region: InputRegion, rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` random points of the region (sparse Laplace directions for an L1 ball)."""
     lo, hi = region.lower, region.upper
     if region.norm != "l1" or region.center is None:
         return lo + rng.random((count, lo.size)) * (hi - lo)
     direction = rng.laplace(size=(count, lo.size)) * (rng.random((count, lo.size)) < 0.1)
     norms = np.maximum(np.sum(np.abs(direction), axis=1, keepdims=True), 1e-300)
     return project_l1_box(region.center + direction / norms * region.radius, region)
+
+
+@dataclass(frozen=True)
+class Ascent:
+    """Projected steepest-ascent steps within a region (the module docstring's rules)."""
+
+    region: InputRegion
+    scale: float  #: the step scale: δ for an L1 ball, half the widest box side otherwise
+    coordinates: int  #: coordinates an L1 step moves
+
+    @classmethod
+    def of(cls, region: InputRegion, options: PgdOptions) -> Ascent:
+        widest = float(np.max(region.upper - region.lower, initial=0.0))
+        scale = region.radius if region.norm == "l1" else widest / 2.0
+        n = region.size
+        # Enough coordinates that a step can spend the budget inside the box (each moves ≤ its range).
+        coordinates = max(1, round(options.l1_coordinates * n))
+        if region.norm == "l1" and widest > 0.0:
+            coordinates = max(coordinates, math.ceil(2.0 * region.radius / widest))
+        return cls(region, scale, min(coordinates, n))
+
+    def step(self, x: np.ndarray, g: np.ndarray, step: int, steps: int) -> np.ndarray:
+        """Step ``step`` of ``steps`` from the rows ``x`` up their gradients ``g``, projected."""
+        alpha = self.scale * 0.5 * (1.0 - step / steps) + self.scale * 0.02
+        if self.region.norm != "l1":
+            return _project(x + 0.5 * alpha * np.sign(g), self.region)
+        # Sparse steepest ascent: move the k coordinates with the largest |gradient|.
+        top = np.argpartition(-np.abs(g), self.coordinates - 1, axis=1)[:, : self.coordinates]
+        direction = np.zeros_like(g)
+        picked = np.take_along_axis(g, top, axis=1)
+        norm1 = np.maximum(np.sum(np.abs(picked), axis=1, keepdims=True), 1e-300)
+        np.put_along_axis(direction, top, picked / norm1, axis=1)
+        return _project(x + alpha * direction, self.region)
 
 
 def pgd_attack(
@@ -141,12 +179,11 @@ def pgd_attack(
     options = options or PgdOptions()
     start = time.perf_counter()
     rng = np.random.default_rng(options.seed)
-    n = network.n_inputs
     center = region.midpoint
     chained = targets[: options.targets]
     starts = [np.tile(center, (len(chained), 1))]
     if options.restarts > 0:
-        starts.append(np.vstack([center[None, :], _random_points(region, rng, options.restarts)]))
+        starts.append(np.vstack([center[None, :], random_points(region, rng, options.restarts)]))
     x = _project(np.vstack(starts), region)
     n_targeted = len(chained)
     best_points: dict[int, np.ndarray] = {}
@@ -161,20 +198,11 @@ def pgd_attack(
                 best_margins[t] = float(margins[row, t])
                 best_points[t] = points[row].copy()
 
-    if region.norm == "l1":
-        scale = region.radius
-    else:
-        scale = float(np.max(region.upper - region.lower, initial=0.0)) / 2.0
-    if scale <= 0.0 or others.size == 0:
+    ascent = Ascent.of(region, options)
+    if ascent.scale <= 0.0 or others.size == 0:
         logits, _ = forward_with_preactivations(network, x)
         record(x, logits)
         return PgdResult(best_points, best_margins, time.perf_counter() - start)
-    # Enough coordinates that a step can spend the budget inside the box (each moves ≤ its range).
-    widest = float(np.max(region.upper - region.lower, initial=0.0))
-    k_coords = max(1, round(options.l1_coordinates * n))
-    if region.norm == "l1" and widest > 0.0:
-        k_coords = max(k_coords, math.ceil(2.0 * region.radius / widest))
-    k_coords = min(k_coords, n)
     for step in range(options.steps + 1):
         logits, pre = forward_with_preactivations(network, x)
         record(x, logits)
@@ -188,16 +216,5 @@ def pgd_attack(
             strongest = others[np.argmax(logits[rest][:, others], axis=1)]
             grad_logits[rest, strongest] = 1.0
         grad_logits[:, label] -= 1.0
-        g = input_gradient(network, pre, grad_logits)
-        alpha = scale * 0.5 * (1.0 - step / options.steps) + scale * 0.02
-        if region.norm == "l1":
-            # Sparse steepest ascent: move the k coordinates with the largest |gradient|.
-            top = np.argpartition(-np.abs(g), k_coords - 1, axis=1)[:, :k_coords]
-            direction = np.zeros_like(g)
-            picked = np.take_along_axis(g, top, axis=1)
-            norm1 = np.maximum(np.sum(np.abs(picked), axis=1, keepdims=True), 1e-300)
-            np.put_along_axis(direction, top, picked / norm1, axis=1)
-            x = _project(x + alpha * direction, region)
-        else:
-            x = _project(x + 0.5 * alpha * np.sign(g), region)
+        x = ascent.step(x, input_gradient(network, pre, grad_logits), step, options.steps)
     return PgdResult(best_points, best_margins, time.perf_counter() - start)

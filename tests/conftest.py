@@ -237,6 +237,18 @@ def brute_force_margin(network: Network, region: InputRegion, target: int, label
     return best
 
 
+def l1_ball_lp_maximum(c: np.ndarray, x0: np.ndarray, radius: float) -> float:
+    """max c·x over {‖x − x0‖₁ ≤ δ} ∩ [0, 1]^n by an LP: x = x0 + d⁺ − d⁻, d± ≥ 0, Σ d⁺ + d⁻ ≤ δ."""
+    result = linprog(
+        -np.concatenate([c, -c]),
+        A_ub=np.ones((1, 2 * c.size)),
+        b_ub=[radius],
+        bounds=[(0, 1 - v) for v in x0] + [(0, v) for v in x0],
+        method="highs",
+    )
+    return float(-result.fun + c @ x0)
+
+
 def assert_one_line(error: pytest.ExceptionInfo[BaseException], *fragments: str) -> None:
     message = str(error.value)
     assert message and "\n" not in message, message

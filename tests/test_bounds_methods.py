@@ -13,6 +13,7 @@ from conftest import (
     ball_region,
     brute_force_margin,
     exact_pre_activations,
+    l1_ball_lp_maximum,
     random_network,
     sample_region,
     seeds,
@@ -21,7 +22,6 @@ from conftest import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
 from test_bounds import assert_contains, assert_contains_exactly, badly_scaled_networks, cancelling_network
 
 from prunemip.encoders.bigm import encode
@@ -217,15 +217,7 @@ def test_l1_first_layer_bound_is_the_exact_lp_maximum(seed, n, radius):
     region = InputRegion.ball("l1", x0, radius, 0.0, 1.0)
     upper = linear_upper_bound(network, region, 0, np.eye(3), [], [])
     for row in range(3):
-        # variables d⁺, d⁻ ≥ 0 with x = x0 + d⁺ − d⁻ ∈ [0, 1], Σ d⁺ + d⁻ ≤ δ
-        result = linprog(
-            -np.concatenate([c[row], -c[row]]),
-            A_ub=np.ones((1, 2 * n)),
-            b_ub=[radius],
-            bounds=[(0, 1 - v) for v in x0] + [(0, v) for v in x0],
-            method="highs",
-        )
-        exact = -result.fun + c[row] @ x0
+        exact = l1_ball_lp_maximum(c[row], x0, radius)
         assert exact - 1e-9 <= upper[row] <= exact + 1e-9
 
 
