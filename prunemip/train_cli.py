@@ -18,6 +18,7 @@ from prunemip.errors import PrunemipError
 from prunemip.pruning.config import (
     DEVICES,
     OPTIMIZERS,
+    RS_BOUNDS,
     SCHEDULES,
     ExperimentConfig,
     PruneConfig,
@@ -67,6 +68,7 @@ def _add_training_options(parser: argparse.ArgumentParser, epochs: bool = True) 
     _option(regular, "--rs-weight", "rs_weight", "ReLU-stability loss weight (Xiao et al. 2019)", type=float)
     _option(regular, "--rs-eps", "rs_eps", "L∞ radius of the RS loss's input ball, 0 for none", type=float)
     _option(regular, "--rs-l1", "rs_l1", "L1 radius of a second RS input ball, 0 for none", type=float)
+    _option(regular, "--rs-bounds", "rs_bounds", "how the RS loss bounds neurons", choices=RS_BOUNDS)
 
 
 def _allocation_defaults() -> str:

@@ -472,6 +472,29 @@ def test_l1_ball_bounds_contain_the_ball_and_beat_its_bounding_box(delta: float)
         assert bool((bounds[0][1] - bounds[0][0] < box[0][1] - box[0][0] - 1e-3).any())
 
 
+@pytest.mark.parametrize(("norm", "radius"), [("linf", 0.1), ("l1", 2.0)])
+def test_crown_rs_bounds_contain_the_ball_and_beat_intervals_on_a_deep_net(norm: str, radius: float) -> None:
+    widths = (12, 16, 16, 16, 16, 4)
+    model = mlp(widths, seed=2)
+    x0 = torch.rand(3, widths[0], generator=torch.Generator().manual_seed(4))
+    crown = ball_bounds(model, x0, (norm, radius), method="crown")
+    ia = ball_bounds(model, x0, (norm, radius))
+    for image in range(3):
+        centre = x0[image : image + 1]
+        if norm == "l1":
+            samples = l1_ball_samples(centre, radius, 1000, seed=image)
+        else:
+            low, high = (centre - radius).clamp(0, 1), (centre + radius).clamp(0, 1)
+            corners = torch.where(torch.rand(500, widths[0]) < 0.5, low, high)
+            samples = torch.cat([low + torch.rand(500, widths[0]) * (high - low), corners])
+        assert_contain(model, [(low[image], high[image]) for low, high in crown], samples)
+    widths_crown = sum(float((high - low).detach().sum()) for low, high in crown[1:])
+    widths_ia = sum(float((high - low).detach().sum()) for low, high in ia[1:])
+    for (low, high), (ia_low, ia_high) in zip(crown, ia, strict=True):
+        assert bool((low >= ia_low).all() and (high <= ia_high).all())
+    assert widths_crown < 0.9 * widths_ia
+
+
 def test_rs_loss_sums_one_term_per_ball() -> None:
     model = mlp()
     images, _ = batch()
@@ -487,6 +510,9 @@ def test_rs_loss_sums_one_term_per_ball() -> None:
     assert_one_line(error, "--rs-eps", "--rs-l1")
     with pytest.raises(PrunemipError):
         PruneConfig(rs_weight=0.5, rs_l1=-1.0)
+    with pytest.raises(PrunemipError) as error:
+        PruneConfig(rs_weight=0.5, rs_bounds="lp")
+    assert_one_line(error, "lp", "crown")
 
 
 def test_rs_loss_is_differentiable_and_l1_is_the_weight_norm() -> None:

@@ -281,14 +281,16 @@ def test_prune_a_trained_network_and_fine_tune(tmp_path) -> None:
     assert_one_line(error, "rigl", "prunemip train", "magnitude")
 
 
-def test_regularisers_lower_the_rs_loss(tmp_path) -> None:
+@pytest.mark.parametrize("rs_bounds", ["ia", "crown"])
+def test_regularisers_lower_the_rs_loss(tmp_path, rs_bounds) -> None:
     from prunemip.pruning.regularizers import rs_loss
 
     images = torch.as_tensor(load_dataset("digits", "test").flat()[:200], dtype=torch.float32)
     losses = []
     for weight in (0.0, 0.05):
+        options = {"rs_bounds": rs_bounds} if weight else {}
         outcome = pipeline.run_experiment(
-            experiment("dense", 0.0, rs_weight=weight, rs_eps=0.05, l1=1e-5), tmp_path
+            experiment("dense", 0.0, rs_weight=weight, rs_eps=0.05, l1=1e-5, **options), tmp_path
         )
-        losses.append(rs_loss(outcome.model.float(), images, 0.05).item())
+        losses.append(rs_loss(outcome.model.float(), images, 0.05, method=rs_bounds).item())
     assert losses[1] < losses[0]

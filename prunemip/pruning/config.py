@@ -24,6 +24,8 @@ from prunemip.pruning.registry import (
 )
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
+#: How the RS loss bounds its neurons (:mod:`prunemip.pruning.regularizers`).
+RS_BOUNDS: tuple[str, ...] = ("ia", "crown")
 SCHEDULES: tuple[str, ...] = ("none", "cosine", "step")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
@@ -109,7 +111,9 @@ class PruneConfig:
     ``sparsity`` is the fraction of prunable weights removed (all hidden layers, plus the
     output layer when ``prune_output``). ``l1`` and ``rs_weight`` add the MIP-friendly
     regularisers to any method; the RS loss has one term per input ball: the L∞ ball of
-    radius ``rs_eps`` (0: none) and the L1 ball of radius ``rs_l1`` (0, the default: none).
+    radius ``rs_eps`` (0: none) and the L1 ball of radius ``rs_l1`` (0, the default: none),
+    bounded by ``rs_bounds``: ``ia`` (interval arithmetic, Xiao et al.) or ``crown`` (the
+    linear relaxation, which keeps deep layers' bounds informative).
 
     Freezing (:mod:`prunemip.pruning.freezing`) keeps weights at their initial values:
     ``freeze`` chooses ``freeze_fraction`` of the prunable weights among those the
@@ -138,6 +142,7 @@ class PruneConfig:
     rs_weight: float = 0.0
     rs_eps: float = 0.1
     rs_l1: float = 0.0
+    rs_bounds: str = "ia"
     freeze: str | None = None
     freeze_fraction: float = 0.0
     freeze_layers: tuple[int, ...] = ()
@@ -175,6 +180,10 @@ class PruneConfig:
         _check(
             not self.rs_weight or bool(self.rs_balls),
             "the RS loss needs an input ball: give --rs-eps (L∞) or --rs-l1 (L1) a radius > 0",
+        )
+        _check(
+            self.rs_bounds in RS_BOUNDS,
+            f"unknown RS bounds {self.rs_bounds!r}; choose one of {', '.join(RS_BOUNDS)}",
         )
         self._check_freezing(spec)
 
@@ -245,6 +254,8 @@ class PruneConfig:
             values["rs_eps"] = self.rs_eps
             if self.rs_l1:
                 values["rs_l1"] = self.rs_l1
+            if self.rs_bounds != "ia":
+                values["rs_bounds"] = self.rs_bounds
         if self.freezes:
             values["freeze"] = self.freeze
             values["freeze_fraction"] = self.freeze_fraction

@@ -117,7 +117,8 @@ class Context:
         if prune.l1 or prune.rs_weight:
             spec = self.test_data.input_spec()
             box = (float(spec.lower.min()), float(spec.upper.max()))
-            callbacks = [*callbacks, Regularizer(prune.l1, prune.rs_weight, prune.rs_balls, box)]
+            regularizer = Regularizer(prune.l1, prune.rs_weight, prune.rs_balls, box, prune.rs_bounds)
+            callbacks = [*callbacks, regularizer]
         self.log(f"step {step}: training")
         on_epoch = self.on_epoch
         history = train(

@@ -10,11 +10,24 @@
   ball: the L∞ ball ‖x − x0‖∞ ≤ ε of the paper and, for attacks over an L1 ball
   ‖x − x0‖₁ ≤ δ (Cacciola et al.'s protocol), that ball too.
 
-The bounds are differentiable interval arithmetic in centre/radius form,
-c' = W c + b, r' = |W| r (the same box as W⁺u + W⁻l + b and W⁺l + W⁻u + b), started on
-the ball's bounding box. Over an L1 ball the first layer is also bounded by Hölder's
-inequality, |w_j·(x − x0)| ≤ δ·‖w_j‖∞, which is what makes the bounds useful there: the
-bounding box of a δ = 5 ball is the whole pixel box.
+Two ways to bound (``rs_bounds``), both differentiable:
+
+* ``ia`` (the paper's): interval arithmetic in centre/radius form, c' = W c + b,
+  r' = |W| r (the same box as W⁺u + W⁻l + b and W⁺l + W⁻u + b), started on the ball's
+  bounding box.
+* ``crown``: the linear relaxation of prunemip's encoder (CROWN, Zhang et al., NeurIPS
+  2018), by backward substitution per image: z_k ≤ Λx + c with each earlier ReLU replaced
+  by its upper line a_u·z + c_u (a_u = u/(u − l), c_u = −ul/(u − l)) where Λ's entry is
+  positive and its lower line a_l·z (a_l = 1 if u ≥ −l, else 0) where it is negative; the
+  lower bound swaps the two. Interval bounds grow with depth until l·u ≪ −1, where
+  tanh(1 + l·u) is flat and the RS loss has no gradient (on 6x100 nets the deep layers
+  stay unstable under ``ia``); the linear relaxation keeps them informative. It costs a
+  (n_k × n_in) matrix per neuron layer and image, so it runs on the first
+  :data:`CROWN_IMAGES` images of each (shuffled) batch.
+
+Over an L1 ball, a linear function is also bounded by Hölder's inequality,
+|λ·(x − x0)| ≤ δ·‖λ‖∞, which is what makes the bounds useful there: the bounding box of a
+δ = 5 ball is the whole pixel box. Every bound is intersected with the interval one.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from prunemip.pruning.config import RS_BOUNDS
 from prunemip.pruning.masks import linear_layers
 from prunemip.training import Callback
 
@@ -53,22 +67,94 @@ def interval_bounds(model: nn.Module, lower: torch.Tensor, upper: torch.Tensor) 
     return _through_hidden_layers(layers, _interval(layers[0], lower.flatten(1), upper.flatten(1)))
 
 
+#: Images of each batch whose balls the ``crown`` RS bounds cover.
+CROWN_IMAGES = 32
+
+
+class _Ball:
+    """The ball of one norm and radius around each image, within ``box``: its bounding box
+    and the largest value of a linear function λ·x over it."""
+
+    def __init__(self, images: torch.Tensor, ball: Ball, box: tuple[float, float]) -> None:
+        self.norm, self.radius = ball
+        if self.norm not in ("linf", "l1"):
+            raise ValueError(f"unknown RS ball norm {self.norm!r}; choose linf or l1")
+        self.x0 = images.flatten(1)
+        self.low = (self.x0 - self.radius).clamp(*box)
+        self.high = (self.x0 + self.radius).clamp(*box)
+
+    def first_layer(self, layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bounds of ``layer``'s pre-activations over the ball (its weights shared by all images)."""
+        low, high = _interval(layer, self.low, self.high)
+        if self.norm == "l1":
+            centre = nn.functional.linear(self.x0, layer.weight, layer.bias)
+            reach = self.radius * layer.weight.abs().amax(dim=1)
+            low, high = torch.maximum(low, centre - reach), torch.minimum(high, centre + reach)
+        return low, high
+
+    def maximum(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """max λ·x over the ball, per image and row of ``coefficients`` (batch × rows × inputs)."""
+        centre, half = (self.high + self.low) / 2, (self.high - self.low) / 2
+        best = (coefficients @ centre.unsqueeze(2) + coefficients.abs() @ half.unsqueeze(2)).squeeze(2)
+        if self.norm == "l1":
+            at_centre = (coefficients @ self.x0.unsqueeze(2)).squeeze(2)
+            best = torch.minimum(best, at_centre + self.radius * coefficients.abs().amax(2))
+        return best
+
+
 def ball_bounds(
-    model: nn.Module, images: torch.Tensor, ball: Ball, box: tuple[float, float] = (0.0, 1.0)
+    model: nn.Module,
+    images: torch.Tensor,
+    ball: Ball,
+    box: tuple[float, float] = (0.0, 1.0),
+    method: str = "ia",
 ) -> LayerBounds:
-    """Pre-activation bounds of every hidden layer over ``ball`` around each image, within ``box``."""
-    norm, radius = ball
+    """Pre-activation bounds of every hidden layer over ``ball`` around each image, within
+    ``box``, by interval arithmetic (``ia``) or the linear relaxation (``crown``)."""
+    if method not in RS_BOUNDS:
+        raise ValueError(f"unknown RS bounds {method!r}; choose one of {', '.join(RS_BOUNDS)}")
+    region = _Ball(images, ball, box)
     layers = linear_layers(model)
-    x0 = images.flatten(1)
-    low, high = _interval(layers[0], (x0 - radius).clamp(*box), (x0 + radius).clamp(*box))
-    if norm == "l1":
-        first = layers[0]
-        centre = nn.functional.linear(x0, first.weight, first.bias)
-        reach = radius * first.weight.abs().amax(dim=1)
-        low, high = torch.maximum(low, centre - reach), torch.minimum(high, centre + reach)
-    elif norm != "linf":
-        raise ValueError(f"unknown RS ball norm {norm!r}; choose linf or l1")
-    return _through_hidden_layers(layers, (low, high))
+    bounds = [region.first_layer(layers[0])]
+    for layer in layers[1:-1]:
+        low, high = bounds[-1]
+        interval = _interval(layer, torch.relu(low), torch.relu(high))
+        if method == "crown":
+            relaxed = _linear_relaxation(layers, layer, bounds, region)
+            interval = (torch.maximum(interval[0], relaxed[0]), torch.minimum(interval[1], relaxed[1]))
+        bounds.append(interval)
+    return bounds
+
+
+def _relu_lines(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Slopes and intercept of the ReLU's relaxation on [l, u]: upper a_u·z + c_u, lower a_l·z."""
+    unstable = (low < 0) & (high > 0)
+    gap = torch.where(unstable, high - low, torch.ones_like(high))
+    upper_slope = torch.where(unstable, high / gap, (low >= 0).to(high.dtype))
+    intercept = torch.where(unstable, -high * low / gap, torch.zeros_like(high))
+    lower_slope = torch.where(unstable, (high >= -low).to(high.dtype), (low >= 0).to(high.dtype))
+    return upper_slope, intercept, lower_slope
+
+
+def _linear_relaxation(
+    layers: list[nn.Linear], target: nn.Linear, bounds: LayerBounds, region: _Ball
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CROWN bounds of ``target``'s pre-activations from the earlier layers' ``bounds``."""
+    depth = len(bounds)
+    lines = [_relu_lines(low, high) for low, high in bounds]
+    results = []
+    for sign in (1.0, -1.0):  # upper bound of ±z
+        coefficients = sign * target.weight.unsqueeze(0).expand(len(region.x0), -1, -1)
+        constant = sign * target.bias.expand(len(region.x0), -1)
+        for j in range(depth - 1, -1, -1):
+            upper_slope, intercept, lower_slope = (line.unsqueeze(1) for line in lines[j])
+            positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
+            constant = constant + (positive * intercept).sum(2)
+            coefficients = positive * upper_slope + negative * lower_slope
+            constant = constant + coefficients @ layers[j].bias
+            coefficients = coefficients @ layers[j].weight
+        results.append(region.maximum(coefficients) + constant)
+    return -results[1], results[0]
 
 
 def rs_loss(
@@ -77,10 +163,13 @@ def rs_loss(
     eps: float,
     box: tuple[float, float] = (0.0, 1.0),
     norm: str = "linf",
+    method: str = "ia",
 ) -> torch.Tensor:
     """Xiao et al.'s RS loss over the ``norm``-ball of radius ``eps``: −Σ_j tanh(1 + l_j u_j),
-    averaged over the batch."""
-    bounds = ball_bounds(model, images, (norm, eps), box)
+    averaged over the batch (``crown``: its first :data:`CROWN_IMAGES` images)."""
+    if method == "crown":
+        images = images[:CROWN_IMAGES]
+    bounds = ball_bounds(model, images, (norm, eps), box, method)
     terms = [-torch.tanh(1.0 + low * high).sum(dim=1) for low, high in bounds]
     return torch.stack(terms).sum(dim=0).mean()
 
@@ -93,11 +182,17 @@ class Regularizer(Callback):
     """Adds ``l1``·L1 + ``rs_weight``·Σ_balls RS(ball) to every mini-batch loss."""
 
     def __init__(
-        self, l1: float, rs_weight: float, rs_balls: Sequence[Ball], box: tuple[float, float] = (0.0, 1.0)
+        self,
+        l1: float,
+        rs_weight: float,
+        rs_balls: Sequence[Ball],
+        box: tuple[float, float] = (0.0, 1.0),
+        rs_bounds: str = "ia",
     ) -> None:
         if rs_weight and not rs_balls:
             raise ValueError("the RS loss needs at least one input ball")
         self.l1, self.rs_weight, self.rs_balls, self.box = l1, rs_weight, tuple(rs_balls), box
+        self.rs_bounds = rs_bounds
 
     def extra_loss(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
         terms = []
@@ -105,7 +200,7 @@ class Regularizer(Callback):
             terms.append(self.l1 * l1_penalty(model))
         if self.rs_weight:
             terms += [
-                self.rs_weight * rs_loss(model, images, radius, self.box, norm)
+                self.rs_weight * rs_loss(model, images, radius, self.box, norm, self.rs_bounds)
                 for norm, radius in self.rs_balls
             ]
         return sum(terms[1:], terms[0]) if terms else None
