@@ -10,7 +10,10 @@ Two parts (``--part``):
   the bound time; ``alpha`` (α-CROWN) always runs from the ``linear`` bounds, beside the
   chain of ``--quality-method``. Goal: the linear relaxation leaves ≤ 70 % of the unstable
   neurons that interval arithmetic leaves on the dense 2x200 nets (judged for plain CROWN
-  and for α-CROWN). Torch runs single-threaded here, as HiGHS does.
+  and for α-CROWN). Beside them, ``proved``: the neurons that inputs of the region show to
+  take both signs (``prunemip.witnesses``), a floor no sound bounds, exact ones included,
+  can go below; Σw there is Σ(highest − lowest) seen. Torch runs single-threaded here, as
+  HiGHS does.
 * ``solve``: the untargeted decide-mode attack (``find_adversarial_example``) per
   pipeline — ``ia`` (interval bounds alone, no gradient attack: the old pipeline),
   ``linear``, ``lp`` (without the gradient attack, to isolate the bounds), ``pgd+linear``
@@ -56,6 +59,7 @@ from prunemip.solvers.highs import HighsOptions
 from prunemip.solvers.obbt import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.study.report import SOLVED
 from prunemip.study.report import shifted_geometric_mean as sgm
+from prunemip.witnesses import witnessed_unstable
 
 REGIONS = ("linf:0.02", "linf:0.05", "l1:5")
 RELAXED = ("linear", "alpha")  #: the linear-relaxation stages that goal 1 judges
@@ -123,19 +127,28 @@ def run_quality(args: argparse.Namespace) -> list[dict]:
         linear = compute_bounds(network, region, "linear")
         alpha = continue_bounds(network, region, linear, "alpha")
         stages = [*linear.stages, alpha.stages[-1]]
+        tightest = alpha
         if args.quality_method != "linear":
-            tightened = continue_bounds(network, region, linear, args.quality_method, options=options)
-            stages += tightened.stages[2:]
+            tightest = continue_bounds(network, region, linear, args.quality_method, options=options)
+            stages += tightest.stages[2:]
+        started = time.perf_counter()
+        witnessed = witnessed_unstable(network, region, tightest)
+        proved = {
+            "method": "proved", "unstable": witnessed.n_proved, "seconds": time.perf_counter() - started,
+            "width": float(sum(np.sum((high - low)[mask]) for high, low, mask in zip(
+                witnessed.highest, witnessed.lowest, witnessed.proved, strict=True))),
+        }  # fmt: skip
+        where = {"dataset": dataset, "arch": arch, "kind": kind, "region": region_name, "image": index}
         for stage in stages:
             rows.append({
-                "dataset": dataset, "arch": arch, "kind": kind, "region": region_name, "image": index,
-                "method": stage.method, "unstable": stage.unstable, "width": stage.total_width,
+                **where, "method": stage.method, "unstable": stage.unstable, "width": stage.total_width,
                 "seconds": stage.seconds, "load": load, **dict(stage.details),
             })  # fmt: skip
+        rows.append({**where, **proved, "load": load})
         print(
             f"  {dataset} {arch} {kind} {region_name} image {index}: "
             + ", ".join(f"{s.method} {s.unstable} ({s.seconds:.2f} s)" for s in stages)
-            + f"  [load {load:.2f}]",
+            + f", proved {proved['unstable']} ({proved['seconds']:.2f} s)  [load {load:.2f}]",
             flush=True,
         )
     print_quality(rows)
@@ -146,7 +159,9 @@ def print_quality(rows: list[dict]) -> None:
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         groups[(row["dataset"], row["arch"], row["kind"], row["region"])][row["method"]].append(row)
-    methods = [m for m in ("ia", "linear", "alpha", "lp", "mip") if any(m in g for g in groups.values())]
+    methods = [
+        m for m in ("ia", "linear", "alpha", "lp", "mip", "proved") if any(m in g for g in groups.values())
+    ]
     print(
         "\nBound quality: mean #unstable / mean Σ(u − l) / mean seconds per image (load: mean 1-min average)"
     )
@@ -188,6 +203,11 @@ def print_quality(rows: list[dict]) -> None:
             f"{name}: {count}/{ia} = {count / ia:.1%} → {'PASS' if count <= 0.7 * ia else 'FAIL'} "
             f"({seconds:.2f} s in all)"
         )
+    floor = sum(r["unstable"] for r in dense if r["method"] == "proved")
+    print(
+        f"Proved unstable by inputs of the regions (no sound bounds leave fewer): {floor}/{ia} = "
+        f"{floor / ia:.1%} of IA's count"
+    )
 
 
 def _highs_extra(pairs: list[str]) -> dict[str, object]:
