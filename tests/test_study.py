@@ -176,6 +176,30 @@ def test_report_aggregates_a_hand_made_results_file(tmp_path):
     assert "| 2x8 | Linf=0.05 | magnitude | 0.9 |" in (tmp_path / "report" / "report.md").read_text()
 
 
+def test_a_method_with_options_is_a_row_of_its_own(tmp_path):
+    """The same method and sparsity with and without a regulariser are two settings."""
+    options = {"rs_weight": 0.001, "rs_eps": 0.05}
+    regularised = [
+        {**solve_record("magnitude", 0.9, image, "robust", 0.5), "options": options,
+         "key": f"rs{image}", "model_key": "m-rs"}
+        for image in range(3)
+    ]  # fmt: skip
+    records = [
+        {"kind": "model", "key": "m-magnitude0.9", "architecture": "2x8", "method": "magnitude",
+         "sparsity": 0.9, "accuracy": 0.88, "nnz": 10, "options": {}},
+        {"kind": "model", "key": "m-rs", "architecture": "2x8", "method": "magnitude",
+         "sparsity": 0.9, "accuracy": 0.86, "nnz": 10, "options": options},
+        *(solve_record("dense", 0.0, image, "timeout", 100.0) for image in range(3)),
+        *(solve_record("magnitude", 0.9, image, "robust", 10.0) for image in range(3)),
+        *regularised,
+    ]  # fmt: skip
+    rows = {row.method: row for row in summarize(records)}
+    assert set(rows) == {"dense", "magnitude", "magnitude [rs_eps=0.05, rs_weight=0.001]"}
+    plain, rs = rows["magnitude"], rows["magnitude [rs_eps=0.05, rs_weight=0.001]"]
+    assert (plain.accuracy_mean, plain.median_speedup) == (pytest.approx(0.88), pytest.approx(10.0))
+    assert (rs.accuracy_mean, rs.median_speedup) == (pytest.approx(0.86), pytest.approx(200.0))
+
+
 # ----------------------------------------------------------------------- runner
 def _all_keys(config):
     models = model_jobs(config)

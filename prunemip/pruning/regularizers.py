@@ -68,7 +68,7 @@ def interval_bounds(model: nn.Module, lower: torch.Tensor, upper: torch.Tensor) 
 
 
 #: Images of each batch whose balls the ``crown`` RS bounds cover.
-CROWN_IMAGES = 32
+CROWN_IMAGES = 8
 
 
 class _Ball:

@@ -12,6 +12,7 @@ import numpy as np
 
 from prunemip.atomic import atomic_write_bytes
 from prunemip.study.jobs import DENSE
+from prunemip.study.report import method_label
 
 MAX_EXAMPLES = 6
 
@@ -96,7 +97,7 @@ def _examples_plot(records: list[dict[str, Any]], folder: Path) -> list[Path]:
         row[1].imshow(adversarial.reshape(shape), cmap="gray", vmin=0, vmax=1)
         row[2].imshow(difference.reshape(shape), cmap="RdBu_r", vmin=-limit, vmax=limit)
         row[0].set_ylabel(
-            f"{record['architecture']} {record['method']}\n{record['perturbation']}", fontsize=7
+            f"{record['architecture']} {method_label(record)}\n{record['perturbation']}", fontsize=7
         )
         row[1].set_title(f"label {record['label']} → target {record['target']}", fontsize=7)
         for axis in row:

@@ -1,6 +1,7 @@
 """Tables and figures of a study, computed from its results file alone.
 
-Per (architecture, perturbation, method, sparsity):
+Per (architecture, perturbation, method, sparsity), a method with options (a regulariser,
+say) being its own row, labelled ``name [key=value, ...]``:
 
 * accuracy mean ± std over training seeds;
 * #solved / total, where solved means "adversarial" or "robust" (images a model already
@@ -72,6 +73,23 @@ class SummaryRow:
     found_rate: float
 
 
+def method_label(record: dict[str, Any]) -> str:
+    """The method's name, with its options when it has any: ``magnitude [rs_weight=0.001]``."""
+    options = record.get("options") or {}
+    if not options:
+        return str(record["method"])
+    text = (
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in sorted(options.items())
+    )
+    return f"{record['method']} [{', '.join(text)}]"
+
+
+def _setting(record: dict[str, Any]) -> tuple[str, str, str, float]:
+    """(architecture, perturbation, method label, sparsity): what a row of the tables groups."""
+    return (record["architecture"], record["perturbation"], method_label(record), record["sparsity"])
+
+
 def _pair_key(record: dict[str, Any]) -> tuple[Any, ...]:
     return (
         record["architecture"],
@@ -90,7 +108,7 @@ def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
         raise PrunemipError("the results file holds no solve records")
     accuracy: dict[tuple[str, str, float], list[float]] = defaultdict(list)
     for model in models:
-        accuracy[(model["architecture"], model["method"], model["sparsity"])].append(model["accuracy"])
+        accuracy[(model["architecture"], method_label(model), model["sparsity"])].append(model["accuracy"])
     dense_times = {
         _pair_key(r): (charged_time(r), r["status"] in SOLVED)
         for r in solves
@@ -98,9 +116,7 @@ def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
     }
     groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = defaultdict(list)
     for record in solves:
-        groups[(record["architecture"], record["perturbation"], record["method"], record["sparsity"])].append(
-            record
-        )
+        groups[_setting(record)].append(record)
     rows = []
     for (architecture, perturbation, method, sparsity), group in sorted(groups.items(), key=_order):
         attacked = [r for r in group if r["status"] != "misclassified"]
@@ -176,9 +192,7 @@ def summarize_surrogates(records: list[dict[str, Any]]) -> list[SurrogateRow]:
     groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         if record.get("kind") == "surrogate" and record["status"] != "misclassified":
-            groups[
-                (record["architecture"], record["perturbation"], record["method"], record["sparsity"])
-            ].append(record)
+            groups[_setting(record)].append(record)
     rows = []
     for (architecture, perturbation, method, sparsity), group in sorted(groups.items()):
         found = [r for r in group if r["found"]]
