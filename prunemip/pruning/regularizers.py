@@ -52,19 +52,10 @@ def _interval(layer: nn.Linear, low: torch.Tensor, high: torch.Tensor) -> tuple[
     return centre - radius, centre + radius
 
 
-def _through_hidden_layers(layers: list[nn.Linear], first: tuple[torch.Tensor, torch.Tensor]) -> LayerBounds:
-    """The first hidden layer's bounds, then interval arithmetic through the other hidden layers."""
-    bounds = [first]
-    for layer in layers[1:-1]:
-        low, high = bounds[-1]
-        bounds.append(_interval(layer, torch.relu(low), torch.relu(high)))
-    return bounds
-
-
 def interval_bounds(model: nn.Module, lower: torch.Tensor, upper: torch.Tensor) -> LayerBounds:
     """Pre-activation bounds ``(l, u)`` of every hidden layer for inputs in ``[lower, upper]``."""
     layers = linear_layers(model)
-    return _through_hidden_layers(layers, _interval(layers[0], lower.flatten(1), upper.flatten(1)))
+    return _hidden_bounds(layers, _interval(layers[0], lower.flatten(1), upper.flatten(1)))
 
 
 #: Images of each batch whose balls the ``crown`` RS bounds cover.
@@ -115,12 +106,20 @@ def ball_bounds(
         raise ValueError(f"unknown RS bounds {method!r}; choose one of {', '.join(RS_BOUNDS)}")
     region = _Ball(images, ball, box)
     layers = linear_layers(model)
-    bounds = [region.first_layer(layers[0])]
+    return _hidden_bounds(layers, region.first_layer(layers[0]), region if method == "crown" else None)
+
+
+def _hidden_bounds(
+    layers: list[nn.Linear], first: tuple[torch.Tensor, torch.Tensor], crown_region: _Ball | None = None
+) -> LayerBounds:
+    """The first hidden layer's bounds, then interval arithmetic through the other hidden
+    layers, each intersected with its linear relaxation over ``crown_region`` if given."""
+    bounds = [first]
     for layer in layers[1:-1]:
         low, high = bounds[-1]
         interval = _interval(layer, torch.relu(low), torch.relu(high))
-        if method == "crown":
-            relaxed = _linear_relaxation(layers, layer, bounds, region)
+        if crown_region is not None:
+            relaxed = _linear_relaxation(layers, layer, bounds, crown_region)
             interval = (torch.maximum(interval[0], relaxed[0]), torch.minimum(interval[1], relaxed[1]))
         bounds.append(interval)
     return bounds
