@@ -209,10 +209,13 @@ class MipModel:
         each neuron's value (``g_L = |c|`` on the outputs, ``g_{k-1} = |W_k|ᵀ g_k``, ReLU being
         1-Lipschitz), the objective moves by at most ``Σ_neurons g·(feasibility + integrality·M)
         + Σ_inputs g·feasibility``. A proof about the objective is only a proof beyond this.
+        Neurons without a column (stably inactive, constant, removed) hold exact constants: they
+        neither err nor pass on the errors below them, so their ``g`` is 0.
         """
         sensitivity = np.abs(self.objective[self.output_columns])
         total = float(np.abs(np.delete(self.objective, self.output_columns)).sum()) * feasibility
         for encoding, layer in zip(reversed(self.layers), reversed(self.network.layers), strict=True):
+            sensitivity = np.where(encoding.output_column >= 0, sensitivity, 0.0)
             unstable = encoding.status == NeuronStatus.UNSTABLE
             big_m = np.where(unstable, np.maximum(-encoding.lower, encoding.upper), 0.0)
             total += float(sensitivity @ (feasibility + integrality * big_m))

@@ -352,3 +352,21 @@ def test_absurd_magnitudes_are_refused():
     region = InputRegion.box(np.zeros(2), np.ones(2))
     with pytest.raises(PrunemipError, match="numerically meaningless"):
         encode(huge, region)
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+def test_tolerance_effect_by_hand_skips_neurons_without_a_column(formulation):
+    """x ∈ [0, 1]; z_A = x + 1 is stably active, z_B = x − 5 stably inactive; the margin is
+    o0 − o1 with o0 = 2·y_A + 1000·y_B, o1 = 3·y_A. Sensitivities: the outputs 1 each, y_A
+    |2| + |3| = 5, y_B none (it is the constant 0, not a column), the input 1·5: the effect
+    is (1 + 1 + 5 + 5)·f = 12f, not 2012f through y_B's weight."""
+    network = Network.from_arrays(
+        [np.array([[1.0], [1.0]]), np.array([[2.0, 1000.0], [3.0, 0.0]])],
+        [np.array([1.0, -5.0]), np.zeros(2)],
+        InputSpec.create(1, 0.0, 1.0),
+    )
+    region = InputRegion.box(np.zeros(1), np.ones(1))
+    model = encode(network, region, interval_bounds(network, region), formulation=formulation)
+    assert list(model.layers[0].status) == [NeuronStatus.ACTIVE, NeuronStatus.INACTIVE]
+    objective = model.with_margin_objective(0, 1)
+    assert objective.tolerance_effect(1e-6, 1e-3) == pytest.approx(12e-6, rel=1e-12)
