@@ -50,6 +50,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model", help="network file: .pt (state_dict or TorchScript), .onnx, or prunemip .npz"
@@ -263,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = steps.add_parser("report", help="tables (Markdown, CSV) and figures from a results file")
     report.add_argument("results", help="results.jsonl of a run")
     report.add_argument("-o", "--out", help="output folder (default: report/ beside the results)")
+    report.add_argument(
+        "--accuracy-budget",
+        type=_nonnegative_float,
+        default=1.5,
+        metavar="POINTS",
+        help="accuracy a pruned setting may lose against dense to count as best (1.5 points)",
+    )
 
     add_train_parser(commands, _formatter)
     add_prune_parser(commands, _formatter)
@@ -447,7 +461,7 @@ def _run_experiment(args: argparse.Namespace, console: Console) -> None:
     if args.step == "report":
         from prunemip.study.report import write_report
 
-        paths = write_report(args.results, args.out)
+        paths = write_report(args.results, args.out, accuracy_budget=args.accuracy_budget)
         console.print(f"wrote {len(paths)} files in {paths[0].parent}")
         return
     config = load_config(args.config)

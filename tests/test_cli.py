@@ -267,6 +267,14 @@ def test_bad_arguments_are_one_line(capsys) -> None:
     assert_user_error(USER_ERROR, capsys.readouterr().err, "--mode")
 
 
+@pytest.mark.parametrize("budget", ["-1", "nan", "lots"])
+def test_report_rejects_a_bad_accuracy_budget(budget, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "report", "results.jsonl", "--accuracy-budget", budget])
+    assert exit_info.value.code == USER_ERROR
+    assert_user_error(USER_ERROR, capsys.readouterr().err, "--accuracy-budget")
+
+
 def test_console_script_reports_errors_without_traceback(tmp_path) -> None:
     """The real entry point (``python -m prunemip``) exits non-zero with one line on stderr."""
     completed = subprocess.run(

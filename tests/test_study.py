@@ -16,7 +16,13 @@ from prunemip.errors import PrunemipError
 from prunemip.pruning.config import parse_arch
 from prunemip.study.config import load_config, parse_config
 from prunemip.study.jobs import model_jobs, solve_jobs
-from prunemip.study.report import shifted_geometric_mean, summarize, write_report
+from prunemip.study.report import (
+    best_within_budget,
+    shifted_geometric_mean,
+    summarize,
+    summarize_pooled,
+    write_report,
+)
 from prunemip.study.runner import ResultsLog, run_study
 
 TINY = """
@@ -198,6 +204,41 @@ def test_a_method_with_options_is_a_row_of_its_own(tmp_path):
     plain, rs = rows["magnitude"], rows["magnitude [rs_eps=0.05, rs_weight=0.001]"]
     assert (plain.accuracy_mean, plain.median_speedup) == (pytest.approx(0.88), pytest.approx(10.0))
     assert (rs.accuracy_mean, rs.median_speedup) == (pytest.approx(0.86), pytest.approx(200.0))
+
+
+def test_pooled_table_judges_settings_within_the_accuracy_budget(tmp_path):
+    """Perturbations pool per setting; the best setting is the fastest one within budget."""
+
+    def model(method, sparsity, accuracy):
+        return {"kind": "model", "key": f"m-{method}{sparsity}", "architecture": "2x8", "method": method,
+                "sparsity": sparsity, "accuracy": accuracy, "nnz": 10}  # fmt: skip
+
+    def on_ball(record, perturbation):
+        return {**record, "perturbation": perturbation, "key": record["key"] + perturbation}
+
+    dense = [solve_record("dense", 0.0, 0, "timeout", 100.0), solve_record("dense", 0.0, 1, "robust", 20.0)]
+    within = [solve_record("magnitude", 0.5, i, "robust", 10.0) for i in range(2)]
+    too_lossy = [solve_record("magnitude", 0.9, i, "robust", 0.1) for i in range(2)]
+    records = [model("dense", 0.0, 0.90), model("magnitude", 0.5, 0.89), model("magnitude", 0.9, 0.87)]
+    for perturbation in ("Linf=0.05", "L1=5"):
+        records += [on_ball(r, perturbation) for r in dense + within + too_lossy]
+    rows = summarize_pooled(records, accuracy_budget=1.5)
+    by_sparsity = {row.sparsity: row for row in rows}
+    fast, slow = by_sparsity[0.9], by_sparsity[0.5]
+    assert (slow.accuracy_drop, slow.within_budget) == (pytest.approx(1.0), True)
+    assert (fast.accuracy_drop, fast.within_budget) == (pytest.approx(3.0), False)
+    # Both balls pool: speed-ups 100/10 and 20/10 twice each, so the median is (10 + 2) / 2.
+    assert (slow.instances, slow.solved, slow.median_speedup) == (4, 4, pytest.approx(6.0))
+    assert (slow.dense_timeouts, slow.dense_timeouts_solved) == (2, 2)
+    assert best_within_budget(rows) == {"2x8": slow}
+    # A drop of exactly the budget counts (0.90 → 0.87 is 3.0000000000000027 points in floats).
+    assert best_within_budget(summarize_pooled(records, accuracy_budget=3.0))["2x8"].sparsity == 0.9
+    assert best_within_budget(summarize_pooled(records, accuracy_budget=0.5)) == {}
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    write_report(path, accuracy_budget=0.5)
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "2x8: no pruned setting within 0.5 points of dense" in report
 
 
 # ----------------------------------------------------------------------- runner

@@ -13,6 +13,10 @@ say) being its own row, labelled ``name [key=value, ...]``:
   MIP left unsolved that the model solves;
 * mean #binaries, weight nnz and Σ big-M width; the adversarial-found rate.
 
+A second table pools the perturbations per pruned (architecture, method, sparsity), with its
+accuracy drop against dense in points, and names per architecture the best setting within an
+accuracy budget (1.5 points by default): the study's goal is judged there.
+
 Surrogate runs (Pham et al. 2025) get their own table: how often the pruned MIP yields an
 input adversarial for the dense network, and how fast.
 """
@@ -37,6 +41,8 @@ from prunemip.study.jobs import DENSE
 from prunemip.study.runner import ResultsLog
 
 SOLVED = ("adversarial", "robust")
+#: Accuracy a pruned setting may lose against dense, in points, to count for the study's goal.
+ACCURACY_BUDGET = 1.5
 
 
 def shifted_geometric_mean(times: Iterable[float], shift: float = 1.0) -> float:
@@ -100,6 +106,32 @@ def _pair_key(record: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+DenseTimes = dict[tuple[Any, ...], tuple[float, bool]]
+
+
+def _dense_times(solves: list[dict[str, Any]]) -> DenseTimes:
+    """Per instance the dense model attacked: (charged time, whether it settled the question)."""
+    return {
+        _pair_key(r): (charged_time(r), r["status"] in SOLVED)
+        for r in solves
+        if r["method"] == DENSE and r["status"] != "misclassified"
+    }
+
+
+def _against_dense(attacked: list[dict[str, Any]], dense_times: DenseTimes) -> tuple[list[float], int, int]:
+    """Speed-ups ``t_dense / t_model`` on the shared instances, and (#rescued, #dense unsolved)."""
+    speedups, rescued, dense_unsolved = [], 0, 0
+    for record in attacked:
+        dense = dense_times.get(_pair_key(record))
+        if dense is None:
+            continue
+        speedups.append(dense[0] / max(charged_time(record), 1e-9))
+        if not dense[1]:
+            dense_unsolved += 1
+            rescued += record["status"] in SOLVED
+    return speedups, rescued, dense_unsolved
+
+
 def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
     """One row per (architecture, perturbation, method, sparsity)."""
     models = [r for r in records if r.get("kind") == "model"]
@@ -109,26 +141,14 @@ def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
     accuracy: dict[tuple[str, str, float], list[float]] = defaultdict(list)
     for model in models:
         accuracy[(model["architecture"], method_label(model), model["sparsity"])].append(model["accuracy"])
-    dense_times = {
-        _pair_key(r): (charged_time(r), r["status"] in SOLVED)
-        for r in solves
-        if r["method"] == DENSE and r["status"] != "misclassified"
-    }
+    dense_times = _dense_times(solves)
     groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = defaultdict(list)
     for record in solves:
         groups[_setting(record)].append(record)
     rows = []
     for (architecture, perturbation, method, sparsity), group in sorted(groups.items(), key=_order):
         attacked = [r for r in group if r["status"] != "misclassified"]
-        speedups, rescued, dense_unsolved = [], 0, 0
-        for record in attacked:
-            dense = dense_times.get(_pair_key(record))
-            if dense is None:
-                continue
-            speedups.append(dense[0] / max(charged_time(record), 1e-9))
-            if not dense[1]:
-                dense_unsolved += 1
-                rescued += record["status"] in SOLVED
+        speedups, rescued, dense_unsolved = _against_dense(attacked, dense_times)
         accuracies = accuracy.get((architecture, method, sparsity), [])
         rows.append(
             SummaryRow(
@@ -157,6 +177,83 @@ def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
 def _order(item: tuple[tuple[str, str, str, float], Any]) -> tuple[Any, ...]:
     architecture, perturbation, method, sparsity = item[0]
     return (architecture, perturbation, method != DENSE, method, sparsity)
+
+
+@dataclass(frozen=True)
+class PooledRow:
+    architecture: str
+    method: str
+    sparsity: float
+    accuracy_drop: float
+    within_budget: bool
+    solved: int
+    instances: int
+    median_speedup: float
+    dense_timeouts: int
+    dense_timeouts_solved: int
+
+
+def summarize_pooled(
+    records: list[dict[str, Any]], accuracy_budget: float = ACCURACY_BUDGET
+) -> list[PooledRow]:
+    """One row per pruned (architecture, method, sparsity), every perturbation and seed pooled.
+
+    ``accuracy_drop`` is ``100 · (mean dense accuracy − mean accuracy)`` in points;
+    ``within_budget`` says it is at most ``accuracy_budget``. Per architecture the settings
+    within budget come first, by decreasing median speed-up (then more dense time-outs solved).
+    """
+    models = [r for r in records if r.get("kind") == "model"]
+    solves = [r for r in records if r.get("kind") == "solve" and r["status"] != "misclassified"]
+    accuracy: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+    for model in models:
+        accuracy[(model["architecture"], method_label(model), model["sparsity"])].append(model["accuracy"])
+    dense_accuracy = {arch: np.mean(acc) for (arch, method, _), acc in accuracy.items() if method == DENSE}
+    dense_times = _dense_times(solves)
+    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
+    for record in solves:
+        if record["method"] != DENSE:
+            groups[(record["architecture"], method_label(record), record["sparsity"])].append(record)
+    rows = []
+    for (architecture, method, sparsity), group in groups.items():
+        accuracies = accuracy.get((architecture, method, sparsity))
+        reference = dense_accuracy.get(architecture)
+        # Rounded so that a drop of exactly the budget (0.900 → 0.885 for 1.5) counts as within it.
+        known = accuracies and reference is not None
+        drop = round(100.0 * (reference - np.mean(accuracies)), 9) if known else math.nan
+        speedups, rescued, dense_unsolved = _against_dense(group, dense_times)
+        rows.append(
+            PooledRow(
+                architecture=architecture,
+                method=method,
+                sparsity=sparsity,
+                accuracy_drop=float(drop),
+                within_budget=bool(drop <= accuracy_budget),
+                solved=sum(r["status"] in SOLVED for r in group),
+                instances=len(group),
+                median_speedup=statistics.median(speedups) if speedups else math.nan,
+                dense_timeouts=dense_unsolved,
+                dense_timeouts_solved=rescued,
+            )
+        )
+    return sorted(rows, key=_pooled_order)
+
+
+def _pooled_order(row: PooledRow) -> tuple[Any, ...]:
+    speed = _or_zero(row.median_speedup)
+    return (row.architecture, not row.within_budget, -speed, -row.dense_timeouts_solved)
+
+
+def best_within_budget(rows: list[PooledRow]) -> dict[str, PooledRow]:
+    """Per architecture, the setting within the accuracy budget with the largest median speed-up."""
+    best: dict[str, PooledRow] = {}
+    for row in rows:
+        if row.within_budget and row.architecture not in best and not math.isnan(row.median_speedup):
+            best[row.architecture] = row
+    return best
+
+
+def _or_zero(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
 
 
 def _mean(values: Iterable[float | None]) -> float:
@@ -235,8 +332,26 @@ def _csv_text(rows: list[Any]) -> str:
     return buffer.getvalue()
 
 
-def write_report(results: str | Path, out_dir: str | Path | None = None) -> list[Path]:
-    """Write ``report.md``, ``summary.csv``, ``surrogate.csv`` and the figures; return their paths."""
+def _best_lines(rows: list[PooledRow], accuracy_budget: float) -> list[str]:
+    best = best_within_budget(rows)
+    lines = []
+    for architecture in sorted({row.architecture for row in rows}):
+        row = best.get(architecture)
+        if row is None:
+            lines.append(f"* {architecture}: no pruned setting within {accuracy_budget:g} points of dense.")
+            continue
+        share = f"{row.dense_timeouts_solved}/{row.dense_timeouts}"
+        lines.append(
+            f"* {architecture}: {row.method} at {row.sparsity:g} ({row.accuracy_drop:+.2f} points lost): "
+            f"median speed-up {row.median_speedup:.3g}×, dense time-outs solved {share}."
+        )
+    return lines
+
+
+def write_report(
+    results: str | Path, out_dir: str | Path | None = None, *, accuracy_budget: float = ACCURACY_BUDGET
+) -> list[Path]:
+    """Write ``report.md``, the CSV tables (summary, pooled, surrogate) and the figures; return paths."""
     path = Path(results)
     if not path.is_file():
         raise PrunemipError(f"results file {path} does not exist")
@@ -244,9 +359,11 @@ def write_report(results: str | Path, out_dir: str | Path | None = None) -> list
     folder = Path(out_dir) if out_dir else path.parent / "report"
     folder.mkdir(parents=True, exist_ok=True)
     rows = summarize(records)
+    pooled = summarize_pooled(records, accuracy_budget)
     surrogates = summarize_surrogates(records)
     written = [
         atomic_write_lines(folder / "summary.csv", _csv_text(rows).splitlines()),
+        atomic_write_lines(folder / "pooled.csv", _csv_text(pooled).splitlines()),
         atomic_write_lines(folder / "surrogate.csv", _csv_text(surrogates).splitlines()),
     ]
     from prunemip.study.figures import write_figures
@@ -262,6 +379,14 @@ def write_report(results: str | Path, out_dir: str | Path | None = None) -> list
         + " (with `runner-up`, robust means no input of the region makes the runner-up class win).",
         "",
         markdown_table(rows),
+        "## Pruned settings, perturbations pooled",
+        "",
+        f"`accuracy_drop` is in points against dense; `within_budget`: at most {accuracy_budget:g} points.",
+        "The best setting within budget per architecture (largest median speed-up):",
+        "",
+        *_best_lines(pooled, accuracy_budget),
+        "",
+        markdown_table(pooled),
     ]
     if surrogates:
         text += [
