@@ -342,7 +342,7 @@ def _best_lines(rows: list[PooledRow], accuracy_budget: float) -> list[str]:
             continue
         share = f"{row.dense_timeouts_solved}/{row.dense_timeouts}"
         lines.append(
-            f"* {architecture}: {row.method} at {row.sparsity:g} ({row.accuracy_drop:+.2f} points lost): "
+            f"* {architecture}: {row.method} at {row.sparsity:g} (accuracy {-row.accuracy_drop:+.2f} points): "
             f"median speed-up {row.median_speedup:.3g}×, dense time-outs solved {share}."
         )
     return lines
