@@ -341,8 +341,9 @@ def _best_lines(rows: list[PooledRow], accuracy_budget: float) -> list[str]:
             lines.append(f"* {architecture}: no pruned setting within {accuracy_budget:g} points of dense.")
             continue
         share = f"{row.dense_timeouts_solved}/{row.dense_timeouts}"
+        accuracy = f"accuracy {-row.accuracy_drop:+.2f} points"
         lines.append(
-            f"* {architecture}: {row.method} at {row.sparsity:g} (accuracy {-row.accuracy_drop:+.2f} points): "
+            f"* {architecture}: {row.method} at {row.sparsity:g} ({accuracy}): "
             f"median speed-up {row.median_speedup:.3g}×, dense time-outs solved {share}."
         )
     return lines
