@@ -109,6 +109,14 @@ def _pair_key(record: dict[str, Any]) -> tuple[Any, ...]:
 DenseTimes = dict[tuple[Any, ...], tuple[float, bool]]
 
 
+def _accuracies(models: list[dict[str, Any]]) -> dict[tuple[str, str, float], list[float]]:
+    """Test accuracies per (architecture, method label, sparsity), one per training seed."""
+    accuracy: dict[tuple[str, str, float], list[float]] = defaultdict(list)
+    for model in models:
+        accuracy[(model["architecture"], method_label(model), model["sparsity"])].append(model["accuracy"])
+    return accuracy
+
+
 def _dense_times(solves: list[dict[str, Any]]) -> DenseTimes:
     """Per instance the dense model attacked: (charged time, whether it settled the question)."""
     return {
@@ -138,9 +146,7 @@ def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
     solves = [r for r in records if r.get("kind") == "solve"]
     if not solves:
         raise PrunemipError("the results file holds no solve records")
-    accuracy: dict[tuple[str, str, float], list[float]] = defaultdict(list)
-    for model in models:
-        accuracy[(model["architecture"], method_label(model), model["sparsity"])].append(model["accuracy"])
+    accuracy = _accuracies(models)
     dense_times = _dense_times(solves)
     groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = defaultdict(list)
     for record in solves:
@@ -204,9 +210,7 @@ def summarize_pooled(
     """
     models = [r for r in records if r.get("kind") == "model"]
     solves = [r for r in records if r.get("kind") == "solve" and r["status"] != "misclassified"]
-    accuracy: dict[tuple[str, str, float], list[float]] = defaultdict(list)
-    for model in models:
-        accuracy[(model["architecture"], method_label(model), model["sparsity"])].append(model["accuracy"])
+    accuracy = _accuracies(models)
     dense_accuracy = {arch: np.mean(acc) for (arch, method, _), acc in accuracy.items() if method == DENSE}
     dense_times = _dense_times(solves)
     groups: dict[tuple[str, str, float], list[dict[str, Any]]] = defaultdict(list)
@@ -235,25 +239,25 @@ def summarize_pooled(
                 dense_timeouts_solved=rescued,
             )
         )
-    return sorted(rows, key=_pooled_order)
+    return sorted(rows, key=lambda row: (row.architecture, not row.within_budget, _fastest_first(row)))
 
 
-def _pooled_order(row: PooledRow) -> tuple[Any, ...]:
-    speed = _or_zero(row.median_speedup)
-    return (row.architecture, not row.within_budget, -speed, -row.dense_timeouts_solved)
+def _fastest_first(row: PooledRow) -> tuple[float, int]:
+    """Sort key: larger median speed-up first, then more dense time-outs solved."""
+    speedup = 0.0 if math.isnan(row.median_speedup) else row.median_speedup
+    return (-speedup, -row.dense_timeouts_solved)
 
 
 def best_within_budget(rows: list[PooledRow]) -> dict[str, PooledRow]:
     """Per architecture, the setting within the accuracy budget with the largest median speed-up."""
     best: dict[str, PooledRow] = {}
     for row in rows:
-        if row.within_budget and row.architecture not in best and not math.isnan(row.median_speedup):
+        if not row.within_budget or math.isnan(row.median_speedup):
+            continue
+        current = best.get(row.architecture)
+        if current is None or _fastest_first(row) < _fastest_first(current):
             best[row.architecture] = row
     return best
-
-
-def _or_zero(value: float) -> float:
-    return 0.0 if math.isnan(value) else value
 
 
 def _mean(values: Iterable[float | None]) -> float:
