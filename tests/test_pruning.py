@@ -495,6 +495,40 @@ def test_crown_rs_bounds_contain_the_ball_and_beat_intervals_on_a_deep_net(norm:
     assert widths_crown < 0.9 * widths_ia
 
 
+@pytest.mark.parametrize(("norm", "radius"), [("linf", 0.1), ("l1", 2.0)])
+def test_crown_rs_bounds_of_removed_neurons_match_the_compacted_net(norm: str, radius: float) -> None:
+    """Neurons zeroed by neuron pruning (no weights in, zero bias) are skipped by the CROWN
+    substitution: the kept neurons' bounds equal those of the net without them, the removed
+    ones are exactly [0, 0]."""
+    widths = (12, 16, 16, 16, 4)
+    model = mlp(widths, seed=5, dtype=torch.float64)
+    layers = linear_layers(model)
+    kept = [torch.tensor([0, 2, 3, 5, 8, 9, 11, 14]), torch.tensor([1, 4, 6, 7, 10, 15])]
+    kept.append(torch.arange(0, 16, 2))
+    with torch.no_grad():
+        for layer, rows in zip(layers[:-1], kept, strict=True):
+            removed = torch.ones(layer.out_features, dtype=torch.bool)
+            removed[rows] = False
+            layer.weight[removed] = 0.0
+            layer.bias[removed] = 0.0
+    compact = mlp((12, 8, 6, 8, 4), dtype=torch.float64)
+    with torch.no_grad():
+        for small, big, rows, columns in zip(
+            linear_layers(compact), layers, [*kept, torch.arange(4)], [torch.arange(12), *kept], strict=True
+        ):
+            small.weight.copy_(big.weight[rows][:, columns])
+            small.bias.copy_(big.bias[rows])
+    x0 = torch.rand(3, widths[0], generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    full = ball_bounds(model, x0, (norm, radius), method="crown")
+    small = ball_bounds(compact, x0, (norm, radius), method="crown")
+    for (low, high), (small_low, small_high), rows in zip(full, small, kept, strict=True):
+        torch.testing.assert_close(low[:, rows], small_low)
+        torch.testing.assert_close(high[:, rows], small_high)
+        removed = torch.ones(low.shape[1], dtype=torch.bool)
+        removed[rows] = False
+        assert bool((low[:, removed] == 0).all() and (high[:, removed] == 0).all())
+
+
 def test_rs_loss_sums_one_term_per_ball() -> None:
     model = mlp()
     images, _ = batch()

@@ -24,7 +24,10 @@ Two ways to bound (``rs_bounds``), both differentiable:
   (neuron pruning to 39 per layer) the median l·u of the unstable neurons, layer by layer
   over L∞ 0.05 balls, was −6, −22, −132, −896, −6442, −46496 by intervals and −6, −7,
   −15, −66, −347, −1648 by CROWN. It costs a (n_k × n_in) matrix per neuron layer and
-  image, so it runs on the first :data:`CROWN_IMAGES` images of each (shuffled) batch.
+  image, so it runs on the first :data:`CROWN_IMAGES` images of each (shuffled) batch,
+  and only over the neurons neuron pruning kept (the removed ones are exact zeros): on a
+  6x100 net keeping 39 neurons per layer, a step over both balls took 0.33–0.37 s
+  instead of 0.77–1.04 s over all 100 (one thread, on a machine shared with a study).
 
 Over an L1 ball, a linear function is also bounded by Hölder's inequality,
 |λ·(x − x0)| ≤ δ·‖λ‖∞, which is what makes the bounds useful there: the bounding box of a
@@ -116,14 +119,26 @@ def _hidden_bounds(
     """The first hidden layer's bounds, then interval arithmetic through the other hidden
     layers, each intersected with its linear relaxation over ``crown_region`` if given."""
     bounds = [first]
-    for layer in layers[1:-1]:
+    alive = [_alive(layer) for layer in layers[:-1]] if crown_region is not None else []
+    for k, layer in enumerate(layers[1:-1], start=1):
         low, high = bounds[-1]
         interval = _interval(layer, torch.relu(low), torch.relu(high))
         if crown_region is not None:
-            relaxed = _linear_relaxation(layers, layer, bounds, crown_region)
-            interval = (torch.maximum(interval[0], relaxed[0]), torch.minimum(interval[1], relaxed[1]))
+            relaxed = _linear_relaxation(layers[: k + 1], alive[: k + 1], bounds, crown_region)
+            low, high = interval[0].clone(), interval[1].clone()
+            rows = alive[k]
+            low[:, rows] = torch.maximum(low[:, rows], relaxed[0])
+            high[:, rows] = torch.minimum(high[:, rows], relaxed[1])
+            interval = (low, high)
         bounds.append(interval)
     return bounds
+
+
+def _alive(layer: nn.Linear) -> torch.Tensor:
+    """Indices of ``layer``'s neurons with a nonzero incoming weight or bias. The others
+    (removed by neuron pruning, whose masks keep them at exact zeros) have ẑ = 0 on every
+    input, so their interval bounds are exact and they add nothing further on."""
+    return torch.nonzero(layer.weight.detach().ne(0).any(dim=1) | layer.bias.detach().ne(0)).flatten()
 
 
 def _relu_lines(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -137,24 +152,28 @@ def _relu_lines(low: torch.Tensor, high: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def _linear_relaxation(
-    layers: list[nn.Linear], target: nn.Linear, bounds: LayerBounds, region: _Ball
+    layers: list[nn.Linear], alive: list[torch.Tensor], bounds: LayerBounds, region: _Ball
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CROWN bounds of ``target``'s pre-activations from the earlier layers' ``bounds``."""
-    depth = len(bounds)
-    lines = [_relu_lines(low, high) for low, high in bounds]
-    results = []
-    for sign in (1.0, -1.0):  # upper bound of ±z
-        coefficients = sign * target.weight.unsqueeze(0).expand(len(region.x0), -1, -1)
-        constant = sign * target.bias.expand(len(region.x0), -1)
-        for j in range(depth - 1, -1, -1):
-            upper_slope, intercept, lower_slope = (line.unsqueeze(1) for line in lines[j])
-            positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
-            constant = constant + (positive * intercept).sum(2)
-            coefficients = positive * upper_slope + negative * lower_slope
-            constant = constant + coefficients @ layers[j].bias
-            coefficients = coefficients @ layers[j].weight
-        results.append(region.maximum(coefficients) + constant)
-    return -results[1], results[0]
+    """CROWN bounds of the last of ``layers``' pre-activations, on its ``alive`` neurons,
+    from the earlier layers' ``bounds``. Upper bounds of z and −z share one pass (rows
+    [W; −W]); only alive neurons are substituted, which is exact (the others are 0)."""
+    target, rows = layers[-1], alive[-1]
+    weight = target.weight[rows]
+    batch, n_rows = len(region.x0), len(rows)
+    coefficients = torch.cat([weight, -weight])[:, alive[-2]].unsqueeze(0).expand(batch, -1, -1)
+    constant = torch.cat([target.bias[rows], -target.bias[rows]]).expand(batch, -1)
+    for j in range(len(bounds) - 1, -1, -1):
+        kept = alive[j]
+        low, high = bounds[j]
+        upper_slope, intercept, lower_slope = (line[:, kept].unsqueeze(1) for line in _relu_lines(low, high))
+        positive, negative = coefficients.clamp(min=0), coefficients.clamp(max=0)
+        constant = constant + (positive * intercept).sum(2)
+        coefficients = positive * upper_slope + negative * lower_slope
+        constant = constant + coefficients @ layers[j].bias[kept]
+        below = layers[j].weight[kept]
+        coefficients = coefficients @ (below[:, alive[j - 1]] if j else below)
+    best = region.maximum(coefficients) + constant
+    return -best[:, n_rows:], best[:, :n_rows]
 
 
 def rs_loss(
