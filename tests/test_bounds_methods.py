@@ -296,7 +296,10 @@ def test_mip_optimum_is_the_same_with_every_bounds_method(network, seed, norm, r
         model = encode(network, region, bounds).with_margin_objective(target, label)
         result = solve(model, EXACT)
         assert result.status == SolveStatus.OPTIMAL, method
-        assert result.objective == pytest.approx(expected, abs=1e-6, rel=1e-6), method
+        # HiGHS accepts points within its feasibility tolerance; the optimum may move by that much.
+        tol = EXACT.feasibility_tolerance
+        slack = model.tolerance_effect(tol, tol) + 1e-6 * (1.0 + abs(expected))
+        assert abs(result.objective - expected) <= slack, method
 
 
 def test_unknown_method_is_a_one_line_error(rng):
