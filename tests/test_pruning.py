@@ -507,8 +507,7 @@ def test_crown_rs_bounds_of_removed_neurons_match_the_compacted_net(norm: str, r
     kept.append(torch.arange(0, 16, 2))
     with torch.no_grad():
         for layer, rows in zip(layers[:-1], kept, strict=True):
-            removed = torch.ones(layer.out_features, dtype=torch.bool)
-            removed[rows] = False
+            removed = ~torch.isin(torch.arange(layer.out_features), rows)
             layer.weight[removed] = 0.0
             layer.bias[removed] = 0.0
     compact = mlp((12, 8, 6, 8, 4), dtype=torch.float64)
@@ -524,8 +523,7 @@ def test_crown_rs_bounds_of_removed_neurons_match_the_compacted_net(norm: str, r
     for (low, high), (small_low, small_high), rows in zip(full, small, kept, strict=True):
         torch.testing.assert_close(low[:, rows], small_low)
         torch.testing.assert_close(high[:, rows], small_high)
-        removed = torch.ones(low.shape[1], dtype=torch.bool)
-        removed[rows] = False
+        removed = ~torch.isin(torch.arange(low.shape[1]), rows)
         assert bool((low[:, removed] == 0).all() and (high[:, removed] == 0).all())
 
 
