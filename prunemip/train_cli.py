@@ -226,8 +226,9 @@ def _feedback(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     def show(step: str, row: dict[str, float]) -> None:
         test = f", test {row['test_accuracy']:.4f}" if "test_accuracy" in row else ""
         console.print(
-            f"  {step} epoch {int(row['epoch'])}: loss {row['loss']:.4f}, train {row['train_accuracy']:.4f}"
-            f"{test}, lr {row['lr']:.2e}, sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
+            f"  {step} epoch {int(row['epoch'])}/{int(row['epochs'])}: loss {row['loss']:.4f}, "
+            f"train {row['train_accuracy']:.4f}{test}, lr {row['lr']:.2e}, "
+            f"sparsity {row['sparsity']:.3f} ({row['seconds']:.1f} s)"
         )
 
     return {"log": console.print, "on_epoch": show, "progress": True}

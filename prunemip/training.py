@@ -218,8 +218,8 @@ def train(
     the device and kept in force; callbacks may change them in place. The batch order of
     epoch e is the permutation drawn from ``numpy.random.default_rng([seed, phase, e])``,
     so a run started at any step sees the same batches. Returns one row per (partial)
-    epoch: loss, train accuracy, test accuracy (with ``evaluate``), learning rate,
-    sparsity of the prunable layers, seconds.
+    epoch: epoch (of ``epochs``), loss, train accuracy, test accuracy (with ``evaluate``),
+    learning rate, sparsity of the prunable layers, seconds.
     """
     device = resolve_device(config.device)
     model.to(device)
@@ -272,6 +272,7 @@ def train(
                 advance()
             row = {
                 "epoch": epoch + 1,
+                "epochs": config.epochs,
                 "loss": loss_sum / max(seen, 1),
                 "train_accuracy": correct / max(seen, 1),
                 "lr": lr,

@@ -253,7 +253,20 @@ def _keys_once(path: Path) -> list[str]:
 
 def test_two_worker_local_cluster_runs_a_tiny_study(tmp_path):
     config = tiny_config(tmp_path)
-    summary = run_study(config, tmp_path / "run", workers=2)
+    epochs: dict[str, dict[str, list[tuple[int, int]]]] = {}
+
+    def record_epoch(model, step, row):
+        epochs.setdefault(model.label, {}).setdefault(step, []).append((row["epoch"], row["epochs"]))
+
+    summary = run_study(config, tmp_path / "run", workers=2, on_epoch=record_epoch)
+    # Every epoch of every training step reaches the client from the workers, in order.
+    assert sorted(epochs) == ["2x8 dense seed 0", "2x8 magnitude 80% seed 0"]
+    for steps in epochs.values():
+        for rows in steps.values():
+            total = rows[0][1]
+            assert rows == [(epoch, total) for epoch in range(1, total + 1)]
+    assert sum(len(rows) for rows in epochs["2x8 dense seed 0"].values()) == 3
+    assert sum(len(rows) for rows in epochs["2x8 magnitude 80% seed 0"].values()) == 1
     keys = _keys_once(tmp_path / "run" / "results.jsonl")
     assert sorted(keys) == sorted(_all_keys(config))  # every job exactly once
     assert summary.completed == len(keys) and summary.failed == 0

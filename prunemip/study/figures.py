@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from prunemip.atomic import atomic_write_bytes
-from prunemip.study.jobs import DENSE
-from prunemip.study.report import method_label
+from prunemip.study.jobs import DENSE, method_label
 
 MAX_EXAMPLES = 6
 

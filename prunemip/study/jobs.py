@@ -17,6 +17,18 @@ from prunemip.study.config import Perturbation, StudyConfig, TrainingSpec, archi
 DENSE = "dense"
 
 
+def method_label(record: dict[str, Any]) -> str:
+    """The method's name, with its options when it has any: ``magnitude [rs_weight=0.001]``."""
+    options = record.get("options") or {}
+    if not options:
+        return str(record["method"])
+    text = (
+        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in sorted(options.items())
+    )
+    return f"{record['method']} [{', '.join(text)}]"
+
+
 @dataclass(frozen=True)
 class ModelJob:
     """Train one network: the dense baseline, or a pruned one started from it."""
@@ -65,6 +77,12 @@ class ModelJob:
             "seed": self.seed,
             "options": dict(self.options),
         }
+
+    @property
+    def label(self) -> str:
+        """Architecture, method (with options), sparsity and seed: ``2x200 magnitude 90% seed 0``."""
+        sparsity = "" if self.is_dense else f" {self.sparsity:.0%}"
+        return f"{self.architecture} {method_label(self.describe())}{sparsity} seed {self.seed}"
 
 
 @dataclass(frozen=True)

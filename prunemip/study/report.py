@@ -37,7 +37,7 @@ import numpy as np
 
 from prunemip.atomic import atomic_write_lines
 from prunemip.errors import PrunemipError
-from prunemip.study.jobs import DENSE
+from prunemip.study.jobs import DENSE, method_label
 from prunemip.study.runner import ResultsLog
 
 SOLVED = ("adversarial", "robust")
@@ -77,18 +77,6 @@ class SummaryRow:
     nnz: float
     bigm_width: float
     found_rate: float
-
-
-def method_label(record: dict[str, Any]) -> str:
-    """The method's name, with its options when it has any: ``magnitude [rs_weight=0.001]``."""
-    options = record.get("options") or {}
-    if not options:
-        return str(record["method"])
-    text = (
-        f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in sorted(options.items())
-    )
-    return f"{record['method']} [{', '.join(text)}]"
 
 
 def _setting(record: dict[str, Any]) -> tuple[str, str, str, float]:

@@ -6,7 +6,8 @@
 * Only the client writes: one JSON line per finished job, flushed and fsynced, plus each
   trained network as ``models/<key>.npz``. A re-run skips every job whose key is already
   in the results file, so Ctrl-C or a killed worker loses at most the jobs in flight.
-* A progress bar shows jobs done, solved, timed out and the ETA.
+* A progress bar shows jobs done, solved, timed out and the ETA, and one row per model in
+  training shows its step, epoch, test accuracy and ETA, from the workers' epoch events.
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from prunemip.data import load_dataset
 from prunemip.model_io import load_network, save_network
 from prunemip.study.config import StudyConfig
 from prunemip.study.jobs import ModelJob, SolveJob, model_jobs, solve_jobs
-from prunemip.study.tasks import solve_task, train_task
+from prunemip.study.tasks import TRAINING_TOPIC, solve_task, train_task
 
 RESULTS = "results.jsonl"
 DECIDED = ("adversarial", "robust", "misclassified")
+
+EpochHook = Callable[[ModelJob, str, dict[str, Any]], None]
 
 
 class ResultsLog:
@@ -67,6 +71,49 @@ class ResultsLog:
             handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
+
+
+class TrainingRows:
+    """One progress row per model in training, fed by the epoch events of the workers.
+
+    A row shows the training step (``pretrain``, ``finetune``, ...), its epoch out of the
+    step's epochs, the last test accuracy and seconds per epoch; it restarts at each new
+    step and goes when the model is done.
+    """
+
+    def __init__(self, progress: Progress, models: list[ModelJob], on_epoch: EpochHook | None) -> None:
+        self.progress = progress
+        self.models = {model.key: model for model in models}
+        self.on_epoch = on_epoch
+        self.rows: dict[str, tuple[TaskID, str]] = {}
+
+    def event(self, event: tuple[float, dict[str, Any]]) -> None:
+        """Handle one ``(timestamp, message)`` event of :data:`TRAINING_TOPIC`."""
+        message = event[1]
+        model = self.models.get(message.get("key", ""))
+        if model is None:  # another study's event on a shared cluster
+            return
+        step, epoch, epochs = str(message["step"]), int(message["epoch"]), int(message["epochs"])
+        accuracy = f", test {message['test_accuracy']:.4f}" if "test_accuracy" in message else ""
+        stats = f"{step} epoch {epoch}/{epochs}{accuracy}, {message['seconds']:.1f} s/epoch"
+        row = self.rows.get(model.key)
+        if row is None:
+            task = self.progress.add_task(
+                f"train {escape(model.label)}", total=epochs, completed=epoch, stats=stats
+            )
+        else:
+            task = row[0]
+            if row[1] != step:
+                self.progress.reset(task, total=epochs)
+            self.progress.update(task, completed=epoch, stats=stats)
+        self.rows[model.key] = (task, step)
+        if self.on_epoch is not None:
+            self.on_epoch(model, step, message)
+
+    def finish(self, model: ModelJob) -> None:
+        row = self.rows.pop(model.key, None)
+        if row is not None:
+            self.progress.remove_task(row[0])
 
 
 @dataclass
@@ -133,8 +180,13 @@ def run_study(
     scheduler: str | None = None,
     console: Console | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> RunSummary:
-    """Run every unfinished job of ``config``; results go to ``out_dir/results.jsonl``."""
+    """Run every unfinished job of ``config``; results go to ``out_dir/results.jsonl``.
+
+    ``on_record`` sees each record as it is written; ``on_epoch`` sees each training epoch
+    as ``(model job, step, epoch row)``.
+    """
     from distributed import as_completed
 
     console = console or Console()
@@ -162,6 +214,8 @@ def run_study(
 
     with dask_client(workers, scheduler) as client, _progress(console) as progress:
         bar = progress.add_task("jobs", total=pending_count, stats="")
+        training = TrainingRows(progress, models, on_epoch)
+        client.subscribe_topic(TRAINING_TOPIC, training.event)
         networks: dict[str, Any] = {}
         futures: dict[Any, tuple[str, Any]] = {}
         for model in models:
@@ -191,6 +245,8 @@ def run_study(
         try:
             for future in as_completed(list(futures)):
                 kind, payload = futures.pop(future)
+                if kind == "model":
+                    training.finish(payload)
                 record = _record_of(future, kind, payload, folder, console)
                 if record is None:
                     summary.failed += 1

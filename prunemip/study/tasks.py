@@ -7,7 +7,7 @@ local process pool or on a remote Dask worker with no shared file system.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,27 @@ from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
 from prunemip.study.jobs import ModelJob, SolveJob
 
+if TYPE_CHECKING:
+    from prunemip.pruning.pipeline import StepEpochLog
+
+TRAINING_TOPIC = "prunemip-training"
+"""The Dask event topic of training progress: ``{"key", "step", **epoch row}`` per epoch."""
+
+
+def _epoch_events(job: ModelJob) -> StepEpochLog | None:
+    """Send each finished epoch of ``job`` to the client as a Dask event (None off a worker)."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not running inside a Dask task
+        return None
+
+    def send(step: str, row: dict[str, float]) -> None:
+        worker.log_event(TRAINING_TOPIC, {"key": job.key, "step": step, **row})
+
+    return send
+
 
 def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str, Any]]:
     """Train the job's model through :mod:`prunemip.pruning.pipeline`.
@@ -24,7 +45,8 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
     The dense baseline is trained from scratch; a post-training method (magnitude, SNIP,
     neuron-magnitude, ...) prunes ``dense`` and fine-tunes it, so every such model starts
     from the same dense network (Blalock et al. 2020); a method that shapes training itself
-    (group lasso, IMP, SET/RigL, GMP, ...) trains from scratch with its own schedule.
+    (group lasso, IMP, SET/RigL, GMP, ...) trains from scratch with its own schedule. On a
+    Dask worker, every finished epoch is reported on :data:`TRAINING_TOPIC`.
     """
     import tempfile
 
@@ -59,9 +81,9 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
         if prune.spec.post_training and not job.is_dense:
             if dense is None:
                 raise ValueError("a post-training method needs its dense model")
-            outcome = prune_network(dense, config, runs_dir)
+            outcome = prune_network(dense, config, runs_dir, on_epoch=_epoch_events(job))
         else:
-            outcome = run_experiment(config, runs_dir)
+            outcome = run_experiment(config, runs_dir, on_epoch=_epoch_events(job))
     network = outcome.network
     metrics = {
         "accuracy": outcome.report.accuracy,
