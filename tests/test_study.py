@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import re
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from prunemip import InputSpec, Network
 from prunemip.errors import PrunemipError
@@ -258,7 +261,17 @@ def test_two_worker_local_cluster_runs_a_tiny_study(tmp_path):
     def record_epoch(model, step, row):
         epochs.setdefault(model.label, {}).setdefault(step, []).append((row["epoch"], row["epochs"]))
 
-    summary = run_study(config, tmp_path / "run", workers=2, on_epoch=record_epoch)
+    log = io.StringIO()
+    console = Console(file=log, width=200)  # not a terminal: one plain line per job and epoch
+    summary = run_study(config, tmp_path / "run", workers=2, console=console, on_epoch=record_epoch)
+    lines = log.getvalue().splitlines()
+    job_lines = [line for line in lines if re.match(r"\d\d:\d\d:\d\d \[\d+/\d+\] ", line)]
+    assert [line.split()[1] for line in job_lines] == [
+        f"[{n}/{summary.completed}]" for n in range(1, summary.completed + 1)
+    ]
+    assert sum(" trained 2x8 " in line for line in job_lines) == 2
+    epoch_lines = [line for line in lines if " train 2x8 dense seed 0: " in line]
+    assert [line.split(" epoch ")[1].split(",")[0] for line in epoch_lines] == ["1/3", "2/3", "3/3"]
     # Every epoch of every training step reaches the client from the workers, in order.
     assert sorted(epochs) == ["2x8 dense seed 0", "2x8 magnitude 80% seed 0"]
     for steps in epochs.values():

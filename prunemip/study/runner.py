@@ -8,6 +8,8 @@
   in the results file, so Ctrl-C or a killed worker loses at most the jobs in flight.
 * A progress bar shows jobs done, solved, timed out and the ETA, and one row per model in
   training shows its step, epoch, test accuracy and ETA, from the workers' epoch events.
+  Where the console is not a terminal (a log file, a batch system), each finished job and
+  each epoch is one time-stamped line instead, so a long run's log shows where it is.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class TrainingRows:
 
     def __init__(self, progress: Progress, models: list[ModelJob], on_epoch: EpochHook | None) -> None:
         self.progress = progress
+        self.plain = not progress.console.is_terminal
         self.models = {model.key: model for model in models}
         self.on_epoch = on_epoch
         self.rows: dict[str, tuple[TaskID, str]] = {}
@@ -96,6 +99,8 @@ class TrainingRows:
         step, epoch, epochs = str(message["step"]), int(message["epoch"]), int(message["epochs"])
         accuracy = f", test {message['test_accuracy']:.4f}" if "test_accuracy" in message else ""
         stats = f"{step} epoch {epoch}/{epochs}{accuracy}, {message['seconds']:.1f} s/epoch"
+        if self.plain:
+            _log_line(self.progress.console, f"train {model.label}: {stats}")
         row = self.rows.get(model.key)
         if row is None:
             task = self.progress.add_task(
@@ -258,6 +263,9 @@ def run_study(
                     summary.timeouts += status == "timeout"
                     if on_record is not None:
                         on_record(record)
+                    if not console.is_terminal:
+                        count = f"[{summary.completed + summary.failed}/{pending_count}]"
+                        _log_line(console, f"{count} {_finished(kind, payload, record)}")
                 progress.update(
                     bar,
                     advance=1,
@@ -269,6 +277,22 @@ def run_study(
             raise
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _log_line(console: Console, text: str) -> None:
+    console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False, highlight=False)
+
+
+def _finished(kind: str, payload: Any, record: dict[str, Any]) -> str:
+    """One line on a finished job: the model trained, or the attack's verdict and time."""
+    if kind == "model":
+        return f"trained {payload.label}: accuracy {record['accuracy']:.4f}, {record['train_seconds']:.0f} s"
+    job, model, _ = payload
+    surrogate = " (surrogate)" if job.surrogate else ""
+    return (
+        f"{model.label}, image {job.image}, {job.perturbation.label}{surrogate}: "
+        f"{record.get('status')}, {record.get('seconds', 0.0):.1f} s"
+    )
 
 
 def _first(pair: tuple[Any, Any]) -> Any:
