@@ -126,6 +126,11 @@ def test_job_keys_are_content_addresses(tmp_path):
     assert [m.key for m in again] == [m.key for m in models]
     longer = model_jobs(tiny_config(tmp_path, TINY.replace("epochs = 3", "epochs = 4")))
     assert longer[0].key != models[0].key
+    # Adding a seed keeps every job of the first; fine-tuning epochs change only pruned models.
+    two_seeds = _all_keys(tiny_config(tmp_path, TINY.replace("seeds = [0]", "seeds = [0, 1]")))
+    assert set(keys) < set(two_seeds) and len(two_seeds) == 2 * len(keys)
+    finetune = model_jobs(tiny_config(tmp_path, TINY.replace("finetune_epochs = 1", "finetune_epochs = 2")))
+    assert finetune[0].key == models[0].key and finetune[1].key != models[1].key
 
 
 # ----------------------------------------------------------------------- results log

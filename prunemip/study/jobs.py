@@ -45,7 +45,13 @@ class ModelJob:
 
     @property
     def key(self) -> str:
-        return content_key({"kind": "model", **asdict(self)})
+        """Hash of what determines the trained network: not the study's list of seeds (the
+        job has its own ``seed``), nor, for the dense baseline, the fine-tuning epochs it never
+        runs; so adding a seed or changing the fine-tuning keeps the finished dense jobs."""
+        training = {name: value for name, value in asdict(self.training).items() if name != "seeds"}
+        if self.is_dense:
+            del training["finetune_epochs"]
+        return content_key({"kind": "model", **asdict(self), "training": training})
 
     @property
     def is_dense(self) -> bool:
