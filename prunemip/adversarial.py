@@ -211,36 +211,93 @@ def _solve_target(
     starts: list[np.ndarray],
     tolerance: float,
 ) -> TargetOutcome:
-    """One target's MIP, started from the best of the given points, finished by ``deadline``."""
+    """One target's MIP, started from the best of the given points, finished by ``deadline``.
+
+    A target left "unknown" (HiGHS finished, but its answer lies within what its tolerances
+    can move the margin) is solved again with :func:`tighter_tolerances`, from the last
+    incumbent, while time remains; the reported effort is that of both solves.
+    """
     objective_model = model.with_margin_objective(target, label)
     start = max(
         (objective_model.solution_from_input(point) for point in starts),
         key=objective_model.evaluate_objective,
     )
-    tolerance = max(tolerance, objective_model.tolerance_effect(options.feasibility_tolerance, 1e-6))
-    rule = DecisionRule(target=0.0, proof=-tolerance) if mode == "decide" else None
-    budget = replace(options, time_limit=max(deadline - time.perf_counter(), 1e-3))
-    result = solve(objective_model, budget, start=start, decide=rule)
-    witness = None
-    if result.solution is not None:
-        witness = check_witness(network, region, model.inputs_from_solution(result.solution), target, label)
-    positive_but_unverified = (
-        mode == "decide"
-        and result.objective is not None
-        and result.objective > 0.0
-        and witness is not None
-        and not witness.is_adversarial
-        and deadline > time.perf_counter()
+    attempt = _Attempt(objective_model, model, network, region, label, target, mode, deadline, tolerance)
+    outcome = attempt.solve(options, start)
+    tighter = tighter_tolerances(options)
+    if outcome.status == "unknown" and tighter is not None and deadline > time.perf_counter():
+        last = outcome.solve.solution
+        retry = attempt.solve(tighter, last if last is not None else start)
+        outcome = replace(retry, solve=_combined(outcome.solve, retry.solve))
+    return outcome
+
+
+def tighter_tolerances(options: HighsOptions) -> HighsOptions | None:
+    """``options`` with HiGHS's MIP and primal feasibility tolerances 1000× tighter, not below
+    1e-9 (HiGHS accepts down to 1e-10); None when they are there already."""
+    feasibility = max(options.feasibility_tolerance * 1e-3, 1e-9)
+    if feasibility >= options.feasibility_tolerance:
+        return None
+    tolerances = {"mip_feasibility_tolerance": feasibility, "primal_feasibility_tolerance": feasibility}
+    return replace(options, extra={**options.extra, **tolerances})
+
+
+def _combined(first: SolveResult, second: SolveResult) -> SolveResult:
+    """``second``'s answer with the effort of both solves."""
+    return replace(
+        second,
+        nodes=first.nodes + second.nodes,
+        lp_iterations=first.lp_iterations + second.lp_iterations,
+        load_seconds=first.load_seconds + second.load_seconds,
+        solve_seconds=first.solve_seconds + second.solve_seconds,
     )
-    if positive_but_unverified:
-        # The solver's margin is positive only within its tolerances: settle it by optimising.
-        budget = replace(options, time_limit=max(deadline - time.perf_counter(), 1e-3))
-        result = solve(objective_model, budget, start=result.solution)
-        if result.solution is not None:
-            witness = check_witness(
-                network, region, model.inputs_from_solution(result.solution), target, label
-            )
-    return TargetOutcome(target, _outcome_status(result, witness, tolerance), result, witness, tolerance)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """Solving one target's margin MIP under given HiGHS options, the verdict re-checked."""
+
+    objective_model: MipModel
+    model: MipModel
+    network: Network
+    region: InputRegion
+    label: int
+    target: int
+    mode: str
+    deadline: float
+    tolerance: float  #: the least proof margin τ, before HiGHS's tolerances are counted
+
+    def solve(self, options: HighsOptions, start: np.ndarray) -> TargetOutcome:
+        # HiGHS's mip_feasibility_tolerance bounds row, bound and integrality violations alike.
+        feasibility = options.feasibility_tolerance
+        tolerance = max(self.tolerance, self.objective_model.tolerance_effect(feasibility, feasibility))
+        rule = DecisionRule(target=0.0, proof=-tolerance) if self.mode == "decide" else None
+        result = solve(self.objective_model, self._budget(options), start=start, decide=rule)
+        witness = self._witness(result)
+        positive_but_unverified = (
+            self.mode == "decide"
+            and result.objective is not None
+            and result.objective > 0.0
+            and witness is not None
+            and not witness.is_adversarial
+            and self.deadline > time.perf_counter()
+        )
+        if positive_but_unverified:
+            # The solver's margin is positive only within its tolerances: settle it by optimising.
+            again = solve(self.objective_model, self._budget(options), start=result.solution)
+            result = _combined(result, again)
+            witness = self._witness(again) or witness
+        status = _outcome_status(result, witness, tolerance)
+        return TargetOutcome(self.target, status, result, witness, tolerance)
+
+    def _budget(self, options: HighsOptions) -> HighsOptions:
+        return replace(options, time_limit=max(self.deadline - time.perf_counter(), 1e-3))
+
+    def _witness(self, result: SolveResult) -> Witness | None:
+        if result.solution is None:
+            return None
+        x = self.model.inputs_from_solution(result.solution)
+        return check_witness(self.network, self.region, x, self.target, self.label)
 
 
 def find_adversarial_example(

@@ -26,6 +26,7 @@ from prunemip.adversarial import (
     check_witness,
     find_adversarial_example,
     target_order,
+    tighter_tolerances,
 )
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
@@ -252,6 +253,46 @@ def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monke
     assert calls[0] is not None and calls[0].target == 0.0 and calls[1] is None  # then it optimises
     assert result.status == "robust" and not result.found
     check_result(network, result)
+
+
+def test_a_verdict_within_the_solver_tolerances_is_settled_with_tighter_ones(rng, monkeypatch):
+    """Regression (a 6x100 net: optimum −0.103, HiGHS's tolerances worth 0.118 of margin, so
+    "unknown"): a finished MIP whose answer lies within what the tolerances can move the margin
+    is solved again with 1000× tighter ones, and only their proof counts."""
+    import prunemip.adversarial as adversarial
+
+    network = random_network(rng, [4, 8, 8, 3], 0.0)
+    x0 = rng.random(4)
+    label = int(network.predict(x0))
+    target = target_order(network.forward(x0), label)[0]
+    margin = float(network.forward(x0)[target] - network.forward(x0)[label])
+    tolerances = []
+    real_solve = adversarial.solve
+
+    def spy(model, options, start=None, decide=None):
+        tolerances.append(options.feasibility_tolerance)
+        return real_solve(model, options, start=start, decide=decide)
+
+    monkeypatch.setattr(adversarial, "solve", spy)
+    loose = {"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
+    result = find_adversarial_example(
+        network, x0, label, norm="linf", radius=0.0, target=target, bounds="ia",
+        options=HighsOptions(time_limit=20, extra=loose),
+    )  # fmt: skip
+    outcome = result.targets[0]
+    assert outcome.status == "robust" == result.status  # the clean point's margin < 0, ε = 0
+    assert tolerances[0] == 0.05 and tolerances[-1] == pytest.approx(5e-5)
+    assert outcome.proof_tolerance < -margin < 1000 * outcome.proof_tolerance
+    assert outcome.solve.dual_bound <= -outcome.proof_tolerance
+    check_result(network, result)
+
+
+def test_tighter_tolerances_stop_at_1e_9():
+    tighter = tighter_tolerances(HighsOptions())
+    assert tighter is not None and tighter.feasibility_tolerance == pytest.approx(1e-9)
+    assert tighter_tolerances(tighter) is None
+    kept = tighter_tolerances(HighsOptions(extra={"mip_heuristic_run_rins": False}))
+    assert kept is not None and kept.extra["mip_heuristic_run_rins"] is False
 
 
 # ----------------------------------------------------------------------- regressions
