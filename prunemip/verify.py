@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.adversarial import ROBUST_TOLERANCE
+from prunemip.adversarial import ROBUST_TOLERANCE, tighter_tolerances
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds import NeuronBounds
 from prunemip.encoders.linear import output_upper_bounds
@@ -116,7 +116,8 @@ def _proof_tolerance(model: MipModel, disjunct: Disjunct, options: HighsOptions)
     weights = np.max(np.abs([c.coefficients for c in disjunct.constraints]), axis=0)
     cost = np.zeros(model.n_cols)
     cost[model.output_columns] = weights
-    effect = model.with_objective(cost, maximize=True).tolerance_effect(options.feasibility_tolerance, 1e-6)
+    feasibility = options.feasibility_tolerance  # HiGHS's bound on row and integrality violations
+    effect = model.with_objective(cost, maximize=True).tolerance_effect(feasibility, feasibility)
     return max(ROBUST_TOLERANCE, effect)
 
 
@@ -222,22 +223,46 @@ class _Search:
         return self.models[key]
 
     def mip(self, network: Network, disjunct: Disjunct, budget: float, check_original: bool) -> str:
-        """Solve the slack MIP of ``network``; return sat, unsat, timeout or unknown."""
+        """Solve the slack MIP of ``network``; return sat, unsat, timeout or unknown.
+
+        An "unknown" (HiGHS finished within what its tolerances can move ``t``) is solved
+        again with :func:`~prunemip.adversarial.tighter_tolerances` while ``budget`` lasts.
+        """
         bounds, encoded = self.bounds_and_model(network, disjunct, budget)
         if not check_original and _ruled_out_by_bounds(network, disjunct, bounds):
             return "unsat (bounds)"
         model = slack_model(encoded, disjunct)
-        tolerance = _proof_tolerance(model, disjunct, self.options)
-        centre = (disjunct.lower + disjunct.upper) / 2
-        options = replace(self.options, time_limit=max(budget, 1e-3))
+        deadline = time.perf_counter() + budget
+        start = _start(model, disjunct, network, (disjunct.lower + disjunct.upper) / 2)
+        verdict = self._slack_mip(model, disjunct, self.options, deadline, start, check_original)
+        tighter = tighter_tolerances(self.options)
+        if (
+            verdict == "unknown"
+            and not check_original
+            and tighter is not None
+            and time.perf_counter() < deadline
+        ):
+            verdict = self._slack_mip(model, disjunct, tighter, deadline, start, check_original)
+        return verdict
+
+    def _slack_mip(
+        self,
+        model: MipModel,
+        disjunct: Disjunct,
+        options: HighsOptions,
+        deadline: float,
+        start: np.ndarray,
+        check_original: bool,
+    ) -> str:
+        tolerance = _proof_tolerance(model, disjunct, options)
 
         def candidate(values: np.ndarray) -> bool:
             return self.accept(model.inputs_from_solution(values), disjunct)
 
         result = solve(
             model,
-            options,
-            start=_start(model, disjunct, network, centre),
+            replace(options, time_limit=max(deadline - time.perf_counter(), 1e-3)),
+            start=start,
             decide=None if check_original else DecisionRule(target=0.0, proof=-tolerance),
             on_incumbent=candidate,
         )

@@ -100,6 +100,34 @@ def test_unsat_needs_the_mip_when_sampling_and_bounds_cannot_decide(tiny_onnx, e
     assert result.verdict == "unsat" and result.stage in ("mip", "bounds")
 
 
+def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
+    tiny_onnx, extremes, tmp_path, monkeypatch
+):
+    """Y_0 − Y_1 ≥ max + 1e-3 is unsat by 1e-3, less than loose HiGHS tolerances (0.05) can
+    move the slack: the MIP is solved again with 1000× tighter ones, which prove it."""
+    import prunemip.verify as verify_module
+    from prunemip.solvers.highs import HighsOptions
+
+    network = load_network(tiny_onnx)
+    prop = load_vnnlib(
+        write(tmp_path, "tight.vnnlib", property_text(y0_beats_y1_by(extremes["y0_minus_y1"] + 1e-3)))
+    )
+    tolerances = []
+    real_solve = verify_module.solve
+
+    def spy(model, options, **kwargs):
+        tolerances.append(options.feasibility_tolerance)
+        return real_solve(model, options, **kwargs)
+
+    monkeypatch.setattr(verify_module, "solve", spy)
+    loose = HighsOptions(
+        threads=1, extra={"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
+    )
+    result = verify(network, prop, 30.0, options=loose, bounds="ia")
+    assert result.verdict == "unsat" and result.stage == "mip"
+    assert tolerances == [0.05, pytest.approx(5e-5)]
+
+
 def test_counterexample_file_reads_back_and_satisfies_the_property(tiny_onnx, extremes, tmp_path, capsys):
     prop_path = write(tmp_path, "sat.vnnlib", property_text(y0_beats_y1_by(extremes["y0_minus_y1"] - 0.01)))
     witness = tmp_path / "cex.txt"
