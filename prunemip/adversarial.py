@@ -199,49 +199,6 @@ def _outcome_status(result: SolveResult, witness: Witness | None, tolerance: flo
     return "unknown"
 
 
-def _solve_target(
-    model: MipModel,
-    network: Network,
-    region: InputRegion,
-    label: int,
-    target: int,
-    mode: str,
-    options: HighsOptions,
-    deadline: float,
-    starts: list[np.ndarray],
-    tolerance: float,
-) -> TargetOutcome:
-    """One target's MIP, started from the best of the given points, finished by ``deadline``.
-
-    A target left "unknown" (HiGHS finished, but its answer lies within what its tolerances
-    can move the margin) is solved again with :func:`tighter_tolerances`, from the last
-    incumbent, while time remains; the reported effort is that of both solves.
-    """
-    objective_model = model.with_margin_objective(target, label)
-    start = max(
-        (objective_model.solution_from_input(point) for point in starts),
-        key=objective_model.evaluate_objective,
-    )
-    attempt = _Attempt(objective_model, model, network, region, label, target, mode, deadline, tolerance)
-    outcome = attempt.solve(options, start)
-    tighter = tighter_tolerances(options)
-    if outcome.status == "unknown" and tighter is not None and deadline > time.perf_counter():
-        last = outcome.solve.solution
-        retry = attempt.solve(tighter, last if last is not None else start)
-        outcome = replace(retry, solve=_combined(outcome.solve, retry.solve))
-    return outcome
-
-
-def tighter_tolerances(options: HighsOptions) -> HighsOptions | None:
-    """``options`` with HiGHS's MIP and primal feasibility tolerances 1000× tighter, not below
-    1e-9 (HiGHS accepts down to 1e-10); None when they are there already."""
-    feasibility = max(options.feasibility_tolerance * 1e-3, 1e-9)
-    if feasibility >= options.feasibility_tolerance:
-        return None
-    tolerances = {"mip_feasibility_tolerance": feasibility, "primal_feasibility_tolerance": feasibility}
-    return replace(options, extra={**options.extra, **tolerances})
-
-
 def _combined(first: SolveResult, second: SolveResult) -> SolveResult:
     """``second``'s answer with the effort of both solves."""
     return replace(
@@ -254,24 +211,49 @@ def _combined(first: SolveResult, second: SolveResult) -> SolveResult:
 
 
 @dataclass(frozen=True)
-class _Attempt:
-    """Solving one target's margin MIP under given HiGHS options, the verdict re-checked."""
+class _TargetMip:
+    """One target's margin MIP, solved under given HiGHS options, every verdict re-checked."""
 
-    objective_model: MipModel
-    model: MipModel
+    objective_model: MipModel  #: the encoded network with objective ``y_target − y_label``
+    start: np.ndarray  #: the best of the given start points, as a full MIP solution
     network: Network
     region: InputRegion
     label: int
     target: int
-    mode: str
+    mode: Mode
     deadline: float
     tolerance: float  #: the least proof margin τ, before HiGHS's tolerances are counted
 
-    def solve(self, options: HighsOptions, start: np.ndarray) -> TargetOutcome:
+    @classmethod
+    def of(
+        cls,
+        model: MipModel,
+        network: Network,
+        region: InputRegion,
+        label: int,
+        target: int,
+        mode: Mode,
+        deadline: float,
+        starts: list[np.ndarray],
+        tolerance: float,
+    ) -> _TargetMip:
+        objective_model = model.with_margin_objective(target, label)
+        start = max(
+            (objective_model.solution_from_input(point) for point in starts),
+            key=objective_model.evaluate_objective,
+        )
+        return cls(objective_model, start, network, region, label, target, mode, deadline, tolerance)
+
+    def solve(self, options: HighsOptions, start: np.ndarray | None = None) -> TargetOutcome:
+        """Solve from ``start`` (default: :attr:`start`) until :attr:`deadline`.
+
+        "robust" needs a final dual bound ≤ −τ, τ = max(:attr:`tolerance`, what ``options``'s
+        feasibility tolerances can move the margin); "adversarial" needs a forward pass."""
         # HiGHS's mip_feasibility_tolerance bounds row, bound and integrality violations alike.
         feasibility = options.feasibility_tolerance
         tolerance = max(self.tolerance, self.objective_model.tolerance_effect(feasibility, feasibility))
         rule = DecisionRule(target=0.0, proof=-tolerance) if self.mode == "decide" else None
+        start = self.start if start is None else start
         result = solve(self.objective_model, self._budget(options), start=start, decide=rule)
         witness = self._witness(result)
         positive_but_unverified = (
@@ -290,13 +272,24 @@ class _Attempt:
         status = _outcome_status(result, witness, tolerance)
         return TargetOutcome(self.target, status, result, witness, tolerance)
 
+    def solve_again(self, options: HighsOptions, earlier: TargetOutcome) -> TargetOutcome:
+        """Solve under ``options`` (tighter tolerances) from ``earlier``'s witness, recomputed
+        exactly by a forward pass so that the tighter tolerances accept it; the result carries
+        the effort of both solves and the better of the two witnesses."""
+        witness = earlier.witness
+        start = None if witness is None else self.objective_model.solution_from_input(witness.x)
+        again = self.solve(options, start)
+        witnesses = [w for w in (again.witness, earlier.witness) if w is not None]
+        witness = max(witnesses, key=lambda w: (w.is_adversarial, w.margin)) if witnesses else None
+        return replace(again, solve=_combined(earlier.solve, again.solve), witness=witness)
+
     def _budget(self, options: HighsOptions) -> HighsOptions:
         return replace(options, time_limit=max(self.deadline - time.perf_counter(), 1e-3))
 
     def _witness(self, result: SolveResult) -> Witness | None:
         if result.solution is None:
             return None
-        x = self.model.inputs_from_solution(result.solution)
+        x = self.objective_model.inputs_from_solution(result.solution)
         return check_witness(self.network, self.region, x, self.target, self.label)
 
 
@@ -416,18 +409,22 @@ def find_adversarial_example(
     if mode == "decide" and quick is not None:
         options = replace(options, extra={**SEARCHED_REGION_HIGHS, **options.extra})
     outcomes: list[TargetOutcome] = []
+    mips: dict[int, _TargetMip] = {}
     for candidate in targets:
         if candidate in proven and proven[candidate] <= -robust_tolerance:
             outcomes.append(_proven_by_bounds(candidate, proven[candidate], robust_tolerance))
             continue
         if deadline <= time.perf_counter():
             break
-        outcome = _solve_target(
-            model, network, region, label, candidate, mode, options, deadline, starts, robust_tolerance
+        mips[candidate] = _TargetMip.of(
+            model, network, region, label, candidate, mode, deadline, starts, robust_tolerance
         )
-        outcomes.append(outcome)
-        if mode == "decide" and outcome.status == "adversarial":
+        outcomes.append(mips[candidate].solve(options))
+        if mode == "decide" and outcomes[-1].status == "adversarial":
             break
+    # 5. Targets HiGHS left "unknown" (finished within what its tolerances can move the margin)
+    #    are solved again with tighter tolerances, once every target has had its first solve.
+    outcomes = _settle_unknown(outcomes, mips, options, mode, deadline)
     return AttackResult(
         status=_overall_status(outcomes, len(targets)),
         label=label,
@@ -443,6 +440,28 @@ def find_adversarial_example(
         pgd_seconds=pgd_seconds,
         pgd_margin=pgd_margin,
     )
+
+
+def _settle_unknown(
+    outcomes: list[TargetOutcome],
+    mips: dict[int, _TargetMip],
+    options: HighsOptions,
+    mode: Mode,
+    deadline: float,
+) -> list[TargetOutcome]:
+    """Re-solve each "unknown" target under :meth:`HighsOptions.tightened` while time remains,
+    until (decide mode) one turns out adversarial. Only the tighter solve's proof counts: its τ
+    comes from its own tolerances."""
+    tighter = options.tightened()
+    decided = mode == "decide" and any(o.status == "adversarial" for o in outcomes)
+    settled: list[TargetOutcome] = []
+    for outcome in outcomes:
+        if outcome.status == "unknown" and tighter is not None and not decided:
+            if deadline > time.perf_counter():
+                outcome = mips[outcome.target].solve_again(tighter, outcome)
+            decided = mode == "decide" and outcome.status == "adversarial"
+        settled.append(outcome)
+    return settled
 
 
 def _gradient_attack(

@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.adversarial import ROBUST_TOLERANCE, tighter_tolerances
+from prunemip.adversarial import ROBUST_TOLERANCE
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds import NeuronBounds
 from prunemip.encoders.linear import output_upper_bounds
@@ -226,7 +226,8 @@ class _Search:
         """Solve the slack MIP of ``network``; return sat, unsat, timeout or unknown.
 
         An "unknown" (HiGHS finished within what its tolerances can move ``t``) is solved
-        again with :func:`~prunemip.adversarial.tighter_tolerances` while ``budget`` lasts.
+        again under :meth:`HighsOptions.tightened` while ``budget`` lasts; only that solve's
+        proof counts.
         """
         bounds, encoded = self.bounds_and_model(network, disjunct, budget)
         if not check_original and _ruled_out_by_bounds(network, disjunct, bounds):
@@ -235,7 +236,7 @@ class _Search:
         deadline = time.perf_counter() + budget
         start = _start(model, disjunct, network, (disjunct.lower + disjunct.upper) / 2)
         verdict = self._slack_mip(model, disjunct, self.options, deadline, start, check_original)
-        tighter = tighter_tolerances(self.options)
+        tighter = self.options.tightened()
         if (
             verdict == "unknown"
             and not check_original
@@ -254,6 +255,8 @@ class _Search:
         start: np.ndarray,
         check_original: bool,
     ) -> str:
+        """One solve of the slack MIP ``max t`` under ``options``: "unsat" needs a final dual
+        bound ≤ −τ for the τ of these options; any incumbent the forward pass accepts is "sat"."""
         tolerance = _proof_tolerance(model, disjunct, options)
 
         def candidate(values: np.ndarray) -> bool:
@@ -273,7 +276,7 @@ class _Search:
         proved = result.dual_bound is not None and result.dual_bound <= -tolerance
         if result.status in (SolveStatus.OPTIMAL, SolveStatus.DECIDED_AT_MOST) and proved:
             return "unsat"
-        if result.status in (SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED):
+        if result.status in (SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED, SolveStatus.LIMIT):
             return "timeout"
         return "unknown"
 

@@ -36,6 +36,11 @@ _MODEL_STATUS = {
 }
 
 
+#: How much a re-solve tightens HiGHS's feasibility tolerances, and how far it may go.
+TIGHTENING = 1e-3
+TOLERANCE_FLOOR = 1e-9
+
+
 @dataclass(frozen=True)
 class HighsOptions:
     """The HiGHS settings prunemip exposes; ``extra`` passes any other HiGHS option by name."""
@@ -55,6 +60,21 @@ class HighsOptions:
             float(self.extra.get("mip_feasibility_tolerance", 1e-6)),
             float(self.extra.get("primal_feasibility_tolerance", 1e-7)),
         )
+
+    def tightened(self) -> HighsOptions | None:
+        """These options with HiGHS's MIP, primal and dual feasibility tolerances
+        ``TIGHTENING``× smaller, not below ``TOLERANCE_FLOOR`` (HiGHS accepts down to 1e-10);
+        None when the feasibility tolerance is at the floor already."""
+        feasibility = max(self.feasibility_tolerance * TIGHTENING, TOLERANCE_FLOOR)
+        if feasibility >= self.feasibility_tolerance:
+            return None
+        dual = float(self.extra.get("dual_feasibility_tolerance", 1e-7))
+        tolerances = {
+            "mip_feasibility_tolerance": feasibility,
+            "primal_feasibility_tolerance": feasibility,
+            "dual_feasibility_tolerance": min(dual, max(dual * TIGHTENING, TOLERANCE_FLOOR)),
+        }
+        return replace(self, extra={**self.extra, **tolerances})
 
     def apply(self, highs: highspy.Highs) -> None:
         if self.time_limit <= 0:

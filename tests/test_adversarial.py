@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -26,12 +27,13 @@ from prunemip.adversarial import (
     check_witness,
     find_adversarial_example,
     target_order,
-    tighter_tolerances,
 )
+from prunemip.encoders.bigm import encode
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import HighsOptions
+from prunemip.solvers.obbt import compute_bounds
 from prunemip.solvers.result import SolveResult, SolveStatus
 
 norms = st.sampled_from(["linf", "l1"])
@@ -255,44 +257,102 @@ def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monke
     check_result(network, result)
 
 
-def test_a_verdict_within_the_solver_tolerances_is_settled_with_tighter_ones(rng, monkeypatch):
-    """Regression (a 6x100 net: optimum −0.103, HiGHS's tolerances worth 0.118 of margin, so
-    "unknown"): a finished MIP whose answer lies within what the tolerances can move the margin
-    is solved again with 1000× tighter ones, and only their proof counts."""
+LOOSE = {"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
+
+
+def _spy_on_solves(monkeypatch, delay: float = 0.0) -> list[tuple[int, float, float | None, SolveResult]]:
+    """Record (target class, feasibility tolerance, decide proof, result) per HiGHS solve,
+    sleeping ``delay`` seconds after each."""
     import prunemip.adversarial as adversarial
 
-    network = random_network(rng, [4, 8, 8, 3], 0.0)
-    x0 = rng.random(4)
-    label = int(network.predict(x0))
-    target = target_order(network.forward(x0), label)[0]
-    margin = float(network.forward(x0)[target] - network.forward(x0)[label])
-    tolerances = []
+    calls = []
     real_solve = adversarial.solve
 
     def spy(model, options, start=None, decide=None):
-        tolerances.append(options.feasibility_tolerance)
-        return real_solve(model, options, start=start, decide=decide)
+        target = list(model.output_columns).index(int(np.argmax(model.objective)))
+        result = real_solve(model, options, start=start, decide=decide)
+        proof = None if decide is None else decide.proof
+        calls.append((target, options.feasibility_tolerance, proof, result))
+        time.sleep(delay)
+        return result
 
     monkeypatch.setattr(adversarial, "solve", spy)
-    loose = {"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
+    return calls
+
+
+def _robust_instance_with_binaries(radius: float = 0.1):
+    """A 4-6-6-3 net (12 ReLUs: brute force is exact) and an input whose L∞ ball leaves
+    unstable neurons under interval bounds."""
+    rng = np.random.default_rng(0)
+    network = random_network(rng, [4, 6, 6, 3], 0.0)
+    for _ in range(50):
+        x0 = rng.random(4)
+        label = int(network.predict(x0))
+        region = ball_region(network, x0, "linf", radius)
+        if encode_stats(network, region).binaries > 0:
+            optima = [brute_force_margin(network, region, t, label) for t in range(3) if t != label]
+            if max(optima) < 0:
+                return network, x0, label, region, optima
+    raise AssertionError("no instance found")
+
+
+def encode_stats(network: Network, region: InputRegion):
+    return encode(network, region, compute_bounds(network, region, "ia")).stats
+
+
+def test_a_verdict_within_the_solver_tolerances_is_settled_with_tighter_ones(monkeypatch):
+    """Regression (a 6x100 net: optimum −0.103, HiGHS's tolerances worth 0.118 of margin, so
+    "unknown"): a finished MIP whose answer lies within what the tolerances can move the margin
+    is solved again with 1000× tighter ones, and only their proof counts."""
+    network, x0, label, region, optima = _robust_instance_with_binaries()
+    target = target_order(network.forward(x0), label)[0]
+    optimum = optima[[t for t in range(3) if t != label].index(target)]
+    calls = _spy_on_solves(monkeypatch)
     result = find_adversarial_example(
-        network, x0, label, norm="linf", radius=0.0, target=target, bounds="ia",
-        options=HighsOptions(time_limit=20, extra=loose),
+        network, x0, label, region, target=target, bounds="ia", pgd=False,
+        options=HighsOptions(time_limit=20, extra=LOOSE),
     )  # fmt: skip
     outcome = result.targets[0]
-    assert outcome.status == "robust" == result.status  # the clean point's margin < 0, ε = 0
-    assert tolerances[0] == 0.05 and tolerances[-1] == pytest.approx(5e-5)
-    assert outcome.proof_tolerance < -margin < 1000 * outcome.proof_tolerance
+    assert result.encoding.binaries > 0  # a branch-and-bound MIP, not an LP
+    assert [tolerance for _, tolerance, _, _ in calls] == [0.05, pytest.approx(5e-5)]
+    loose_tau, tight_tau = -calls[0][2], -calls[1][2]
+    assert loose_tau > -optimum > tight_tau  # the loose solve could not prove it; the tight one can
+    assert outcome.status == "robust" == result.status
+    assert outcome.proof_tolerance == pytest.approx(tight_tau)
     assert outcome.solve.dual_bound <= -outcome.proof_tolerance
+    solves = [result for *_, result in calls]
+    assert outcome.solve.nodes == sum(s.nodes for s in solves)  # the effort of both solves
+    assert outcome.solve.solve_seconds == pytest.approx(sum(s.solve_seconds for s in solves))
     check_result(network, result)
 
 
-def test_tighter_tolerances_stop_at_1e_9():
-    tighter = tighter_tolerances(HighsOptions())
-    assert tighter is not None and tighter.feasibility_tolerance == pytest.approx(1e-9)
-    assert tighter_tolerances(tighter) is None
-    kept = tighter_tolerances(HighsOptions(extra={"mip_heuristic_run_rins": False}))
-    assert kept is not None and kept.extra["mip_heuristic_run_rins"] is False
+def test_unknown_targets_are_solved_again_after_every_target_had_its_first_solve(monkeypatch):
+    """Untargeted: a re-solve never takes time from a target not yet solved once."""
+    network, x0, label, region, _ = _robust_instance_with_binaries()
+    calls = _spy_on_solves(monkeypatch)
+    result = find_adversarial_example(
+        network, x0, label, region, bounds="ia", pgd=False, options=HighsOptions(time_limit=20, extra=LOOSE)
+    )
+    others = target_order(network.forward(x0), label)
+    tolerances = [tolerance for _, tolerance, *_ in calls]
+    first = tolerances.count(0.05)
+    assert [t for t, *_ in calls[:first]] == others  # every target once with the loose tolerances,
+    assert tolerances[first:] == [pytest.approx(5e-5)] * (len(calls) - first) != []  # then re-solves
+    assert result.status == "robust" and all(o.status == "robust" for o in result.targets)
+    check_result(network, result)
+
+
+def test_no_second_solve_once_the_time_is_spent(monkeypatch):
+    network, x0, label, region, _ = _robust_instance_with_binaries()
+    target = target_order(network.forward(x0), label)[0]
+    calls = _spy_on_solves(monkeypatch, delay=0.6)
+    result = find_adversarial_example(
+        network, x0, label, region, target=target, bounds="ia", pgd=False,
+        options=HighsOptions(time_limit=0.5, extra=LOOSE),
+    )  # fmt: skip
+    assert len(calls) == 1
+    assert result.status == "unknown" and not result.found
+    check_result(network, result)
 
 
 # ----------------------------------------------------------------------- regressions

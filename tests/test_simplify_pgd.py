@@ -240,14 +240,14 @@ def test_auto_tightens_by_lp_before_the_first_mip_and_solves_each_target_once(rn
     import prunemip.solvers.obbt as obbt
 
     monkeypatch.setattr(obbt, "lp_pays", lambda bounds: pays)
-    real = adversarial._solve_target
+    real = adversarial._TargetMip.solve
     calls = []
 
-    def recorded(model, network, region, label, target, *rest):
-        calls.append((target, [s["method"] for s in model.stats.bounds_stages]))
-        return real(model, network, region, label, target, *rest)
+    def recorded(mip, options, start=None):
+        calls.append((mip.target, [s["method"] for s in mip.objective_model.stats.bounds_stages]))
+        return real(mip, options, start)
 
-    monkeypatch.setattr(adversarial, "_solve_target", recorded)
+    monkeypatch.setattr(adversarial._TargetMip, "solve", recorded)
     network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
     solved = 0
     for _ in range(30):
@@ -292,14 +292,14 @@ def test_sub_mip_heuristics_are_off_only_in_decide_mode_after_the_gradient_attac
     import prunemip.adversarial as adversarial
     from prunemip.solvers.highs import HighsOptions
 
-    real = adversarial._solve_target
+    real = adversarial._TargetMip.solve
     seen = []
 
-    def recorded(model, network, region, label, target, mode, options, *rest):
+    def recorded(mip, options, start=None):
         seen.append(dict(options.extra))
-        return real(model, network, region, label, target, mode, options, *rest)
+        return real(mip, options, start)
 
-    monkeypatch.setattr(adversarial, "_solve_target", recorded)
+    monkeypatch.setattr(adversarial._TargetMip, "solve", recorded)
     network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
     options = HighsOptions(time_limit=30, threads=1, extra=extra)
     for _ in range(30):

@@ -153,3 +153,15 @@ def test_bad_options_are_user_errors():
         solve(model, HighsOptions(extra={"no_such_option": 1}))
     highs = to_highs(model)
     assert highs.getNumCol() == model.n_cols and highs.getNumRow() == model.n_rows
+
+
+def test_tightened_options_shrink_every_feasibility_tolerance_down_to_1e_9():
+    tighter = HighsOptions(extra={"mip_heuristic_run_rins": False}).tightened()
+    assert tighter is not None and tighter.extra["mip_heuristic_run_rins"] is False
+    assert tighter.feasibility_tolerance == pytest.approx(1e-9)  # 1e-6 × 1e-3
+    assert tighter.extra["dual_feasibility_tolerance"] == pytest.approx(1e-9)  # 1e-7 × 1e-3, floored
+    assert tighter.tightened() is None
+    loose = HighsOptions(extra={"mip_feasibility_tolerance": 0.05, "dual_feasibility_tolerance": 1e-10})
+    tightened = loose.tightened()
+    assert tightened is not None and tightened.feasibility_tolerance == pytest.approx(5e-5)
+    assert tightened.extra["dual_feasibility_tolerance"] == 1e-10  # never loosened
