@@ -223,17 +223,20 @@ class _Search:
         return self.models[key]
 
     def mip(self, network: Network, disjunct: Disjunct, budget: float, check_original: bool) -> str:
-        """Solve the slack MIP of ``network``; return sat, unsat, timeout or unknown.
+        """Solve the slack MIP of ``network`` within ``budget`` seconds, its bounds included
+        (never past the run's deadline); return sat, unsat, timeout or unknown.
 
         An "unknown" (HiGHS finished within what its tolerances can move ``t``) is solved
         again under :meth:`HighsOptions.tightened` while ``budget`` lasts; only that solve's
         proof counts.
         """
+        deadline = min(time.perf_counter() + budget, self.deadline)  # the bounds spend it too
         bounds, encoded = self.bounds_and_model(network, disjunct, budget)
         if not check_original and _ruled_out_by_bounds(network, disjunct, bounds):
             return "unsat (bounds)"
+        if time.perf_counter() >= deadline:
+            return "timeout"
         model = slack_model(encoded, disjunct)
-        deadline = time.perf_counter() + budget
         start = _start(model, disjunct, network, (disjunct.lower + disjunct.upper) / 2)
         verdict = self._slack_mip(model, disjunct, self.options, deadline, start, check_original)
         tighter = self.options.tightened()

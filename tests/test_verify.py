@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 
@@ -126,6 +127,27 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
     result = verify(network, prop, 30.0, options=loose, bounds="ia")
     assert result.verdict == "unsat" and result.stage == "mip"
     assert tolerances == [0.05, pytest.approx(5e-5)]
+
+
+def test_bounds_and_mip_share_the_time_budget(tiny_onnx, extremes, tmp_path, monkeypatch):
+    """The tightening stage spends the disjunct's budget: a stage that uses it all leaves no
+    MIP and the verdict is a timeout, not a run past the deadline."""
+    import prunemip.verify as verify_module
+
+    network = load_network(tiny_onnx)
+    prop = load_vnnlib(
+        write(tmp_path, "tight.vnnlib", property_text(y0_beats_y1_by(extremes["y0_minus_y1"] + 1e-3)))
+    )
+    solves = []
+
+    def slow_bounds(network, region, bounds, method, time_limit):  # spends it all, tightens nothing
+        time.sleep(time_limit)
+        return bounds
+
+    monkeypatch.setattr(verify_module, "continue_bounds", slow_bounds)
+    monkeypatch.setattr(verify_module, "solve", lambda *a, **k: solves.append(1))
+    result = verify(network, prop, 1.0, bounds="lp")
+    assert result.verdict == "timeout" and result.disjuncts == ["timeout"] and not solves
 
 
 def test_counterexample_file_reads_back_and_satisfies_the_property(tiny_onnx, extremes, tmp_path, capsys):
