@@ -26,7 +26,7 @@ from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.methods import RUNNERS
 from prunemip.pruning.regularizers import Regularizer, ball_bounds, interval_bounds, l1_penalty, rs_loss
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, synflow_scores
-from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms
+from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms, random_neuron_scores
 from prunemip.training import build_mlp
 
 WIDTHS = (12, 10, 8, 4)
@@ -405,6 +405,19 @@ def test_neuron_pruning_masks_rows_biases_and_outgoing_columns() -> None:
         assert not bool(masks.weight[index + 1][:, dead].any())
         norms = neuron_norms(model)[index]
         assert float(norms[~dead].min()) >= float(norms[dead].max())
+
+
+def test_random_neuron_control_removes_as_many_neurons_per_layer_as_the_norms_do() -> None:
+    model = mlp((12, 20, 16, 4))
+    by_norm = neuron_masks(Masks.dense(model), neuron_norms(model), 0.6)
+    by_chance = [
+        neuron_masks(Masks.dense(model), random_neuron_scores(model, seed), 0.6) for seed in (0, 0, 1)
+    ]
+    for masks in by_chance:
+        assert [int(b.sum()) for b in masks.bias[:2]] == [int(b.sum()) for b in by_norm.bias[:2]]
+        assert masks.nnz() == by_norm.nnz()
+    assert all(torch.equal(a, b) for a, b in zip(by_chance[0].bias, by_chance[1].bias, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(by_chance[0].bias, by_chance[2].bias, strict=True))
 
 
 def test_neuron_pruning_refuses_an_unreachable_sparsity() -> None:

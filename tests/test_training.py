@@ -167,6 +167,7 @@ FAST = {
     "rigl": {"update_interval": 5, "allocation": "uniform"},
     "gmp": {"update_interval": 5},
     "neuron-magnitude": {"finetune_epochs": 1},
+    "neuron-random": {"finetune_epochs": 1},
     "group-lasso": {"finetune_epochs": 1, "group_lasso": 0.05},
 }
 

@@ -27,7 +27,7 @@ from prunemip.pruning.gmp import GradualMagnitude
 from prunemip.pruning.imp import imp_densities, imp_masks, random_masks_like
 from prunemip.pruning.masks import Masks
 from prunemip.pruning.scores import ScoreInputs, prune_by_scores, score_batch
-from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms
+from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms, random_neuron_scores
 
 if TYPE_CHECKING:
     from prunemip.pruning.pipeline import Context
@@ -46,9 +46,12 @@ def post_training_masks(
     """One-shot masks of ``prune``'s method for ``model`` as it is now.
 
     PaI scores (SNIP/GraSP on a stratified batch of ``data``; SynFlow iteratively) with the
-    method's allocation, or neuron norms for the structured methods. ``masks`` are the
+    method's allocation, or neuron norms (random scores from ``seed`` for ``neuron-random``)
+    for the structured methods. ``masks`` are the
     starting point: what they prune stays pruned.
     """
+    if prune.method == "neuron-random":
+        return neuron_masks(masks, random_neuron_scores(model, seed), prune.sparsity)
     if prune.spec.family == "structured":
         scores = neuron_norms(model, with_bias=prune.method == "group-lasso")
         return neuron_masks(masks, scores, prune.sparsity)

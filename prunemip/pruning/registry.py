@@ -79,6 +79,8 @@ METHODS: dict[str, MethodSpec] = {
                    (*_SCORED, "gmp_begin", "gmp_end", "update_interval"), default_allocation="global"),
         MethodSpec("neuron-magnitude", "structured", "remove neurons with the smallest ‖W[j,:]‖₂, fine-tune",
                    (*_TARGET, "finetune_epochs"), True),
+        MethodSpec("neuron-random", "structured", "structured control: remove random neurons, fine-tune",
+                   (*_TARGET, "finetune_epochs"), True),
         MethodSpec("group-lasso", "structured", "proximal group lasso on neurons (Wen et al. 2016), "
                    "then neuron pruning and fine-tuning", (*_TARGET, "finetune_epochs", "group_lasso")),
     )

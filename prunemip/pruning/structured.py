@@ -1,4 +1,4 @@
-"""Structured (neuron) pruning: neuron-norm magnitude and proximal group lasso.
+"""Structured (neuron) pruning: neuron-norm magnitude, its random control, proximal group lasso.
 
 A hidden neuron j of layer l is the group {W_l[j, :], b_l[j]} (its incoming weights
 and bias). Removing it masks that row, its bias *and* its outgoing column W_{l+1}[:, j]
@@ -7,6 +7,9 @@ the exported network physically loses the neuron. Output neurons are never remov
 
 * ``neuron-magnitude`` scores neurons by ‖W_l[j, :]‖₂ (the L2 filter norm of Li et al.,
   ICLR 2017).
+* ``neuron-random`` scores neurons uniformly at random (seeded): the control that tells
+  whether a neuron score beats chance (random neuron pruning, Mittal et al., *Recovering
+  from random pruning: on the plasticity of deep convolutional neural networks*, WACV 2018).
 * ``group-lasso`` (Wen et al., *Learning structured sparsity in deep neural networks*,
   NeurIPS 2016) trains with the penalty λ·Σ_g ‖w_g‖₂ applied as a proximal step after every
   optimizer step, w_g ← w_g·max(0, 1 − ηλ/‖w_g‖₂) with η the current learning rate, which
@@ -39,6 +42,15 @@ def neuron_norms(model: nn.Module, with_bias: bool = False) -> list[torch.Tensor
             squares = squares + layer.bias.detach().pow(2)
         norms.append(squares.sqrt())
     return norms
+
+
+def random_neuron_scores(model: nn.Module, seed: int) -> list[torch.Tensor]:
+    """Independent U(0, 1) scores for the neurons of every hidden layer, from ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return [
+        torch.rand(layer.out_features, generator=generator, dtype=torch.float64).to(layer.weight.device)
+        for layer in linear_layers(model)[:-1]
+    ]
 
 
 def remove_neurons(masks: Masks, alive: list[torch.Tensor]) -> Masks:
