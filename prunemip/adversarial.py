@@ -276,12 +276,12 @@ class _TargetMip:
         """Solve under ``options`` (tighter tolerances) from ``earlier``'s witness, recomputed
         exactly by a forward pass so that the tighter tolerances accept it; the result carries
         the effort of both solves and the better of the two witnesses."""
-        witness = earlier.witness
-        start = None if witness is None else self.objective_model.solution_from_input(witness.x)
+        point = earlier.witness
+        start = None if point is None else self.objective_model.solution_from_input(point.x)
         again = self.solve(options, start)
         witnesses = [w for w in (again.witness, earlier.witness) if w is not None]
-        witness = max(witnesses, key=lambda w: (w.is_adversarial, w.margin)) if witnesses else None
-        return replace(again, solve=_combined(earlier.solve, again.solve), witness=witness)
+        best = max(witnesses, key=lambda w: (w.is_adversarial, w.margin)) if witnesses else None
+        return replace(again, solve=_combined(earlier.solve, again.solve), witness=best)
 
     def _budget(self, options: HighsOptions) -> HighsOptions:
         return replace(options, time_limit=max(self.deadline - time.perf_counter(), 1e-3))
@@ -453,14 +453,15 @@ def _settle_unknown(
     until (decide mode) one turns out adversarial. Only the tighter solve's proof counts: its τ
     comes from its own tolerances."""
     tighter = options.tightened()
-    decided = mode == "decide" and any(o.status == "adversarial" for o in outcomes)
-    settled: list[TargetOutcome] = []
-    for outcome in outcomes:
-        if outcome.status == "unknown" and tighter is not None and not decided:
-            if deadline > time.perf_counter():
-                outcome = mips[outcome.target].solve_again(tighter, outcome)
-            decided = mode == "decide" and outcome.status == "adversarial"
-        settled.append(outcome)
+    if tighter is None or (mode == "decide" and any(o.status == "adversarial" for o in outcomes)):
+        return outcomes
+    settled = list(outcomes)
+    for index, outcome in enumerate(outcomes):
+        if outcome.status != "unknown" or deadline <= time.perf_counter():
+            continue
+        settled[index] = mips[outcome.target].solve_again(tighter, outcome)
+        if mode == "decide" and settled[index].status == "adversarial":
+            break
     return settled
 
 

@@ -36,6 +36,12 @@ _MODEL_STATUS = {
 }
 
 
+#: HiGHS's defaults for the tolerances prunemip reads or tightens.
+HIGHS_DEFAULT_TOLERANCES = {
+    "mip_feasibility_tolerance": 1e-6,
+    "primal_feasibility_tolerance": 1e-7,
+    "dual_feasibility_tolerance": 1e-7,
+}
 #: How much a re-solve tightens HiGHS's feasibility tolerances, and how far it may go.
 TIGHTENING = 1e-3
 TOLERANCE_FLOOR = 1e-9
@@ -53,13 +59,15 @@ class HighsOptions:
     log: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def tolerance(self, name: str) -> float:
+        """The HiGHS tolerance ``name`` these options set (HiGHS's default otherwise)."""
+        return float(self.extra.get(name, HIGHS_DEFAULT_TOLERANCES[name]))
+
     @property
     def feasibility_tolerance(self) -> float:
         """The largest row, bound and integrality violation HiGHS accepts in a MIP solution."""
-        return max(
-            float(self.extra.get("mip_feasibility_tolerance", 1e-6)),
-            float(self.extra.get("primal_feasibility_tolerance", 1e-7)),
-        )
+        names = ("mip_feasibility_tolerance", "primal_feasibility_tolerance")
+        return max(self.tolerance(name) for name in names)
 
     def tightened(self) -> HighsOptions | None:
         """These options with HiGHS's MIP, primal and dual feasibility tolerances
@@ -68,7 +76,7 @@ class HighsOptions:
         feasibility = max(self.feasibility_tolerance * TIGHTENING, TOLERANCE_FLOOR)
         if feasibility >= self.feasibility_tolerance:
             return None
-        dual = float(self.extra.get("dual_feasibility_tolerance", 1e-7))
+        dual = self.tolerance("dual_feasibility_tolerance")
         tolerances = {
             "mip_feasibility_tolerance": feasibility,
             "primal_feasibility_tolerance": feasibility,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 
@@ -280,9 +281,10 @@ def _spy_on_solves(monkeypatch, delay: float = 0.0) -> list[tuple[int, float, fl
     return calls
 
 
+@functools.cache
 def _robust_instance_with_binaries(radius: float = 0.1):
     """A 4-6-6-3 net (12 ReLUs: brute force is exact) and an input whose L∞ ball leaves
-    unstable neurons under interval bounds."""
+    unstable neurons under interval bounds; found once (brute force is slow), shared read-only."""
     rng = np.random.default_rng(0)
     network = random_network(rng, [4, 6, 6, 3], 0.0)
     for _ in range(50):

@@ -47,8 +47,7 @@ def post_training_masks(
 
     PaI scores (SNIP/GraSP on a stratified batch of ``data``; SynFlow iteratively) with the
     method's allocation, or neuron norms (random scores from ``seed`` for ``neuron-random``)
-    for the structured methods. ``masks`` are the
-    starting point: what they prune stays pruned.
+    for the structured methods. ``masks`` are the starting point: what they prune stays pruned.
     """
     if prune.method == "neuron-random":
         return neuron_masks(masks, random_neuron_scores(model, seed), prune.sparsity)
