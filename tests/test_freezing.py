@@ -85,7 +85,9 @@ def test_loop_weight_decay_matches_torch_on_trainable_entries(optimizer: str) ->
     ours, reference = build_mlp(64, (8,), 10, seed=1), build_mlp(64, (8,), 10, seed=1)
     kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[optimizer]
     extra = {"momentum": config.momentum} if optimizer == "sgd" else {}
-    ref_opt = kind(reference.parameters(), lr=config.lr, weight_decay=config.weight_decay, **extra)
+    ref_opt = kind(  # the fused kernels, as make_optimizer: the same update, bit for bit
+        reference.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True, **extra
+    )
     ours_opt = make_optimizer(ours, config)
     masks = Masks.dense(ours)
     images, labels = torch.rand(16, 64, generator=torch.Generator().manual_seed(2)), torch.arange(16) % 10
