@@ -57,6 +57,13 @@ def _nonnegative_float(text: str) -> float:
     return value
 
 
+def _nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model", help="network file: .pt (state_dict or TorchScript), .onnx, or prunemip .npz"
@@ -96,6 +103,11 @@ def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
     encoding.add_argument(
         "--bounds-budget", type=_positive_float, default=None,
         help="seconds for LP/MIP bound tightening (default: auto: 10%% of --time-limit, at most 30)",
+    )  # fmt: skip
+    encoding.add_argument(
+        "--lp-cuts", type=_nonnegative_int, default=0, metavar="ROUNDS",
+        help="LP tightening: rounds of ideal-formulation cuts per LP (Anderson et al. 2020; "
+        "tighter, slower; default 0)",
     )  # fmt: skip
     encoding.add_argument(
         "--trust-pickle", action="store_true",
@@ -335,7 +347,10 @@ def _formulation(args: argparse.Namespace) -> str:
 def _bounds_options(args: argparse.Namespace) -> Any:
     from prunemip.solvers.obbt import ObbtOptions
 
-    return None if args.bounds_budget is None else ObbtOptions(budget=args.bounds_budget)
+    if args.bounds_budget is None and not args.lp_cuts:
+        return None
+    budget = {} if args.bounds_budget is None else {"budget": args.bounds_budget}
+    return ObbtOptions(cut_rounds=args.lp_cuts, **budget)
 
 
 def _run_encode(args: argparse.Namespace, console: Console) -> None:

@@ -50,6 +50,8 @@ def scaled(count: int) -> int:
 
 
 FAST = ObbtOptions(time_per_lp=1.0, budget=5.0, time_per_mip=2.0)
+#: The LP stage with ideal-formulation cuts (``encoders.ideal_cuts``).
+FAST_CUTS = ObbtOptions(time_per_lp=1.0, budget=10.0, cut_rounds=4)
 #: The stages each method runs ("alpha" is not a stage of "lp"/"mip").
 STAGES = {
     "ia": ["ia"],
@@ -291,8 +293,8 @@ def test_mip_optimum_is_the_same_with_every_bounds_method(network, seed, norm, r
     target = data.draw(st.integers(0, network.n_outputs - 2))
     target += target >= label
     expected = brute_force_margin(network, region, target, label)
-    for method in BOUNDS_METHODS:
-        bounds = compute_bounds(network, region, method, options=FAST)
+    for method, options in [*((m, FAST) for m in BOUNDS_METHODS), ("lp", FAST_CUTS)]:
+        bounds = compute_bounds(network, region, method, options=options)
         model = encode(network, region, bounds).with_margin_objective(target, label)
         result = solve(model, EXACT)
         assert result.status == SolveStatus.OPTIMAL, method

@@ -120,7 +120,7 @@ def instances(args: argparse.Namespace):
 def run_quality(args: argparse.Namespace) -> list[dict]:
     rows = []
     torch.set_num_threads(1)  # single-threaded, as HiGHS here (and the machine may be shared)
-    options = ObbtOptions(budget=args.lp_budget, time_per_lp=args.time_per_lp)
+    options = ObbtOptions(budget=args.lp_budget, time_per_lp=args.time_per_lp, cut_rounds=args.cut_rounds)
     for dataset, arch, kind, network, region_name, norm, radius, index, x0, _ in instances(args):
         region = InputRegion.ball(norm, x0, radius, network.input_spec.lower, network.input_spec.upper)
         load = load_avg()
@@ -195,7 +195,11 @@ def print_quality(rows: list[dict]) -> None:
     if not ia:
         return
     print()
-    for method, name in zip(RELAXED, ("linear (CROWN)", "α-CROWN"), strict=True):
+    cuts = any(r.get("cuts") for r in dense if r["method"] == "lp")
+    lp_name = "LP + ideal cuts" if cuts else "LP (triangle relaxation)"
+    for method, name in zip((*RELAXED, "lp"), ("linear (CROWN)", "α-CROWN", lp_name), strict=True):
+        if not any(r["method"] == method for r in dense):
+            continue
         count = sum(r["unstable"] for r in dense if r["method"] == method)
         seconds = sum(r["seconds"] for r in dense if r["method"] == method)
         print(
@@ -372,6 +376,10 @@ def main(argv: list[str] | None = None) -> dict:
                         help="last bounds stage of the quality part (lp)")  # fmt: skip
     parser.add_argument("--lp-budget", type=float, default=600.0, help="LP budget per image, quality part")
     parser.add_argument("--time-per-lp", type=float, default=2.0)
+    parser.add_argument(
+        "--cut-rounds", type=int, default=0,
+        help="quality part: rounds of ideal-formulation cuts per LP of the LP stage (0: none)",
+    )  # fmt: skip
     parser.add_argument("--highs", nargs="*", default=[], metavar="KEY=VALUE", help="extra HiGHS options")
     parser.add_argument("--formulation", choices=("substituted", "variable"), help="MIP formulation")
     parser.add_argument("--only-from", help="solve only the instances that needed a MIP in this JSON")
