@@ -77,18 +77,29 @@ class IdealCutSeparator:
     def n_neurons(self) -> int:
         return sum(family.output_columns.size for family in self.families)
 
-    def separate(self, values: np.ndarray) -> CutRows | None:
+    def separate(self, values: np.ndarray, limit: int | None = None) -> CutRows | None:
         """The most violated inequality of each ReLU that ``values`` violates by more than
-        ``tolerance`` (relative to the row's scale); None when there is none."""
+        ``tolerance`` (relative to the row's scale), at most ``limit`` of them (the most violated,
+        relative to scale); None when there is none."""
         point = np.asarray(values, dtype=np.float64)
-        blocks = [rows for family in self.families if (rows := self._separate_family(family, point))]
+        found = [(family, *self._violations(family, point)) for family in self.families]
+        if limit is not None:
+            ranked = np.sort(np.concatenate([relative for _, _, relative, _ in found]))[::-1]
+            if ranked.size > limit:
+                cutoff = ranked[limit - 1]
+                found = [(f, n[r >= cutoff], r[r >= cutoff], c[r >= cutoff]) for f, n, r, c in found]
+        blocks = [self._rows(family, neurons, chosen) for family, neurons, _, chosen in found if neurons.size]
         if not blocks:
             return None
         return CutRows(
             sp.vstack([b.matrix for b in blocks], format="csr"), np.concatenate([b.upper for b in blocks])
         )
 
-    def _separate_family(self, family: _NeuronFamily, point: np.ndarray) -> CutRows | None:
+    def _violations(
+        self, family: _NeuronFamily, point: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The neurons whose most violated inequality ``point`` violates, that violation over
+        the row's scale, and the subsets ``I`` (a boolean row a neuron)."""
         v = point[family.input_columns][None, :]
         delta = np.clip(point[family.binary_columns], 0.0, 1.0)[:, None]
         y = point[family.output_columns]
@@ -97,12 +108,10 @@ class IdealCutSeparator:
         outside = w * family.high_end * delta
         chosen = inside < outside
         right = np.where(chosen, inside, outside).sum(axis=1) + family.bias_upper * delta[:, 0]
-        scale = 1.0 + np.abs(np.where(chosen, inside, outside)).sum(axis=1)
+        relative = (y - right) / (1.0 + np.abs(np.where(chosen, inside, outside)).sum(axis=1))
         proper = chosen.any(axis=1) & ~np.all(chosen | (w == 0.0), axis=1)
-        violated = np.flatnonzero(proper & (y - right > self.tolerance * scale))
-        if violated.size == 0:
-            return None
-        return self._rows(family, violated, chosen[violated] & (w[violated] != 0.0))
+        violated = np.flatnonzero(proper & (relative > self.tolerance))
+        return violated, relative[violated], chosen[violated] & (w[violated] != 0.0)
 
     def _rows(self, family: _NeuronFamily, neurons: np.ndarray, chosen: np.ndarray) -> CutRows:
         """``y − Σ_I w_i v_i − c δ ≤ r`` with ``c = β̄ + Σ_I w_i L̆_i + Σ_{∉I} w_i Ŭ_i`` and

@@ -98,6 +98,7 @@ class ObbtOptions:
     #: LP stage: rounds of ideal-formulation cuts per LP (``encoders.ideal_cuts``; Anderson et al.
     #: 2020), each re-solved from the last basis; 0 keeps the big-M (triangle) relaxation alone
     cut_rounds: int = 0
+    cuts_per_round: int = 20  #: the most violated cuts added per round (each row is as dense as a ẑ row)
 
 
 # ----------------------------------------------------------------------- safe LP bounds
@@ -346,7 +347,7 @@ def _tighten_layer_lp(
             bound = max(bound, safe_lower_bound(data, cost, np.asarray(solution.row_dual, dtype=np.float64)))
             if bound >= 0.0 or separator is None or cut_round == options.cut_rounds:
                 break  # stable from this side (or no cuts asked for): more rows cannot matter
-            cuts = separator.separate(values)
+            cuts = separator.separate(values, options.cuts_per_round)
             if cuts is None:
                 break
             _add_rows(highs, cuts)
