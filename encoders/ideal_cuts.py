@@ -83,7 +83,7 @@ class IdealCutSeparator:
         relative to scale); None when there is none."""
         point = np.asarray(values, dtype=np.float64)
         found = [(family, *self._violations(family, point)) for family in self.families]
-        if limit is not None:
+        if limit is not None and found:
             ranked = np.sort(np.concatenate([relative for _, _, relative, _ in found]))[::-1]
             if ranked.size > limit:
                 cutoff = ranked[limit - 1]

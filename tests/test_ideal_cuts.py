@@ -99,8 +99,11 @@ def _assert_nested_up_to_rounding(inner, outer) -> None:
     """``inner`` at least as tight as ``outer`` where it matters: every neuron stable in ``outer``
     is stable in ``inner``, and the bounds of the neurons ``inner`` leaves unstable are nested up
     to the safe bounds' rounding allowance. (The LP stage stops tightening a neuron once one side
-    makes it stable, so the other side of a neuron only ``inner`` stabilises may stay wider.)"""
-    for k in range(len(inner.lower)):
+    makes it stable, so the other side of a neuron only ``inner`` stabilises may stay wider.)
+    Judged on layers 0 and 1 only: layer 1 is the first LP layer and both runs start it from the
+    same bounds; deeper layers are re-bounded by CROWN in between, which is not monotone in the
+    intermediate bounds it is given."""
+    for k in range(min(2, len(inner.lower))):
         unstable = (inner.lower[k] < 0) & (inner.upper[k] > 0)
         assert not np.any(unstable & ~((outer.lower[k] < 0) & (outer.upper[k] > 0))), k
         slack = 1e-7 * (1.0 + np.abs(outer.lower[k]) + np.abs(outer.upper[k]))
