@@ -73,10 +73,6 @@ class IdealCutSeparator:
             if (family := _layer_family(model, index)) is not None
         ]
 
-    @property
-    def n_neurons(self) -> int:
-        return sum(family.output_columns.size for family in self.families)
-
     def separate(self, values: np.ndarray, limit: int | None = None) -> CutRows | None:
         """The most violated inequality of each ReLU that ``values`` violates by more than
         ``tolerance`` (relative to the row's scale), at most ``limit`` of them (the most violated,
@@ -107,8 +103,9 @@ class IdealCutSeparator:
         inside = w * (v - family.low_end * (1.0 - delta))
         outside = w * family.high_end * delta
         chosen = inside < outside
-        right = np.where(chosen, inside, outside).sum(axis=1) + family.bias_upper * delta[:, 0]
-        relative = (y - right) / (1.0 + np.abs(np.where(chosen, inside, outside)).sum(axis=1))
+        terms = np.where(chosen, inside, outside)
+        right = terms.sum(axis=1) + family.bias_upper * delta[:, 0]
+        relative = (y - right) / (1.0 + np.abs(terms).sum(axis=1))
         proper = chosen.any(axis=1) & ~np.all(chosen | (w == 0.0), axis=1)
         violated = np.flatnonzero(proper & (relative > self.tolerance))
         return violated, relative[violated], chosen[violated] & (w[violated] != 0.0)
@@ -127,17 +124,14 @@ class IdealCutSeparator:
             + np.abs(high_terms).sum(axis=1)
         )
         upper = -low_terms.sum(axis=1) + gamma(n_terms) * np.abs(low_terms).sum(axis=1)
-        rows, cols, vals = [], [], []
-        for r, neuron in enumerate(neurons):
-            inputs = np.flatnonzero(chosen[r])
-            entries = (
-                (family.output_columns[neuron], 1.0),
-                (family.binary_columns[neuron], -coefficient[r]),
-            )
-            cols += [column for column, _ in entries] + list(family.input_columns[inputs])
-            vals += [value for _, value in entries] + list(-w[r, inputs])
-            rows += [r] * (inputs.size + 2)
-        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(neurons.size, self.n_cols))
+        local, inputs = np.nonzero(chosen)
+        count = neurons.size
+        rows = np.concatenate([np.arange(count), np.arange(count), local])
+        cols = np.concatenate(
+            [family.output_columns[neurons], family.binary_columns[neurons], family.input_columns[inputs]]
+        )
+        vals = np.concatenate([np.ones(count), -coefficient, -w[local, inputs]])
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(count, self.n_cols))
         return CutRows(matrix, upper)
 
 

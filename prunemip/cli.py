@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -43,25 +43,23 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+def _number(convert: Callable[[str], Any], *, positive: bool) -> Callable[[str], Any]:
+    """An argparse type: ``convert(text)``, refused at or below 0 (``positive``) or below 0;
+    named after ``convert`` in argparse's errors ("invalid float value")."""
+
+    def parse(text: str) -> Any:
+        value = convert(text)
+        if not (value > 0 if positive else value >= 0):
+            raise argparse.ArgumentTypeError(f"must be {'>' if positive else '>='} 0, got {text}")
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
 
 
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_positive_float = _number(float, positive=True)
+_nonnegative_float = _number(float, positive=False)
+_nonnegative_int = _number(int, positive=False)
 
 
 def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:

@@ -129,10 +129,9 @@ class _LpData:
 
     def with_rows(self, cuts: CutRows) -> _LpData:
         """The same LP with the rows ``cuts.matrix · v ≤ cuts.upper`` appended."""
-        transposed = sp.hstack([self.transposed, cuts.matrix.T], format="csr")
         return _LpData(
-            transposed=transposed,
-            abs_transposed=abs(transposed),
+            transposed=sp.hstack([self.transposed, cuts.matrix.T], format="csr"),
+            abs_transposed=sp.hstack([self.abs_transposed, abs(cuts.matrix.T)], format="csr"),
             col_terms=self.col_terms + np.diff(cuts.matrix.tocsc().indptr),
             row_lower=np.concatenate([self.row_lower, np.full(cuts.count, -np.inf)]),
             row_upper=np.concatenate([self.row_upper, cuts.upper]),
@@ -332,7 +331,7 @@ def _tighten_layer_lp(
         cost = np.zeros(relaxed.n_cols)
         cost[column] = float(side)
         bound, values = -math.inf, None
-        for cut_round in range(1 + (options.cut_rounds if separator is not None else 0)):
+        for cut_round in range(1 + options.cut_rounds):
             remaining = progress.deadline - time.perf_counter()
             if cut_round and remaining <= 0.0:
                 break
@@ -348,9 +347,8 @@ def _tighten_layer_lp(
             if bound >= 0.0 or separator is None or cut_round == options.cut_rounds:
                 break  # stable from this side (or no cuts asked for): more rows cannot matter
             cuts = separator.separate(values, options.cuts_per_round)
-            if cuts is None:
+            if cuts is None or not _add_rows(highs, cuts):
                 break
-            _add_rows(highs, cuts)
             data = data.with_rows(cuts)
             progress.cuts += cuts.count
         if values is None:
@@ -363,18 +361,20 @@ def _tighten_layer_lp(
         _apply_bound(lower, upper, neuron, side, bound, progress)
 
 
-def _add_rows(highs: highspy.Highs, cuts: CutRows) -> None:
-    """Append the rows ``cuts.matrix · v ≤ cuts.upper`` to ``highs``."""
-    matrix = cuts.matrix.tocsr()
-    highs.addRows(
+def _add_rows(highs: highspy.Highs, cuts: CutRows) -> bool:
+    """Append the rows ``cuts.matrix · v ≤ cuts.upper`` to ``highs``; False if HiGHS refused them
+    (its rows then still match the safe bound's data, which must not take the cuts either)."""
+    matrix = cuts.matrix
+    status = highs.addRows(
         cuts.count,
         np.full(cuts.count, -highspy.kHighsInf),
-        cuts.upper.astype(np.float64),
+        cuts.upper,
         int(matrix.nnz),
         matrix.indptr[:-1].astype(np.int32),
         matrix.indices.astype(np.int32),
-        matrix.data.astype(np.float64),
+        matrix.data,
     )
+    return status == highspy.HighsStatus.kOk
 
 
 def _tighten_layer_mip(
