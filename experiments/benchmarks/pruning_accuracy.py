@@ -16,11 +16,11 @@ re-run (or a crashed run) only trains what is missing; IMP trains one chain of l
 seed and shares it between all target sparsities. Jobs run in ``--jobs`` processes with
 one torch thread each.
 
-    python experiments/benchmarks/pruning_accuracy.py --jobs 2 --out results.json   # ~21 min, 2 idle cores
-    python experiments/benchmarks/pruning_accuracy.py --quick                       # 6 s
+    python experiments/benchmarks/pruning_accuracy.py --jobs 2 --out results.json   # ~18 min, 2 idle cores
+    python experiments/benchmarks/pruning_accuracy.py --quick                       # 12 s
 
-(The Fashion-MNIST part measured 19.2 min on 2 otherwise idle cores, the digits part 2 min
-on a loaded machine.)
+(On 2 otherwise idle cores of an AMD EPYC VM the Fashion-MNIST part measured 17.0 min and the
+digits part 61 s; on a slower 2-core VM, whose epochs took 2.8x as long, 30.3 min.)
 """
 
 from __future__ import annotations
