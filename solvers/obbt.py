@@ -335,6 +335,8 @@ def _tighten_layer_lp(
             remaining = progress.deadline - time.perf_counter()
             if cut_round and remaining <= 0.0:
                 break
+            # HiGHS's simplex measures time_limit on the object's total run time (unlike its MIP
+            # solver; see _tighten_layer_mip), so each warm-started LP gets the limit on top of it.
             highs.setOptionValue(
                 "time_limit", highs.getRunTime() + max(min(options.time_per_lp, remaining), 1e-3)
             )
@@ -393,30 +395,29 @@ def _tighten_layer_mip(
         return
     head = model.layers[-1]
     widths = float(np.sum(model.col_upper - model.col_lower))
-    highs = _new_highs(options, mip_rel_gap=0.0)
-    to_highs(model.with_objective(np.zeros(model.n_cols), maximize=False), highs)
-    feasibility = _option(highs, "mip_feasibility_tolerance")
-    dual_tolerance = _option(highs, "dual_feasibility_tolerance")
-    previous: int | None = None
+    defaults = _new_highs(options)  # the tolerances every MIP below runs with
+    feasibility = _option(defaults, "mip_feasibility_tolerance")
+    dual_tolerance = _option(defaults, "dual_feasibility_tolerance")
     for j in range(rows.size):
         if head.status[j] != NeuronStatus.LINEAR:
             continue
-        neuron, column = rows[j], int(head.output_column[j])
+        neuron = rows[j]
         cost = np.zeros(model.n_cols)
-        cost[column] = 1.0  # the tolerance margin depends on |c| only: the same for both sides
+        cost[int(head.output_column[j])] = 1.0
+        # The tolerance margin depends on |c| only: the same for both sides.
         margin = model.with_objective(cost, maximize=False).tolerance_effect(feasibility, feasibility)
         margin += dual_tolerance * widths
         for side in (1.0, -1.0):
             if lower[neuron] >= 0.0 or upper[neuron] <= 0.0 or progress.out_of_time():
                 break
-            if previous is not None and previous != column:
-                highs.changeColCost(previous, 0.0)
-            highs.changeColCost(column, side)
-            previous = column
+            # A fresh HiGHS per MIP: its MIP solver measures time_limit on a clock that restarts
+            # with every run (highspy 1.15), its LP solver on the object's total run time, so
+            # only a new object's clock gives every MIP the same limit in any version.
             remaining = progress.deadline - time.perf_counter()
-            highs.setOptionValue(
-                "time_limit", highs.getRunTime() + max(min(options.time_per_mip, remaining), 1e-3)
+            highs = _new_highs(
+                options, mip_rel_gap=0.0, time_limit=max(min(options.time_per_mip, remaining), 1e-3)
             )
+            to_highs(model.with_objective(side * cost, maximize=False), highs)
             highs.run()
             info = highs.getInfo()
             dual = float(info.mip_dual_bound)

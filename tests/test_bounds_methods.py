@@ -335,3 +335,31 @@ def test_constant_folding_keeps_the_rows_a_relaxation_of_the_exact_network():
         values = exact_pre_activations(network, np.array(x))
         assert model.constraint_violation(model.solution_from_input(np.array(x))) <= 1e-12
         assert values[1][1] == exact
+
+
+def test_every_mip_of_the_mip_stage_gets_its_own_time_limit(rng, monkeypatch):
+    """HiGHS's MIP solver measures ``time_limit`` on a clock that restarts with each run, its LP
+    solver on the object's total run time: each bound MIP runs on a fresh clock, with at most
+    ``time_per_mip`` (a limit of total run time + ``time_per_mip`` grew with every MIP)."""
+    import highspy
+
+    import prunemip.solvers.obbt as obbt
+
+    limits: list[tuple[float, float]] = []
+
+    class RecordingHighs(highspy.Highs):
+        def run(self):
+            limits.append((self.getRunTime(), obbt._option(self, "time_limit")))
+            return super().run()
+
+    monkeypatch.setattr(obbt.highspy, "Highs", RecordingHighs)
+    network = random_network(rng, [8, 16, 16, 3], 0.0, weight_scale=2.0)
+    region = ball_region(network, rng.random(8), "linf", 0.3)
+    options = ObbtOptions(time_per_lp=1.0, budget=30.0, time_per_mip=0.5)
+    lp = compute_bounds(network, region, "lp", options=options)
+    limits.clear()
+    mip = obbt.mip_tighten(network, region, lp, options)
+    assert mip.stages[-1].details["mips_solved"] >= 2
+    assert len(limits) >= 2
+    for clock, limit in limits:
+        assert clock == 0.0 and 0.0 < limit <= options.time_per_mip
