@@ -45,6 +45,14 @@ limit) and widens it by the objective's sensitivity to HiGHS's feasibility toler
 (``MipModel.tolerance_effect``) plus the dual feasibility tolerance times the columns'
 widths: it is as sound as HiGHS's branch-and-bound, which is less than the LP stage's
 guarantee, so it is opt-in.
+
+MIP-based tightening decides stability first. A neuron that two inputs of the region show
+on both sides of 0 (:mod:`prunemip.witnesses`: exact first-layer maximisers, then gradient
+ascent per neuron) is unstable under any sound bounds, so it gets no stability MIP; every
+other unstable neuron gets one MIP on the side no input has crossed, stopped as soon as the
+dual bound proves the sign or an incumbent shows the other one (decide mode). Only then,
+unless ``ObbtOptions.mip_stability_only``, are the remaining sides narrowed by MIPs solved
+to optimality. Each MIP runs in a fresh HiGHS with its own time limit.
 """
 
 from __future__ import annotations
@@ -66,7 +74,9 @@ from prunemip.encoders.mip_model import MipModel, NeuronStatus
 from prunemip.errors import PrunemipError
 from prunemip.network import Layer, Network
 from prunemip.regions import InputRegion
-from prunemip.solvers.highs import to_highs
+from prunemip.solvers.highs import DecisionRule, HighsOptions, solve, to_highs
+from prunemip.solvers.result import SolveStatus
+from prunemip.witnesses import witnessed_unstable
 
 #: The bounds methods, cheapest first; "auto" is the default progressive pipeline.
 BOUNDS_METHODS: tuple[str, ...] = ("ia", "linear", "alpha", "lp", "mip")
@@ -93,6 +103,9 @@ class ObbtOptions:
     filter_tolerance: float = 0.02  #: skip a side within this fraction of the width from a seen value
     mip_layers: int = 1  #: MIP-based tightening: how many of the last hidden layers
     time_per_mip: float = 10.0
+    #: MIP stage: only the sides that could make a neuron stable (each MIP stopped once the sign
+    #: is known); False also narrows the other sides, each MIP to optimality
+    mip_stability_only: bool = False
     threads: int | None = 1
     simplex_strategy: int = 1  #: dual simplex: 23–25 ms per LP against 43 ms for primal (same script)
     #: LP stage: rounds of ideal-formulation cuts per LP (``encoders.ideal_cuts``; Anderson et al.
@@ -205,6 +218,19 @@ def _new_lp_highs(options: ObbtOptions) -> highspy.Highs:
     return _new_highs(options, presolve="off", solver="simplex", simplex_strategy=options.simplex_strategy)
 
 
+#: Statuses whose MIP dual bound is a valid bound (HiGHS's branch and bound ran, maybe cut short).
+_BOUNDED_MIP = frozenset({
+    SolveStatus.OPTIMAL, SolveStatus.TIME_LIMIT, SolveStatus.INTERRUPTED,
+    SolveStatus.DECIDED_ABOVE, SolveStatus.DECIDED_AT_MOST,
+})  # fmt: skip
+
+#: Statuses of a stability MIP that know the sign (optimal, or stopped by its decision rule).
+_DECIDED = frozenset({SolveStatus.OPTIMAL, SolveStatus.DECIDED_ABOVE, SolveStatus.DECIDED_AT_MOST})
+
+#: A neuron side to bound: (local neuron index, +1 for min ẑ / −1 for min −ẑ).
+Side = tuple[int, int]
+
+
 @dataclass
 class _Progress:
     """Counters of one tightening stage."""
@@ -216,6 +242,7 @@ class _Progress:
     stabilized: int = 0
     unencodable: int = 0  #: layers skipped: their relaxation has numerically meaningless big-M values
     cuts: int = 0  #: ideal-formulation rows added (LP stage with ``cut_rounds``)
+    undecided: int = 0  #: MIP stage: stability MIPs stopped by their time limit before the sign was known
     budget_exhausted: bool = False
 
     def out_of_time(self) -> bool:
@@ -232,6 +259,7 @@ class _Progress:
             "budget_exhausted": self.budget_exhausted,
             **({"layers_skipped": self.unencodable} if self.unencodable else {}),
             **({"cuts": self.cuts} if self.cuts else {}),
+            **({f"{prefix}_undecided": self.undecided} if self.undecided else {}),
         }
 
 
@@ -269,6 +297,16 @@ def _apply_bound(
         progress.stabilized += 1
 
 
+def _ordered_sides(seen_min: np.ndarray, seen_max: np.ndarray) -> tuple[list[Side], list[Side]]:
+    """The neuron sides that could make their neuron stable (no seen value beyond 0 on that
+    side), then the others; lower sides before upper ones, so that consecutive objectives
+    stay alike."""
+    lows, highs = seen_min >= 0, seen_max <= 0
+    stabilizing = [(int(j), 1) for j in np.flatnonzero(lows)] + [(int(j), -1) for j in np.flatnonzero(highs)]
+    rest = [(int(j), 1) for j in np.flatnonzero(~lows)] + [(int(j), -1) for j in np.flatnonzero(~highs)]
+    return stabilizing, rest
+
+
 def _tighten_layer_lp(
     model: MipModel,
     rows: np.ndarray,
@@ -296,7 +334,6 @@ def _tighten_layer_lp(
     to_highs(relaxed, highs)
     seen_min, seen_max = seen[:, rows].min(axis=0), seen[:, rows].max(axis=0)
 
-    # Each task: (local neuron index, side), side +1 = lower bound (min ẑ), −1 = upper (min −ẑ).
     width = np.maximum(upper[rows] - lower[rows], 1e-12)
 
     def can_gain(j: int, side: int) -> bool:
@@ -304,14 +341,7 @@ def _tighten_layer_lp(
             return seen_min[j] - lower[rows[j]] > options.filter_tolerance * width[j]
         return upper[rows[j]] - seen_max[j] > options.filter_tolerance * width[j]
 
-    # Sides that could make the neuron stable (no seen value beyond 0 on that side) first,
-    # the lower sides before the upper ones so that consecutive objectives stay alike.
-    stabilizing = [(j, 1) for j in range(rows.size) if seen_min[j] >= 0] + [
-        (j, -1) for j in range(rows.size) if seen_max[j] <= 0
-    ]
-    rest = [(j, 1) for j in range(rows.size) if seen_min[j] < 0] + [
-        (j, -1) for j in range(rows.size) if seen_max[j] > 0
-    ]
+    stabilizing, rest = _ordered_sides(seen_min, seen_max)
     previous: int | None = None
     for j, side in stabilizing + rest:
         if not usable[j]:
@@ -386,52 +416,67 @@ def _tighten_layer_mip(
     upper: np.ndarray,
     options: ObbtOptions,
     progress: _Progress,
+    seen: np.ndarray,
 ) -> None:
     """Tighten ``lower``/``upper`` (the layer's, in place) at the unstable ``rows`` from
-    HiGHS's MIP dual bounds of the truncated ``model``, widened for its tolerances."""
+    HiGHS's MIP dual bounds of the truncated ``model``, widened for its tolerances.
+
+    ``seen`` holds the layer's pre-activations at inputs of the region (one row a point). A
+    side no input has crossed 0 on could make its neuron stable: its MIP comes first and stops
+    as soon as the sign is known (the dual bound clears 0 by the tolerance margin, or an
+    incumbent is beyond 0). The other sides only narrow the big-M interval: with
+    ``options.mip_stability_only`` they are left to the LP stage, otherwise they are solved
+    to optimality when the seen values leave room to gain.
+    """
     if not model.integrality.any():
         # No binary left: the relaxation is the exact model and the LP stage is already exact.
         # (HiGHS then solves an LP and its MIP dual bound is meaningless: never read it.)
         return
     head = model.layers[-1]
+    usable = head.status == NeuronStatus.LINEAR
+    seen_min, seen_max = seen[:, rows].min(axis=0), seen[:, rows].max(axis=0)
+    width = np.maximum(upper[rows] - lower[rows], 1e-12)
     widths = float(np.sum(model.col_upper - model.col_lower))
-    defaults = _new_highs(options)  # the tolerances every MIP below runs with
-    feasibility = _option(defaults, "mip_feasibility_tolerance")
-    dual_tolerance = _option(defaults, "dual_feasibility_tolerance")
-    for j in range(rows.size):
-        if head.status[j] != NeuronStatus.LINEAR:
-            continue
+    settings = HighsOptions(threads=options.threads, mip_rel_gap=0.0)
+    feasibility = settings.tolerance("mip_feasibility_tolerance")
+    dual_tolerance = settings.tolerance("dual_feasibility_tolerance")
+    stabilizing, rest = _ordered_sides(seen_min, seen_max)
+    tasks = [(j, side, True) for j, side in stabilizing]
+    if not options.mip_stability_only:
+        tasks += [(j, side, False) for j, side in rest]
+    for j, side, deciding in tasks:
         neuron = rows[j]
+        if not usable[j] or lower[neuron] >= 0.0 or upper[neuron] <= 0.0:
+            progress.skipped += 1
+            continue
+        seen_value, bound = (seen_min[j], lower[neuron]) if side > 0 else (-seen_max[j], -upper[neuron])
+        if not deciding and seen_value - bound <= options.filter_tolerance * width[j]:
+            progress.skipped += 1
+            continue
+        if progress.out_of_time():
+            break
         cost = np.zeros(model.n_cols)
-        cost[int(head.output_column[j])] = 1.0
-        # The tolerance margin depends on |c| only: the same for both sides.
-        margin = model.with_objective(cost, maximize=False).tolerance_effect(feasibility, feasibility)
+        cost[int(head.output_column[j])] = float(side)
+        objective = model.with_objective(cost, maximize=False)
+        margin = objective.tolerance_effect(feasibility, feasibility)
         margin += dual_tolerance * widths
-        for side in (1.0, -1.0):
-            if lower[neuron] >= 0.0 or upper[neuron] <= 0.0 or progress.out_of_time():
-                break
-            # A fresh HiGHS per MIP: its MIP solver measures time_limit on a clock that restarts
-            # with every run (highspy 1.15), its LP solver on the object's total run time, so
-            # only a new object's clock gives every MIP the same limit in any version.
-            remaining = progress.deadline - time.perf_counter()
-            highs = _new_highs(
-                options, mip_rel_gap=0.0, time_limit=max(min(options.time_per_mip, remaining), 1e-3)
-            )
-            to_highs(model.with_objective(side * cost, maximize=False), highs)
-            highs.run()
-            info = highs.getInfo()
-            dual = float(info.mip_dual_bound)
-            finished = highs.getModelStatus() in (
-                highspy.HighsModelStatus.kOptimal,
-                highspy.HighsModelStatus.kTimeLimit,
-            )
-            primal = float(info.objective_function_value)
-            consistent = info.primal_solution_status != 2 or dual <= primal + 1e-9 * (1.0 + abs(primal))
-            if not finished or not math.isfinite(dual) or not consistent:
-                progress.not_optimal += 1
-                continue
-            progress.solved += 1
-            _apply_bound(lower, upper, neuron, side, dual - margin - 1e-9 * abs(dual), progress)
+        # Stop once the bound below, dual − margin − 1e-9·|dual|, is ≥ 0, or an incumbent is < 0.
+        rule = DecisionRule(target=0.0, proof=margin * (1.0 + 1e-8) + 1e-12) if deciding else None
+        # solve() builds a fresh HiGHS: its MIP solver measures time_limit on a clock that restarts
+        # with every run, its LP solver on the object's total run time, so only a new object gives
+        # every MIP the same limit in any version.
+        limit = max(min(options.time_per_mip, progress.deadline - time.perf_counter()), 1e-3)
+        result = solve(objective, replace(settings, time_limit=limit), decide=rule)
+        dual = result.dual_bound
+        consistent = result.objective is None or (
+            dual is not None and dual <= result.objective + 1e-9 * (1.0 + abs(result.objective))
+        )
+        if dual is None or result.status not in _BOUNDED_MIP or not consistent:
+            progress.not_optimal += 1
+            continue
+        progress.solved += 1
+        progress.undecided += deciding and result.status not in _DECIDED
+        _apply_bound(lower, upper, neuron, side, dual - margin - 1e-9 * abs(dual), progress)
 
 
 def _with_layer(bounds: NeuronBounds, layer: int, lower: np.ndarray, upper: np.ndarray) -> NeuronBounds:
@@ -496,7 +541,7 @@ def lp_tighten(
     LPs that cannot gain be skipped; the region's centre is always used.
     """
     options = options or ObbtOptions()
-    seen = [np.atleast_2d(z) for z in network.pre_activations(np.vstack(_region_points(region, points)))]
+    seen = _seen_values(network, region, points)
     layers = _lp_layers(bounds)
     return _tighten_layers(
         network, region, bounds, layers, options, "lp",
@@ -507,25 +552,41 @@ def lp_tighten(
 
 
 def mip_tighten(
-    network: Network, region: InputRegion, bounds: NeuronBounds, options: ObbtOptions | None = None
+    network: Network,
+    region: InputRegion,
+    bounds: NeuronBounds,
+    options: ObbtOptions | None = None,
+    *,
+    points: Sequence[np.ndarray] = (),
 ) -> NeuronBounds:
     """Tighten the unstable neurons of the last ``options.mip_layers`` hidden layers by MIP
-    (layer 0 is exact already)."""
+    (layer 0 is exact already).
+
+    Which sides could make a neuron stable is read off inputs of the region: the centre,
+    ``points`` and the witnesses of :func:`prunemip.witnesses.witnessed_unstable` (the
+    extreme pre-activations its search finds); a neuron they show on both sides of 0 gets no
+    stability MIP.
+    """
     options = options or ObbtOptions()
+    seen = _seen_values(network, region, points)
+    witnessed = witnessed_unstable(network, region, bounds)
+    for k, highest, lowest in zip(witnessed.layers, witnessed.highest, witnessed.lowest, strict=True):
+        seen[k] = np.vstack([seen[k], highest, lowest])
     hidden = _hidden_relu_layers(bounds)
     layers = [k for k in (hidden[-options.mip_layers :] if options.mip_layers > 0 else []) if k > 0]
     return _tighten_layers(
         network, region, bounds, layers, options, "mip",
         lambda k, rows, model, lower, upper, progress: _tighten_layer_mip(
-            model, rows, lower, upper, options, progress
+            model, rows, lower, upper, options, progress, seen[k]
         ),
     )  # fmt: skip
 
 
-def _region_points(region: InputRegion, points: Sequence[np.ndarray]) -> list[np.ndarray]:
-    seeds = [region.midpoint]
-    seeds += [region.project(np.asarray(p, dtype=np.float64).reshape(-1)) for p in points]
-    return seeds
+def _seen_values(network: Network, region: InputRegion, points: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Per layer, the pre-activations at the region's centre and at ``points`` projected onto
+    the region (one row a point)."""
+    inputs = [region.midpoint, *(region.project(np.asarray(p, dtype=np.float64).reshape(-1)) for p in points)]
+    return [np.atleast_2d(z) for z in network.pre_activations(np.vstack(inputs))]
 
 
 # ----------------------------------------------------------------------- the pipeline
@@ -568,7 +629,7 @@ def continue_bounds(
         return lp_tighten(network, region, bounds, options, points=points)
     bounds = lp_tighten(network, region, bounds, options, points=points)
     if method == "mip":
-        bounds = mip_tighten(network, region, bounds, options)
+        bounds = mip_tighten(network, region, bounds, options, points=points)
     return bounds
 
 
@@ -609,8 +670,3 @@ def compute_bounds(
     return continue_bounds(
         network, region, bounds, method, options=options, time_limit=time_limit, points=points
     )
-
-
-def _option(highs: highspy.Highs, name: str) -> float:
-    value = highs.getOptionValue(name)
-    return float(value[-1] if isinstance(value, tuple) else value)

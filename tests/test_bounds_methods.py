@@ -28,7 +28,7 @@ from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds import interval_bounds
 from prunemip.encoders.linear import alpha_bounds, linear_bounds, linear_upper_bound, relu_relaxation
 from prunemip.errors import PrunemipError
-from prunemip.network import InputSpec, Network
+from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import solve
 from prunemip.solvers.obbt import (
@@ -37,9 +37,11 @@ from prunemip.solvers.obbt import (
     _LpData,
     compute_bounds,
     lp_tighten,
+    mip_tighten,
     safe_lower_bound,
 )
 from prunemip.solvers.result import SolveStatus
+from prunemip.witnesses import witnessed_unstable
 
 norms = st.sampled_from(["linf", "l1"])
 
@@ -343,23 +345,81 @@ def test_every_mip_of_the_mip_stage_gets_its_own_time_limit(rng, monkeypatch):
     ``time_per_mip`` (a limit of total run time + ``time_per_mip`` grew with every MIP)."""
     import highspy
 
-    import prunemip.solvers.obbt as obbt
-
     limits: list[tuple[float, float]] = []
 
     class RecordingHighs(highspy.Highs):
         def run(self):
-            limits.append((self.getRunTime(), obbt._option(self, "time_limit")))
+            value = self.getOptionValue("time_limit")
+            limits.append((self.getRunTime(), float(value[-1] if isinstance(value, tuple) else value)))
             return super().run()
 
-    monkeypatch.setattr(obbt.highspy, "Highs", RecordingHighs)
+    monkeypatch.setattr(highspy, "Highs", RecordingHighs)
     network = random_network(rng, [8, 16, 16, 3], 0.0, weight_scale=2.0)
     region = ball_region(network, rng.random(8), "linf", 0.3)
     options = ObbtOptions(time_per_lp=1.0, budget=30.0, time_per_mip=0.5)
     lp = compute_bounds(network, region, "lp", options=options)
     limits.clear()
-    mip = obbt.mip_tighten(network, region, lp, options)
+    mip = mip_tighten(network, region, lp, options)
     assert mip.stages[-1].details["mips_solved"] >= 2
     assert len(limits) >= 2
     for clock, limit in limits:
         assert clock == 0.0 and 0.0 < limit <= options.time_per_mip
+
+
+def _exact_range(network: Network, region: InputRegion, layer: int, neuron: int) -> tuple[float, float]:
+    """min and max of ẑ_neuron of ``layer`` over the region, by brute force over the earlier
+    layers' activation patterns (the network cut after ``layer``, the neuron as output 0)."""
+    row = network.layers[layer].weight.toarray()[neuron]
+    bias = network.layers[layer].bias[neuron]
+    extremes = []
+    for sign in (1.0, -1.0):
+        head = Layer.create(
+            np.vstack([sign * row, np.zeros_like(row)]), np.array([sign * bias, 0.0]), "identity"
+        )
+        cut = Network((*network.layers[:layer], head), network.input_spec)
+        extremes.append(sign * brute_force_margin(cut, region, 0, 1))
+    return extremes[1], extremes[0]
+
+
+@pytest.mark.parametrize(("seed", "norm", "radius"), [(9, "linf", 0.3), (15, "l1", 0.6)])
+def test_mip_stage_decides_the_stability_of_the_last_hidden_layer(seed, norm, radius):
+    """Every neuron of the last hidden layer that is stable over the region (its exact range,
+    by brute force, clears 0 by more than HiGHS's tolerances move it) is stable after the MIP
+    stage, with or without its width MIPs, and the bounds still contain the exact range. On
+    these instances LP leaves 3 (L∞) and 2 (L1) such neurons unstable, both signs among them."""
+    rng = np.random.default_rng(seed)
+    network = random_network(rng, [4, 8, 8, 3], 0.0, weight_scale=2.0)
+    region = ball_region(network, rng.random(4), norm, radius)
+    exact = [_exact_range(network, region, 1, j) for j in range(8)]
+    stable = [j for j, (low, high) in enumerate(exact) if high < -1e-3 or low > 1e-3]
+    lp = compute_bounds(network, region, "lp", options=FAST)
+    assert any(lp.lower[1][j] < 0.0 < lp.upper[1][j] for j in stable)
+    for stability_only in (True, False):
+        options = ObbtOptions(
+            time_per_lp=5.0, time_per_mip=30.0, budget=120.0, mip_stability_only=stability_only
+        )
+        bounds = mip_tighten(network, region, lp, options)
+        for j, (low, high) in enumerate(exact):
+            assert bounds.lower[1][j] <= low + 1e-9 * (1 + abs(low))
+            assert bounds.upper[1][j] >= high - 1e-9 * (1 + abs(high))
+        assert all(not bounds.lower[1][j] < 0.0 < bounds.upper[1][j] for j in stable)
+
+
+def test_mip_stage_solves_no_stability_mip_for_a_witnessed_neuron():
+    """A neuron that inputs of the region show on both sides of 0 can never be stable: with
+    ``mip_stability_only`` it gets no MIP, and every neuron the witnesses leave open gets one,
+    on the side that could make it stable."""
+    rng = np.random.default_rng(5)
+    network = random_network(rng, [6, 16, 16, 3], 0.0, weight_scale=2.0)
+    region = ball_region(network, rng.random(6), "l1", 0.5)
+    options = ObbtOptions(time_per_lp=2.0, time_per_mip=10.0, budget=60.0, mip_stability_only=True)
+    lp = compute_bounds(network, region, "lp", options=options)
+    proved = witnessed_unstable(network, region, lp).proved[-1]
+    open_neurons = int(np.sum(lp.unstable(1) & ~proved))
+    assert np.sum(lp.unstable(1) & proved) > 0 and open_neurons >= 2
+    mip = mip_tighten(network, region, lp, options)
+    details = mip.stages[-1].details
+    assert details["mips_solved"] + details["mips_not_optimal"] == open_neurons
+    assert details["stabilized"] >= 1
+    assert int(np.sum(mip.unstable(1))) == int(np.sum(lp.unstable(1))) - details["stabilized"]
+    assert_contains(mip, network, sample_region(region, rng, 2000))
