@@ -568,12 +568,13 @@ def mip_tighten(
     stability MIP.
     """
     options = options or ObbtOptions()
-    seen = _seen_values(network, region, points)
-    witnessed = witnessed_unstable(network, region, bounds)
-    for k, highest, lowest in zip(witnessed.layers, witnessed.highest, witnessed.lowest, strict=True):
-        seen[k] = np.vstack([seen[k], highest, lowest])
     hidden = _hidden_relu_layers(bounds)
     layers = [k for k in (hidden[-options.mip_layers :] if options.mip_layers > 0 else []) if k > 0]
+    seen = _seen_values(network, region, points)
+    if layers:  # the witness search only matters to layers that get MIPs
+        witnessed = witnessed_unstable(network, region, bounds)
+        for k, highest, lowest in zip(witnessed.layers, witnessed.highest, witnessed.lowest, strict=True):
+            seen[k] = np.vstack([seen[k], highest, lowest])
     return _tighten_layers(
         network, region, bounds, layers, options, "mip",
         lambda k, rows, model, lower, upper, progress: _tighten_layer_mip(
