@@ -24,18 +24,29 @@ from prunemip.regions import InputRegion
 from prunemip.solvers.highs import HighsOptions
 
 # ----------------------------------------------------------------------- hypothesis
+# The default profile draws the same examples on every run, so CI verdicts are
+# reproducible; "thorough" explores fresh random examples (PRUNEMIP_HYPOTHESIS_PROFILE=thorough).
 settings.register_profile(
     "prunemip",
     deadline=None,
     max_examples=50,
-    derandomize=False,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.register_profile("thorough", parent=settings.get_profile("prunemip"), max_examples=300)
+settings.register_profile(
+    "thorough", parent=settings.get_profile("prunemip"), max_examples=300, derandomize=False
+)
 settings.load_profile(os.environ.get("PRUNEMIP_HYPOTHESIS_PROFILE", "prunemip"))
 
-#: HiGHS settings for tests that compare optima: no optimality gap, one thread.
-EXACT = HighsOptions(time_limit=60.0, threads=1, mip_rel_gap=0.0, extra={"mip_abs_gap": 0.0})
+#: HiGHS settings for tests that compare optima: no optimality gap, one thread, and
+#: feasibility tolerances of 1e-9 so that no row slack lets an optimum overshoot the
+#: true one by HiGHS's default 1e-6 (times the weights it passes through).
+EXACT = HighsOptions(
+    time_limit=60.0,
+    threads=1,
+    mip_rel_gap=0.0,
+    extra={"mip_abs_gap": 0.0, "mip_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9},
+)
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
