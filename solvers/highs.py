@@ -7,10 +7,19 @@ bound proves the optimum ``≤ at_most`` (``at_most ≤ above``; a gap between t
 room for the solver's tolerances). Both checks run in HiGHS's MIP interrupt and
 improving-solution callbacks, and the final status is re-checked against the final
 incumbent and dual bound, so a result never claims more than they show.
+
+Decide mode also hands ``at_most`` to HiGHS as an objective cutoff (its ``objective_bound``
+option): HiGHS then prunes every node whose LP bound cannot beat it, as if an incumbent of
+that value were known, instead of branching on until the global bound clears it. A MIP that
+is "infeasible" under the cutoff has proved that nothing beats ``at_most``; every dual bound
+read under a cutoff is capped at it, so no result claims more than the cutoff proves. How
+HiGHS reads the option (its sign for a maximisation, the objective offset) is found once per
+process on two-variable probes; if they disagree with every reading, no cutoff is set.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -160,6 +169,76 @@ class DecisionRule:
         return dual_bound <= self.proof_level if maximize else dual_bound >= self.proof_level
 
 
+_PROBE_OFFSET = 10.0
+#: (maximize, cutoff, whether HiGHS must find a solution) on the probe below, whose optimum
+#: is 13 when maximising and 7 when minimising (both include the offset).
+_PROBE_CASES = ((True, 12.5, True), (True, 13.5, False), (False, 7.5, True), (False, 6.5, False))
+
+
+def _probe_finds_solution(maximize: bool, objective_bound: float) -> bool:
+    """Solve ``opt x + y + 10`` over integers ``x, y ∈ [−5, 5]``, ``|x + y| ≤ 3.5`` under
+    ``objective_bound``: whether HiGHS reports an optimum."""
+    highs = highspy.Highs()
+    for name, value in (("output_flag", False), ("threads", 1), ("objective_bound", objective_bound)):
+        highs.setOptionValue(name, value)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = 2, 1
+    lp.col_cost_ = np.ones(2)
+    lp.offset_ = _PROBE_OFFSET
+    lp.col_lower_, lp.col_upper_ = np.full(2, -5.0), np.full(2, 5.0)
+    lp.row_lower_, lp.row_upper_ = np.array([-3.5]), np.array([3.5])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.array([0, 1, 2], dtype=np.int32)
+    lp.a_matrix_.index_ = np.array([0, 0], dtype=np.int32)
+    lp.a_matrix_.value_ = np.ones(2)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * 2
+    lp.sense_ = highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize
+    highs.passModel(lp)
+    highs.run()
+    return highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
+
+
+@functools.cache
+def _cutoff_readings() -> dict[bool, tuple[int, int]]:
+    """Per sense, the ``(sign, offset weight)`` with which ``objective_bound = sign · (U −
+    weight · offset)`` keeps exactly the solutions better than ``U`` on every probe case;
+    a sense with no single such reading is absent."""
+    readings = {}
+    for maximize in (False, True):
+        cases = [(cutoff, found) for sense, cutoff, found in _PROBE_CASES if sense == maximize]
+        consistent = [
+            (sign, weight)
+            for sign in ((1, -1) if maximize else (1,))
+            for weight in (0, 1)
+            if all(
+                _probe_finds_solution(maximize, sign * (cutoff - weight * _PROBE_OFFSET)) == found
+                for cutoff, found in cases
+            )
+        ]
+        if len(consistent) == 1:
+            readings[maximize] = consistent[0]
+    return readings
+
+
+def objective_cutoff(level: float, maximize: bool, offset: float) -> float | None:
+    """The HiGHS ``objective_bound`` under which only solutions with objective ``> level``
+    (maximising) or ``< level`` (minimising) are kept, for a model with objective ``offset``;
+    None if this HiGHS reads the option in no way the probes could pin down."""
+    reading = _cutoff_readings().get(maximize)
+    if reading is None:
+        return None
+    sign, weight = reading
+    return sign * (level - weight * offset)
+
+
+def _capped(dual_bound: float | None, level: float, maximize: bool) -> float | None:
+    """A dual bound HiGHS reports under a cutoff at ``level``, claiming no more than the
+    cutoff proves; an infinite or unknown one is unknown."""
+    if dual_bound is None or not math.isfinite(dual_bound):
+        return None
+    return max(dual_bound, level) if maximize else min(dual_bound, level)
+
+
 @dataclass
 class _Decider:
     """Interrupts HiGHS once the rule's question is answered."""
@@ -208,11 +287,18 @@ def solve(
         start_accepted = highs.setSolution(solution) == highspy.HighsStatus.kOk
 
     decider = None
+    cutoff_level = None
     if decide is not None:
         decide.check_sense(model.maximize)
         decider = _Decider(decide, model.maximize)
         highs.cbMipInterrupt.subscribe(decider.check)
         highs.cbMipImprovingSolution.subscribe(decider.check)
+        cutoff = None
+        if model.integrality.any() and "objective_bound" not in options.extra:
+            cutoff = objective_cutoff(decide.proof_level, model.maximize, model.objective_offset)
+        if cutoff is not None:
+            highs.setOptionValue("objective_bound", cutoff)
+            cutoff_level = decide.proof_level
 
     stopped: list[bool] = []
     if on_incumbent is not None:
@@ -234,7 +320,9 @@ def solve(
     highs.cbLogging.subscribe(note_presolve)
     highs.run()
     solve_seconds = time.perf_counter() - run_start
-    result = _collect(highs, model, decider, load_seconds, presolve_done, solve_seconds, start_accepted)
+    result = _collect(
+        highs, model, decider, cutoff_level, load_seconds, presolve_done, solve_seconds, start_accepted
+    )
     if stopped and result.status == SolveStatus.INTERRUPTED:
         return replace(result, status=SolveStatus.STOPPED)
     return result
@@ -261,6 +349,7 @@ def _collect(
     highs: highspy.Highs,
     model: MipModel,
     decider: _Decider | None,
+    cutoff_level: float | None,
     load_seconds: float,
     presolve_done: list[float],
     solve_seconds: float,
@@ -280,6 +369,16 @@ def _collect(
     else:
         dual_bound = objective if status == SolveStatus.OPTIMAL else None
         gap = 0.0 if status == SolveStatus.OPTIMAL else None
+    if cutoff_level is not None:
+        sense = 1.0 if model.maximize else -1.0
+        beyond = objective is not None and sense * (objective - cutoff_level) > 0
+        if status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE) and not beyond:
+            # The search ended with nothing beyond the cutoff: decide mode's question is
+            # answered. HiGHS then reports its incumbent (if any) as optimal and a dual bound
+            # that can be ±inf or that incumbent: neither is read.
+            status, dual_bound, gap = SolveStatus.DECIDED_AT_MOST, cutoff_level, None
+        else:
+            dual_bound = _capped(dual_bound, cutoff_level, model.maximize)
     if decider is not None and decider.decided is not None and status == SolveStatus.INTERRUPTED:
         status = _confirmed(decider, objective, dual_bound, model.maximize)
     return SolveResult(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import highspy
 import numpy as np
 import pytest
 from conftest import EXACT, ball_region, random_network
@@ -12,7 +13,7 @@ from conftest import EXACT, ball_region, random_network
 from prunemip.adversarial import target_order
 from prunemip.encoders.bigm import encode
 from prunemip.errors import PrunemipError
-from prunemip.solvers.highs import DecisionRule, HighsOptions, solve, to_highs
+from prunemip.solvers.highs import DecisionRule, HighsOptions, objective_cutoff, solve, to_highs
 from prunemip.solvers.result import SolveResult, SolveStatus
 
 ONE_THREAD = HighsOptions(time_limit=60.0, threads=1)
@@ -88,6 +89,63 @@ def test_decide_with_a_proof_margin_needs_the_bound_below_it():
     assert result.status == SolveStatus.OPTIMAL
     with pytest.raises(ValueError, match="proof level"):
         solve(model, ONE_THREAD, decide=DecisionRule(target=0.0, proof=1.0))
+
+
+def sense_and_offset_variants(model):
+    """The margin model maximised and, negated, minimised, each with and without an offset."""
+    for maximize in (True, False):
+        for offset in (0.0, 3.7):
+            cost = model.objective if maximize else -model.objective
+            yield model.with_objective(cost, maximize=maximize, offset=offset)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_objective_cutoff_keeps_exactly_the_solutions_beyond_it(seed):
+    """Raw HiGHS under objective_cutoff(level), in both senses and with an offset: the true
+    optimum when it lies beyond the level; otherwise nothing beyond it (HiGHS then says
+    "infeasible", or returns some worse solution as "optimal", which decide mode never reads
+    as a bound: see the next test)."""
+    base, _ = margin_model(seed=seed, radius=0.3)
+    for model in sense_and_offset_variants(base):
+        optimum = solve(model, EXACT).objective
+        sense = 1.0 if model.maximize else -1.0
+        for step in (-0.01, 0.01):
+            level = optimum + sense * step
+            highs = to_highs(model)
+            EXACT.apply(highs)
+            highs.setOptionValue("log_to_console", False)
+            cutoff = objective_cutoff(level, model.maximize, model.objective_offset)
+            highs.setOptionValue("objective_bound", cutoff)
+            highs.run()
+            status = highs.getModelStatus()
+            value = highs.getInfo().objective_function_value
+            if step < 0:
+                assert status == highspy.HighsModelStatus.kOptimal
+                assert value == pytest.approx(optimum, abs=1e-6)
+            else:
+                assert status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kOptimal)
+                assert status == highspy.HighsModelStatus.kInfeasible or sense * (value - level) <= 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_decide_under_the_cutoff_claims_the_proof_level_and_no_more(seed):
+    """Nothing beats the proof level: the answer is DECIDED_AT_MOST with the proof level as
+    dual bound, never the value of a worse incumbent (here the start at the centre) that
+    HiGHS reports as "optimal" under its cutoff."""
+    base, x0 = margin_model(seed=seed, radius=0.3)
+    for model in sense_and_offset_variants(base):
+        optimum = solve(model, EXACT).objective
+        sense = 1.0 if model.maximize else -1.0
+        start = model.solution_from_input(x0)
+        assert sense * (optimum - model.evaluate_objective(start)) > 0.01  # the start is worse
+        proof = optimum + sense * 0.01
+        rule = DecisionRule(target=proof + sense * 0.05, proof=proof)
+        for start_point in (None, start):
+            result = solve(model, ONE_THREAD, start=start_point, decide=rule)
+            assert result.status == SolveStatus.DECIDED_AT_MOST
+            assert result.dual_bound == proof
+            if result.objective is not None:
+                assert sense * (result.objective - optimum) <= 1e-6
 
 
 def test_starting_solution_is_accepted_and_never_worsened():
