@@ -28,6 +28,7 @@ from typing import Any
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
 from prunemip.encoders.mip_model import MipModel
 from prunemip.errors import PrunemipError
@@ -115,28 +116,42 @@ class HighsOptions:
 def to_highs(model: MipModel, highs: highspy.Highs | None = None) -> highspy.Highs:
     """Pass ``model`` to a (new) ``highspy.Highs`` instance in one call."""
     highs = highs or highspy.Highs()
-    lp = highspy.HighsLp()
-    lp.num_col_ = model.n_cols
-    lp.num_row_ = model.n_rows
-    lp.col_cost_ = model.objective
-    lp.offset_ = model.objective_offset
-    lp.col_lower_ = model.col_lower
-    lp.col_upper_ = model.col_upper
-    lp.row_lower_ = model.row_lower
-    lp.row_upper_ = model.row_upper
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = model.matrix.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = model.matrix.indices.astype(np.int32)
-    lp.a_matrix_.value_ = model.matrix.data
-    lp.integrality_ = [
-        highspy.HighsVarType.kInteger if integral else highspy.HighsVarType.kContinuous
-        for integral in model.integrality
-    ]
-    lp.sense_ = highspy.ObjSense.kMaximize if model.maximize else highspy.ObjSense.kMinimize
-    status = highs.passModel(lp)
-    if status == highspy.HighsStatus.kError:
+    lp = _highs_lp(
+        model.matrix, model.objective, model.objective_offset, (model.col_lower, model.col_upper),
+        (model.row_lower, model.row_upper), model.integrality, model.maximize,
+    )  # fmt: skip
+    if highs.passModel(lp) == highspy.HighsStatus.kError:
         raise PrunemipError("HiGHS refused the model (passModel returned an error)")
     return highs
+
+
+def _highs_lp(
+    matrix: sp.csc_matrix,
+    cost: np.ndarray,
+    offset: float,
+    col_bounds: tuple[np.ndarray, np.ndarray],
+    row_bounds: tuple[np.ndarray, np.ndarray],
+    integrality: np.ndarray,
+    maximize: bool,
+) -> highspy.HighsLp:
+    """``opt cost·x + offset`` s.t. ``row_lower ≤ matrix·x ≤ row_upper``, ``col_lower ≤ x ≤
+    col_upper``, integral where ``integrality`` says, as one ``HighsLp``."""
+    lp = highspy.HighsLp()
+    lp.num_row_, lp.num_col_ = matrix.shape
+    lp.col_cost_ = cost
+    lp.offset_ = offset
+    lp.col_lower_, lp.col_upper_ = col_bounds
+    lp.row_lower_, lp.row_upper_ = row_bounds
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = matrix.indices.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.data
+    lp.integrality_ = [
+        highspy.HighsVarType.kInteger if integral else highspy.HighsVarType.kContinuous
+        for integral in integrality
+    ]
+    lp.sense_ = highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize
+    return lp
 
 
 @dataclass(frozen=True)
@@ -181,19 +196,9 @@ def _probe_finds_solution(maximize: bool, objective_bound: float) -> bool:
     highs = highspy.Highs()
     for name, value in (("output_flag", False), ("threads", 1), ("objective_bound", objective_bound)):
         highs.setOptionValue(name, value)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = 2, 1
-    lp.col_cost_ = np.ones(2)
-    lp.offset_ = _PROBE_OFFSET
-    lp.col_lower_, lp.col_upper_ = np.full(2, -5.0), np.full(2, 5.0)
-    lp.row_lower_, lp.row_upper_ = np.array([-3.5]), np.array([3.5])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.array([0, 1, 2], dtype=np.int32)
-    lp.a_matrix_.index_ = np.array([0, 0], dtype=np.int32)
-    lp.a_matrix_.value_ = np.ones(2)
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * 2
-    lp.sense_ = highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize
-    highs.passModel(lp)
+    box, row = (np.full(2, -5.0), np.full(2, 5.0)), (np.array([-3.5]), np.array([3.5]))
+    matrix = sp.csc_matrix(np.ones((1, 2)))
+    highs.passModel(_highs_lp(matrix, np.ones(2), _PROBE_OFFSET, box, row, np.ones(2, bool), maximize))
     highs.run()
     return highs.getModelStatus() == highspy.HighsModelStatus.kOptimal
 
