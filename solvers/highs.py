@@ -14,7 +14,9 @@ that value were known, instead of branching on until the global bound clears it.
 is "infeasible" under the cutoff has proved that nothing beats ``at_most``; every dual bound
 read under a cutoff is capped at it, so no result claims more than the cutoff proves. How
 HiGHS reads the option (its sign for a maximisation, the objective offset) is found once per
-process on two-variable probes; if they disagree with every reading, no cutoff is set.
+process on two-variable probes; if they disagree with every reading, no cutoff is set. An
+``objective_bound`` in ``HighsOptions.extra`` is the caller's and replaces the cutoff
+(``objective_bound=inf`` turns it off).
 """
 
 from __future__ import annotations
