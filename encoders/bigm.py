@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bounds import NeuronBounds, interval_bounds, interval_layer
+from prunemip.encoders.bounds.interval import NeuronBounds, interval_bounds, interval_layer
 from prunemip.encoders.mip_model import (
     EncodingStats,
     LayerEncoding,

@@ -12,7 +12,7 @@ Networks", CPAIOR 2020):
 The outputs are unchanged on every input of the region, exactly where nothing is folded;
 folding a constant into a bias rounds once, so :class:`Simplification` carries, per kept
 neuron, a rigorous bound ``error`` on ``|ẑ_simplified − ẑ_original|`` (exact arithmetic on
-each network's float data; ``γ_n`` rounding terms as in :mod:`~prunemip.encoders.bounds`,
+each network's float data; ``γ_n`` rounding terms as in :mod:`~prunemip.encoders.bounds.interval`,
 propagated through the 1-Lipschitz activations). ``restrict``/``expand`` move bounds
 between the two networks, widened by it, so bounds computed on either stay sound for both.
 """
@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bounds import NeuronBounds, gamma
+from prunemip.encoders.bounds.interval import NeuronBounds, gamma
 from prunemip.errors import PrunemipError
 from prunemip.network import Layer, Network
 

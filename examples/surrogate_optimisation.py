@@ -44,7 +44,7 @@ from pyomo.opt import TerminationCondition
 from torch import nn
 from torch.nn.utils import prune
 
-from prunemip.encoders.pyomo import network_block
+from prunemip.embed.pyomo import network_block
 from prunemip.network import InputSpec, Network
 from prunemip.torch_io import network_from_module
 

@@ -38,13 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from prunemip.adversarial import find_adversarial_example
 from prunemip.data import Dataset, load_dataset
-from prunemip.demo import attack_images
+from prunemip.engine.attack import find_adversarial_example
 from prunemip.network import Network
 from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
 from prunemip.pruning.pipeline import Outcome, run_experiment
 from prunemip.solvers.highs import HighsOptions
+from prunemip.study.demo import attack_images
 from prunemip.study.report import SOLVED, shifted_geometric_mean
 
 #: Name → PruneConfig fields; the sparse variants train 10 % of the hidden-layer weights.

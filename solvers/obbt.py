@@ -47,7 +47,7 @@ widths: it is as sound as HiGHS's branch-and-bound, which is less than the LP st
 guarantee, so it is opt-in.
 
 MIP-based tightening decides stability first. A neuron that two inputs of the region show
-on both sides of 0 (:mod:`prunemip.witnesses`: exact first-layer maximisers, then gradient
+on both sides of 0 (:mod:`prunemip.encoders.bounds.witnesses`: exact first-layer maximisers, then gradient
 ascent per neuron) is unstable under any sound bounds, so it gets no stability MIP; every
 other unstable neuron gets one MIP on the side no input has crossed, stopped as soon as the
 dual bound proves the sign or an incumbent shows the other one (decide mode). Only then,
@@ -67,16 +67,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds import NeuronBounds, gamma, interval_bounds
-from prunemip.encoders.ideal_cuts import CutRows, IdealCutSeparator
-from prunemip.encoders.linear import alpha_bounds, linear_bounds
+from prunemip.encoders.bounds.ideal_cuts import CutRows, IdealCutSeparator
+from prunemip.encoders.bounds.interval import NeuronBounds, gamma, interval_bounds
+from prunemip.encoders.bounds.linear import alpha_bounds, linear_bounds
+from prunemip.encoders.bounds.witnesses import witnessed_unstable
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
 from prunemip.errors import PrunemipError
 from prunemip.network import Layer, Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve, to_highs
 from prunemip.solvers.result import SolveStatus
-from prunemip.witnesses import witnessed_unstable
 
 #: The bounds methods, cheapest first; "auto" is the default progressive pipeline.
 BOUNDS_METHODS: tuple[str, ...] = ("ia", "linear", "alpha", "lp", "mip")
@@ -563,7 +563,7 @@ def mip_tighten(
     (layer 0 is exact already).
 
     Which sides could make a neuron stable is read off inputs of the region: the centre,
-    ``points`` and the witnesses of :func:`prunemip.witnesses.witnessed_unstable` (the
+    ``points`` and the witnesses of :func:`prunemip.encoders.bounds.witnesses.witnessed_unstable` (the
     extreme pre-activations its search finds); a neuron they show on both sides of 0 gets no
     stability MIP.
     """

@@ -22,14 +22,14 @@ from conftest import (
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from prunemip.adversarial import (
+from prunemip.encoders.bigm import encode
+from prunemip.engine.attack import (
     ROBUST_TOLERANCE,
     _outcome_status,
     check_witness,
     find_adversarial_example,
     target_order,
 )
-from prunemip.encoders.bigm import encode
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
@@ -233,7 +233,7 @@ def test_time_limit_is_shared_by_the_targets():
 
 def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monkeypatch):
     """Decide mode: a solver incumbent > 0 whose forward pass is not adversarial is re-solved."""
-    import prunemip.adversarial as adversarial
+    import prunemip.engine.attack as adversarial
 
     network = random_network(rng, [3, 6, 3], 0.0)
     x0 = rng.random(3)
@@ -264,7 +264,7 @@ LOOSE = {"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05
 def _spy_on_solves(monkeypatch, delay: float = 0.0) -> list[tuple[int, float, float | None, SolveResult]]:
     """Record (target class, feasibility tolerance, decide proof, result) per HiGHS solve,
     sleeping ``delay`` seconds after each."""
-    import prunemip.adversarial as adversarial
+    import prunemip.engine.attack as adversarial
 
     calls = []
     real_solve = adversarial.solve

@@ -10,11 +10,11 @@ import pytest
 import scipy.sparse as sp
 from conftest import assert_one_line, random_network
 
+from prunemip.embed.highs import add_network
 from prunemip.encoders.bigm import encode
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
-from prunemip.solvers.embed import add_network
 from prunemip.solvers.highs import HighsOptions, solve
 
 EXACT = HighsOptions(time_limit=60.0, threads=1, mip_rel_gap=0.0, extra={"mip_abs_gap": 0.0})
@@ -201,7 +201,7 @@ def test_get_error_needs_a_solution(network: Network) -> None:
 @pytest.mark.parametrize("method", [None, "ia", "linear", "lp"])
 def test_bounds_methods_reach_the_same_optimum(network: Network, method: str | None) -> None:
     if method in (None, "linear"):
-        pytest.importorskip("prunemip.encoders.linear")
+        pytest.importorskip("prunemip.encoders.bounds.linear")
     if method == "lp":
         pytest.importorskip("prunemip.solvers.obbt")
     highs = host_model(named=True)

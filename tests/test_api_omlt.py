@@ -16,7 +16,7 @@ from omlt import OffsetScaling, OmltBlock  # noqa: E402
 from omlt.neuralnet import NetworkDefinition, ReluBigMFormulation  # noqa: E402
 from omlt.neuralnet.layer import DenseLayer, InputLayer  # noqa: E402
 
-from prunemip.encoders.omlt import (  # noqa: E402
+from prunemip.embed.omlt import (  # noqa: E402
     PrunemipFormulation,
     from_omlt_network_definition,
     to_omlt_network_definition,

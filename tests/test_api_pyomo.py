@@ -23,7 +23,7 @@ pyo = pytest.importorskip("pyomo.environ")
 from pyomo.core.expr.visitor import identify_variables  # noqa: E402
 from pyomo.repn import generate_standard_repn  # noqa: E402
 
-from prunemip.encoders.pyomo import PrunemipBlock, network_block  # noqa: E402
+from prunemip.embed.pyomo import PrunemipBlock, network_block  # noqa: E402
 
 OPTIONS = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "threads": 1}
 
@@ -90,7 +90,7 @@ def test_no_w1002_warning_flood(network: Network, caplog: pytest.LogCaptureFixtu
     from omlt import OmltBlock
     from omlt.neuralnet import ReluBigMFormulation
 
-    from prunemip.encoders.omlt import PrunemipFormulation, to_omlt_network_definition
+    from prunemip.embed.omlt import PrunemipFormulation, to_omlt_network_definition
 
     caplog.set_level(logging.WARNING)
     model = pyo.ConcreteModel()  # bounds exclude 0, where OMLT initialises its inputs

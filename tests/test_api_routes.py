@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from conftest import EXACT, random_network
 
+from prunemip.embed.highs import add_network
 from prunemip.encoders.bigm import encode
 from prunemip.network import Network
 from prunemip.regions import InputRegion
-from prunemip.solvers.embed import add_network
 from prunemip.solvers.highs import solve
 from prunemip.solvers.result import SolveStatus
 
@@ -28,8 +28,8 @@ pytest.importorskip("omlt")
 
 from omlt import OmltBlock  # noqa: E402
 
-from prunemip.encoders.omlt import PrunemipFormulation  # noqa: E402
-from prunemip.encoders.pyomo import network_block  # noqa: E402
+from prunemip.embed.omlt import PrunemipFormulation  # noqa: E402
+from prunemip.embed.pyomo import network_block  # noqa: E402
 
 TOLERANCE = 1e-5
 PYOMO_OPTIONS = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "threads": 1}
@@ -157,7 +157,7 @@ def test_routes_agree_with_omlts_own_formulation() -> None:
     """The OMLT conversion feeds OMLT's ReluBigMFormulation the same network: same optimum."""
     from omlt.neuralnet import ReluBigMFormulation
 
-    from prunemip.encoders.omlt import to_omlt_network_definition
+    from prunemip.embed.omlt import to_omlt_network_definition
 
     network = make_network("6-12-10-4 60%")
     region = make_region(network, "linf")

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds import interval_bounds, interval_layer
+from prunemip.encoders.bounds.interval import interval_bounds, interval_layer
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion

@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 from test_bounds import assert_contains, assert_contains_exactly, badly_scaled_networks, cancelling_network
 
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds import interval_bounds
-from prunemip.encoders.linear import alpha_bounds, linear_bounds, linear_upper_bound, relu_relaxation
+from prunemip.encoders.bounds.interval import interval_bounds
+from prunemip.encoders.bounds.linear import alpha_bounds, linear_bounds, linear_upper_bound, relu_relaxation
+from prunemip.encoders.bounds.witnesses import witnessed_unstable
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
@@ -41,7 +42,6 @@ from prunemip.solvers.obbt import (
     safe_lower_bound,
 )
 from prunemip.solvers.result import SolveStatus
-from prunemip.witnesses import witnessed_unstable
 
 norms = st.sampled_from(["linf", "l1"])
 
@@ -198,7 +198,7 @@ def test_alpha_bounds_never_looser_than_crown_and_tighter_on_a_deep_net(rng):
 
 
 def test_alpha_bounds_keep_a_network_too_large_to_optimise(rng, monkeypatch):
-    import prunemip.encoders.linear as linear_module
+    import prunemip.encoders.bounds.linear as linear_module
 
     network = random_network(rng, [6, 8, 8, 2], 0.0)
     region = ball_region(network, rng.random(6), "linf", 0.3)

@@ -307,7 +307,7 @@ def test_demo_small_run_compares_dense_and_pruned(tmp_path, capsys) -> None:
 
 
 def test_demo_attacks_use_the_requested_bounds_and_gradient_attack() -> None:
-    from prunemip.demo import DemoConfig, run_demo
+    from prunemip.study.demo import DemoConfig, run_demo
 
     config = DemoConfig(hidden=(8,), epochs=2, finetune_epochs=1, images=2, time_limit=5.0, radius=0.2)
     for gradient_attack in (False, True):

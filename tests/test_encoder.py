@@ -18,10 +18,10 @@ from conftest import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prunemip.adversarial import find_adversarial_example
 from prunemip.encoders.bigm import FORMULATIONS, TINY, encode
-from prunemip.encoders.bounds import interval_bounds
+from prunemip.encoders.bounds.interval import interval_bounds
 from prunemip.encoders.mip_model import NeuronStatus
+from prunemip.engine.attack import find_adversarial_example
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion

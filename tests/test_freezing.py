@@ -24,7 +24,7 @@ from prunemip.pruning.freezing import freeze_masks
 from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.registry import FREEZERS
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, score_batch
-from prunemip.training import apply_weight_decay, build_mlp, make_optimizer, train
+from prunemip.pruning.training import apply_weight_decay, build_mlp, make_optimizer, train
 
 TINY = TrainConfig(epochs=2, batch_size=64, lr=3e-3)
 HIDDEN = (24, 16)

@@ -49,7 +49,11 @@ def _source_packages() -> set[str]:
     packages = {
         "/".join(init.relative_to(ROOT).parent.parts) for init in (ROOT / "prunemip").rglob("__init__.py")
     }
-    packages |= {f"prunemip/{top}" for top in ("encoders", "solvers")}
+    for top in ("encoders", "solvers"):
+        packages |= {
+            "/".join(("prunemip", *init.relative_to(ROOT).parent.parts))
+            for init in (ROOT / top).rglob("__init__.py")
+        }
     return packages
 
 
@@ -61,7 +65,7 @@ def test_wheel_holds_every_package_only_under_prunemip(wheel: Path) -> None:
         name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))
     }
     assert top_level == {"prunemip"}
-    for module in ("prunemip/encoders/bigm.py", "prunemip/solvers/highs.py", "prunemip/cli.py"):
+    for module in ("prunemip/encoders/bigm.py", "prunemip/solvers/highs.py", "prunemip/cli/__init__.py"):
         assert module in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "prunemip = prunemip.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -21,13 +21,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from test_adversarial import check_result, near_decision_boundary
 
-from prunemip.adversarial import find_adversarial_example, target_order
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds import interval_bounds
-from prunemip.encoders.linear import linear_bounds
+from prunemip.encoders.bounds.interval import interval_bounds
+from prunemip.encoders.bounds.linear import linear_bounds
 from prunemip.encoders.simplify import simplify, simplify_network
+from prunemip.engine.attack import find_adversarial_example, target_order
+from prunemip.engine.falsify import PgdOptions, pgd_attack, project_l1_box
 from prunemip.network import InputSpec, Layer, Network
-from prunemip.pgd import PgdOptions, pgd_attack, project_l1_box
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import solve
 from prunemip.solvers.obbt import ObbtOptions, compute_bounds
@@ -236,7 +236,7 @@ def test_bounds_given_as_a_name_or_precomputed(rng):
 @pytest.mark.parametrize("pays", [True, False])
 def test_auto_tightens_by_lp_before_the_first_mip_and_solves_each_target_once(rng, monkeypatch, pays):
     """``auto`` runs its LP stage (when it pays) before any MIP, and never re-solves a target."""
-    import prunemip.adversarial as adversarial
+    import prunemip.engine.attack as adversarial
     import prunemip.solvers.obbt as obbt
 
     monkeypatch.setattr(obbt, "lp_pays", lambda bounds: pays)
@@ -289,7 +289,7 @@ def test_sub_mip_heuristics_are_off_only_in_decide_mode_after_the_gradient_attac
     rng, monkeypatch, mode, pgd, extra, expected
 ):
     """The gradient attack has searched the region, so decide-mode MIPs skip RINS and RENS."""
-    import prunemip.adversarial as adversarial
+    import prunemip.engine.attack as adversarial
     from prunemip.solvers.highs import HighsOptions
 
     real = adversarial._TargetMip.solve

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import EXACT, ball_region, random_network
 
-from prunemip.adversarial import target_order
 from prunemip.encoders.bigm import encode
+from prunemip.engine.attack import target_order
 from prunemip.errors import PrunemipError
 from prunemip.solvers.highs import DecisionRule, HighsOptions, objective_cutoff, solve, to_highs
 from prunemip.solvers.result import SolveResult, SolveStatus

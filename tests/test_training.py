@@ -12,7 +12,7 @@ from conftest import assert_one_line
 from torch import nn
 
 import prunemip.pruning.pipeline as pipeline
-import prunemip.training as training
+import prunemip.pruning.training as training
 from prunemip.data import load_dataset
 from prunemip.errors import PrunemipError
 from prunemip.model_io import load_network
@@ -21,7 +21,7 @@ from prunemip.pruning.dst import DynamicSparsity
 from prunemip.pruning.gmp import GradualMagnitude
 from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.scores import ScoreInputs, prune_by_scores
-from prunemip.training import Callback, build_mlp, lr_factor, train
+from prunemip.pruning.training import Callback, build_mlp, lr_factor, train
 
 TINY = TrainConfig(epochs=2, batch_size=64, lr=3e-3)
 

@@ -13,11 +13,11 @@ from conftest import brute_force_margin
 from torch import nn
 
 from prunemip.cli import USER_ERROR, main
+from prunemip.engine.verify import verify
 from prunemip.errors import PrunemipError
 from prunemip.model_io import load_network
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
-from prunemip.verify import verify
 from prunemip.vnnlib import load_vnnlib, parse_vnnlib
 
 HEADER = (
@@ -106,7 +106,7 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
 ):
     """Y_0 − Y_1 ≥ max + 1e-3 is unsat by 1e-3, less than loose HiGHS tolerances (0.05) can
     move the slack: the MIP is solved again with 1000× tighter ones, which prove it."""
-    import prunemip.verify as verify_module
+    import prunemip.engine.verify as verify_module
     from prunemip.solvers.highs import HighsOptions
 
     network = load_network(tiny_onnx)
@@ -132,7 +132,7 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
 def test_bounds_and_mip_share_the_time_budget(tiny_onnx, extremes, tmp_path, monkeypatch):
     """The tightening stage spends the disjunct's budget: a stage that uses it all leaves no
     MIP and the verdict is a timeout, not a run past the deadline."""
-    import prunemip.verify as verify_module
+    import prunemip.engine.verify as verify_module
 
     network = load_network(tiny_onnx)
     prop = load_vnnlib(

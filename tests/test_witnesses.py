@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_bounds_methods import FAST, norms, scaled
 
-from prunemip.encoders.bounds import interval_bounds
-from prunemip.encoders.linear import linear_bounds
+from prunemip.encoders.bounds.interval import interval_bounds
+from prunemip.encoders.bounds.linear import linear_bounds
+from prunemip.encoders.bounds.witnesses import first_layer_maximisers, witnessed_unstable
 from prunemip.regions import InputRegion
 from prunemip.solvers.obbt import BOUNDS_METHODS, compute_bounds
-from prunemip.witnesses import first_layer_maximisers, witnessed_unstable
 
 
 @given(seeds, st.integers(2, 12), norms, st.sampled_from([0.05, 0.5, 3.0]))

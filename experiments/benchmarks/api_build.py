@@ -77,7 +77,7 @@ from encode_speed import (
     solve_margin,
 )
 
-from prunemip.encoders.embedding import neuron_bounds
+from prunemip.embed.base import neuron_bounds
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 
@@ -95,7 +95,7 @@ OPTIMUM_SIZE = "784-50-50-10"
 def build_pyomo_block(network: Network, region: InputRegion) -> tuple[Any, float]:
     import pyomo.environ as pyo
 
-    from prunemip.encoders.pyomo import network_block
+    from prunemip.embed.pyomo import network_block
 
     model = pyo.ConcreteModel()
     start = time.perf_counter()
@@ -107,7 +107,7 @@ def build_pm_omlt(network: Network, region: InputRegion) -> tuple[Any, float]:
     import pyomo.environ as pyo
     from omlt import OmltBlock
 
-    from prunemip.encoders.omlt import PrunemipFormulation
+    from prunemip.embed.omlt import PrunemipFormulation
 
     model = pyo.ConcreteModel()
     model.nn = OmltBlock()
@@ -119,7 +119,7 @@ def build_pm_omlt(network: Network, region: InputRegion) -> tuple[Any, float]:
 def build_highspy(network: Network, region: InputRegion) -> tuple[Any, float]:
     import highspy
 
-    from prunemip.solvers.embed import add_network
+    from prunemip.embed.highs import add_network
 
     highs = highspy.Highs()
     highs.silent()

@@ -5,7 +5,7 @@ magnitude over the hidden layers' incoming weights (the output layer stays dense
 ``prunemip demo`` does) and fine-tuned under its mask; both are cached as prunemip
 ``.npz`` files (the CSR pattern is the mask) in ``runs/benchmark-nets`` (git-ignored).
 The training loop is deliberately self-contained plain PyTorch, so the cached nets do not
-change when ``prunemip.training`` evolves; the recipe is recorded in each net's metadata.
+change when ``prunemip.pruning.training`` evolves; the recipe is recorded in each net's metadata.
 """
 
 from __future__ import annotations

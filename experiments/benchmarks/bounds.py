@@ -11,7 +11,7 @@ Two parts (``--part``):
   chain of ``--quality-method``. Goal: the linear relaxation leaves ≤ 70 % of the unstable
   neurons that interval arithmetic leaves on the dense 2x200 nets (judged for plain CROWN
   and for α-CROWN). Beside them, ``proved``: the neurons that inputs of the region show to
-  take both signs (``prunemip.witnesses``), a floor no sound bounds, exact ones included,
+  take both signs (``prunemip.encoders.bounds.witnesses``), a floor no sound bounds, exact ones included,
   can go below; Σw there is Σ(highest − lowest) seen. Torch runs single-threaded here, as
   HiGHS does.
 * ``solve``: the untargeted decide-mode attack (``find_adversarial_example``) per
@@ -52,14 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_nets import ARCHS, DATASETS, build_pair
 
-from prunemip.adversarial import find_adversarial_example
 from prunemip.data import load_dataset
+from prunemip.encoders.bounds.witnesses import witnessed_unstable
+from prunemip.engine.attack import find_adversarial_example
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import HighsOptions
 from prunemip.solvers.obbt import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.study.report import SOLVED
 from prunemip.study.report import shifted_geometric_mean as sgm
-from prunemip.witnesses import witnessed_unstable
 
 REGIONS = ("linf:0.02", "linf:0.05", "l1:5")
 RELAXED = ("linear", "alpha")  #: the linear-relaxation stages that goal 1 judges

@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
-from prunemip.encoders.bounds import NeuronBounds, interval_bounds
+from prunemip.encoders.bounds.interval import NeuronBounds, interval_bounds
 from prunemip.encoders.mip_model import MipModel
 from prunemip.network import Network
 from prunemip.regions import InputRegion
@@ -235,7 +235,7 @@ def quiet_pyomo() -> None:
 
 def omlt_network(network: Network, region: InputRegion) -> Any:
     """An OMLT ``NetworkDefinition`` holding the same weights, bounded by the region's box."""
-    from prunemip.encoders.omlt import to_omlt_network_definition
+    from prunemip.embed.omlt import to_omlt_network_definition
 
     return to_omlt_network_definition(network, region)
 

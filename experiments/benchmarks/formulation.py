@@ -22,11 +22,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from prunemip.adversarial import find_adversarial_example
 from prunemip.data import Dataset
-from prunemip.demo import DemoConfig, train_dense_and_pruned
+from prunemip.engine.attack import find_adversarial_example
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
+from prunemip.study.demo import DemoConfig, train_dense_and_pruned
 from prunemip.study.report import shifted_geometric_mean
 
 FORMULATIONS = ("substituted", "variable")

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_nets import build_pair
 
 from prunemip.data import load_dataset
-from prunemip.encoders.linear import linear_bounds
+from prunemip.encoders.bounds.linear import linear_bounds
 from prunemip.regions import InputRegion
 from prunemip.solvers.obbt import ObbtOptions, lp_tighten
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyomo.environ as pyo
 from encode_speed import make_network, make_region
 
-import prunemip.encoders.pyomo as pyomo_route
+import prunemip.embed.pyomo as pyomo_route
 
 
 def main() -> None:

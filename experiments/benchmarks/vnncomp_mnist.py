@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from prunemip.adversarial import find_adversarial_example
 from prunemip.data import load_dataset
+from prunemip.engine.attack import find_adversarial_example
+from prunemip.engine.verify import verify
 from prunemip.model_io import load_network
 from prunemip.solvers.highs import HighsOptions
-from prunemip.verify import verify
 from prunemip.vnnlib import load_vnnlib
 
 
@@ -50,7 +50,7 @@ def train_and_export(depth: int, width: int, epochs: int, folder: Path, data_dir
     """Train a depth×width MLP on the MNIST split and export it to ONNX (cached)."""
     import torch
 
-    from prunemip.training import TrainConfig, accuracy, build_mlp, train
+    from prunemip.pruning.training import TrainConfig, accuracy, build_mlp, train
 
     path = folder / f"mnist_{depth}x{width}.onnx"
     if path.exists():

@@ -34,7 +34,7 @@ from torch import nn
 
 from prunemip.pruning.allocation import top_mask
 from prunemip.pruning.masks import Masks, linear_layers
-from prunemip.training import Callback
+from prunemip.pruning.training import Callback
 
 DST_MODES: tuple[str, ...] = ("set", "rigl")
 

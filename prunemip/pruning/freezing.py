@@ -24,7 +24,7 @@ sparsity S): F·N of them are frozen in total, the whole frozen layers' kept wei
 included, so (1 − S − F)·N weights of those layers train. The method picks the rest by
 one global ranking over kept weights outside frozen layers (ties by position). Biases
 train unless their layer is frozen. Enforcement is in :mod:`prunemip.pruning.masks` and
-:func:`prunemip.training.train`.
+:func:`prunemip.pruning.training.train`.
 """
 
 from __future__ import annotations

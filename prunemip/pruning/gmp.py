@@ -18,7 +18,7 @@ from torch import nn
 from prunemip.pruning.allocation import select
 from prunemip.pruning.masks import Masks
 from prunemip.pruning.scores import magnitudes
-from prunemip.training import Callback
+from prunemip.pruning.training import Callback
 
 
 def cubic_sparsity(step: int, final: float, begin: int, end: int) -> float:

@@ -2,7 +2,7 @@
 
 :func:`run_experiment` trains a fresh MLP with the configured method (``prunemip train``);
 :func:`prune_network` prunes an already-trained network once and fine-tunes it
-(``prunemip prune``). Both work in a :class:`~prunemip.runs.RunDir` named by the hash of
+(``prunemip prune``). Both work in a :class:`~prunemip.pruning.runs.RunDir` named by the hash of
 their configuration: every finished step is saved there and loaded instead of redone on
 the next call, and the final network (``network-<method>-<sparsity>.npz``) and report
 (``report-<method>-<sparsity>.json``) are written there too.
@@ -24,19 +24,19 @@ from torch import nn
 
 from prunemip.data import DATA_LOCATION_VARIABLES, Dataset, load_dataset
 from prunemip.errors import PrunemipError
-from prunemip.export import export_network, training_metadata
 from prunemip.model_io import save_network
 from prunemip.network import Network
 from prunemip.pruning.config import ExperimentConfig
+from prunemip.pruning.export import export_network, training_metadata
 from prunemip.pruning.freezing import freeze_masks
 from prunemip.pruning.masks import Masks
 from prunemip.pruning.methods import RUNNERS, finetune_after_pruning, post_training_masks
 from prunemip.pruning.registry import METHODS
 from prunemip.pruning.regularizers import Regularizer
-from prunemip.pruning.report import PruningReport, pruning_report
-from prunemip.runs import Checkpoint, RunDir
+from prunemip.pruning.runs import Checkpoint, RunDir
+from prunemip.pruning.summary import PruningReport, pruning_report
+from prunemip.pruning.training import Callback, accuracy, build_mlp, resolve_device, steps_per_epoch, train
 from prunemip.torch_io import network_to_module
-from prunemip.training import Callback, accuracy, build_mlp, resolve_device, steps_per_epoch, train
 
 Log = Callable[[str], None]
 StepEpochLog = Callable[[str, dict[str, float]], None]

@@ -43,7 +43,7 @@ from torch import nn
 
 from prunemip.pruning.config import RS_BOUNDS
 from prunemip.pruning.masks import linear_layers
-from prunemip.training import Callback
+from prunemip.pruning.training import Callback
 
 LayerBounds = list[tuple[torch.Tensor, torch.Tensor]]
 #: An RS ball: its norm (``"linf"`` or ``"l1"``) and radius.

@@ -30,7 +30,7 @@ from torch import nn
 from prunemip.errors import PrunemipError
 from prunemip.pruning.allocation import top_mask
 from prunemip.pruning.masks import Masks, linear_layers
-from prunemip.training import Callback
+from prunemip.pruning.training import Callback
 
 
 def neuron_norms(model: nn.Module, with_bias: bool = False) -> list[torch.Tensor]:

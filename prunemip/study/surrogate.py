@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from prunemip.adversarial import target_order
 from prunemip.encoders.bigm import encode
+from prunemip.engine.attack import target_order
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import HighsOptions, solve

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prunemip.adversarial import find_adversarial_example, target_order
+from prunemip.engine.attack import find_adversarial_example, target_order
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions

@@ -33,16 +33,16 @@ from omlt.formulation import _PyomoFormulation
 from omlt.neuralnet import NetworkDefinition
 from omlt.neuralnet.layer import DenseLayer, InputLayer
 
-from prunemip.encoders.bigm import DEFAULT_FORMULATION
-from prunemip.encoders.embedding import (
+from prunemip.embed.base import (
     InputBounds,
     encode_box,
     forward_error,
     resolve_input_box,
     stats_text,
 )
+from prunemip.embed.pyomo import embed_in_block, variable_values
+from prunemip.encoders.bigm import DEFAULT_FORMULATION
 from prunemip.encoders.mip_model import EncodingStats, MipModel
-from prunemip.encoders.pyomo import embed_in_block, variable_values
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
 

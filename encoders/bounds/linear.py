@@ -49,7 +49,7 @@ float slope, e.g. an optimised one, is exact for its own line); the products wit
 and ``α̃`` are each rounded once (one of the two is 0 per entry, so their sum is exact);
 each elementwise product, bias product and sum adds its own ``γ``-term. The sum of these
 terms, doubled, plus the relative tolerance of :mod:`interval bounds
-<prunemip.encoders.bounds>` widens every bound outward.
+<prunemip.encoders.bounds.interval>` widens every bound outward.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prunemip.encoders.bounds import (
+from prunemip.encoders.bounds.interval import (
     RELATIVE_TOLERANCE,
     UNIT_ROUNDOFF,
     NeuronBounds,

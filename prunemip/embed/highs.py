@@ -30,8 +30,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bigm import DEFAULT_FORMULATION
-from prunemip.encoders.embedding import (
+from prunemip.embed.base import (
     InputBounds,
     InputBox,
     encode_box,
@@ -40,6 +39,7 @@ from prunemip.encoders.embedding import (
     split_columns,
     stats_text,
 )
+from prunemip.encoders.bigm import DEFAULT_FORMULATION
 from prunemip.encoders.mip_model import EncodingStats, MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import Network

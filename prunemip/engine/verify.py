@@ -31,19 +31,19 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.adversarial import ROBUST_TOLERANCE
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds import NeuronBounds
-from prunemip.encoders.linear import output_upper_bounds
+from prunemip.encoders.bounds.interval import NeuronBounds
+from prunemip.encoders.bounds.linear import output_upper_bounds
 from prunemip.encoders.mip_model import MipModel, NameBlock
+from prunemip.engine.attack import ROBUST_TOLERANCE
+from prunemip.engine.falsify import forward_with_preactivations, input_gradient
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
-from prunemip.pgd import forward_with_preactivations, input_gradient
+from prunemip.pruning.sparsify import magnitude_prune
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
 from prunemip.solvers.obbt import DEFAULT_BOUNDS, compute_bounds, continue_bounds
 from prunemip.solvers.result import SolveStatus
-from prunemip.sparsify import magnitude_prune
 from prunemip.vnnlib import Disjunct, Property
 
 Verdict = Literal["sat", "unsat", "timeout", "unknown"]

@@ -3,7 +3,7 @@
 ::
 
     import pyomo.environ as pyo
-    from prunemip.encoders.pyomo import PrunemipBlock
+    from prunemip.embed.pyomo import PrunemipBlock
 
     m = pyo.ConcreteModel()
     m.x = pyo.Var(range(8), bounds=(0, 1))
@@ -40,8 +40,7 @@ import pyomo.environ as pyo
 from pyomo.core.base.block import BlockData, declare_custom_block
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
-from prunemip.encoders.bigm import DEFAULT_FORMULATION
-from prunemip.encoders.embedding import (
+from prunemip.embed.base import (
     InputBounds,
     InputBox,
     forward_error,
@@ -50,9 +49,10 @@ from prunemip.encoders.embedding import (
     start_point,
     stats_text,
 )
-from prunemip.encoders.embedding import (
+from prunemip.embed.base import (
     encode_box as _encode_box,
 )
+from prunemip.encoders.bigm import DEFAULT_FORMULATION
 from prunemip.encoders.mip_model import EncodingStats, MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import Network

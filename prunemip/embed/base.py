@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
-from prunemip.encoders.bounds import NeuronBounds
+from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network

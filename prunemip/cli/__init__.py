@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.console import Console
 
 from prunemip import __version__
+from prunemip.cli.train import add_prune_parser, add_train_parser
 from prunemip.errors import PrunemipError
-from prunemip.train_cli import add_prune_parser, add_train_parser
 
 #: ``--bounds``: the methods of ``prunemip.solvers.obbt.compute_bounds`` (not imported here: it is slow).
 BOUNDS_CHOICES: tuple[str, ...] = ("auto", "ia", "linear", "alpha", "lp", "mip")
 
 if TYPE_CHECKING:
-    from prunemip.adversarial import AttackResult
-    from prunemip.instances import Instance
+    from prunemip.cli.instances import Instance
+    from prunemip.engine.attack import AttackResult
     from prunemip.regions import InputRegion
 
 USER_ERROR = 2
@@ -295,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ----------------------------------------------------------------------- commands
 def _run_demo(args: argparse.Namespace, console: Console) -> None:
-    from prunemip.demo import DemoConfig, run_demo
+    from prunemip.cli.tables import demo_table
     from prunemip.model_io import save_network
-    from prunemip.reporting import demo_table
+    from prunemip.study.demo import DemoConfig, run_demo
 
     config = DemoConfig(
         hidden=tuple(args.hidden), epochs=args.epochs, finetune_epochs=args.finetune_epochs,
@@ -320,7 +320,7 @@ def _run_demo(args: argparse.Namespace, console: Console) -> None:
 
 
 def _instance(args: argparse.Namespace) -> Instance:
-    from prunemip.instances import build_instance
+    from prunemip.cli.instances import build_instance
 
     return build_instance(
         args.model, dataset=args.dataset, index=args.index, split=args.split, data_dir=args.data_dir,
@@ -352,10 +352,10 @@ def _bounds_options(args: argparse.Namespace) -> Any:
 
 
 def _run_encode(args: argparse.Namespace, console: Console) -> None:
-    from prunemip.adversarial import target_order
+    from prunemip.cli.tables import bounds_table, encoding_table
     from prunemip.encoders.bigm import encode
     from prunemip.encoders.writers import write_model
-    from prunemip.reporting import bounds_table, encoding_table
+    from prunemip.engine.attack import target_order
     from prunemip.solvers.obbt import compute_bounds
 
     instance = _instance(args)
@@ -382,9 +382,9 @@ def _run_encode(args: argparse.Namespace, console: Console) -> None:
 
 
 def _run_attack(args: argparse.Namespace, console: Console) -> None:
-    from prunemip.adversarial import find_adversarial_example
-    from prunemip.plotting import save_adversarial_png
-    from prunemip.reporting import attack_table, bounds_table
+    from prunemip.cli.plotting import save_adversarial_png
+    from prunemip.cli.tables import attack_table, bounds_table
+    from prunemip.engine.attack import find_adversarial_example
     from prunemip.solvers.highs import HighsOptions
 
     instance = _instance(args)
@@ -444,8 +444,8 @@ def _print_outcome(result: AttackResult, console: Console) -> None:
 
 
 def _run_info(args: argparse.Namespace, console: Console) -> None:
+    from prunemip.cli.tables import network_table
     from prunemip.model_io import load_network
-    from prunemip.reporting import network_table
 
     network = load_network(args.model, trust_pickle=args.trust_pickle)
     console.print(network_table(network))
@@ -501,9 +501,9 @@ def _run_experiment(args: argparse.Namespace, console: Console) -> None:
 
 
 def _verify_one(network_path: str, property_path: str, timeout: float, args: argparse.Namespace) -> Any:
+    from prunemip.engine.verify import verify
     from prunemip.model_io import load_network
     from prunemip.solvers.highs import HighsOptions
-    from prunemip.verify import verify
     from prunemip.vnnlib import load_vnnlib
 
     network = load_network(network_path, trust_pickle=args.trust_pickle)
@@ -573,13 +573,13 @@ def _run_verify_batch(args: argparse.Namespace, console: Console) -> None:
 
 
 def _run_train(args: argparse.Namespace, console: Console) -> None:
-    from prunemip.train_cli import run_train
+    from prunemip.cli.train import run_train
 
     run_train(args, console)
 
 
 def _run_prune(args: argparse.Namespace, console: Console) -> None:
-    from prunemip.train_cli import run_prune
+    from prunemip.cli.train import run_prune
 
     run_prune(args, console)
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
-from prunemip.adversarial import AttackResult
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
+from prunemip.engine.attack import AttackResult
 from prunemip.network import Network
 
 

@@ -11,7 +11,7 @@ The inputs: the region's midpoint, random points and the exact maximiser and min
 every first-layer pre-activation (a box vertex; over an L1 ball ∩ box, the greedy
 solution of the fractional knapsack max Σ|w_i| t_i s.t. Σ t_i ≤ δ, 0 ≤ t_i ≤ room_i), so
 the first layer's count is exact; then projected steepest ascent on ±ẑ_j (the gradient
-attack's steps, :class:`prunemip.pgd.Ascent`), one chain per neuron and missing sign,
+attack's steps, :class:`prunemip.engine.falsify.Ascent`), one chain per neuron and missing sign,
 started from the best point seen so far and batched per layer. Every point evaluated
 counts as a witness for every neuron of every layer.
 """
@@ -22,9 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from prunemip.encoders.bounds import NeuronBounds
+from prunemip.encoders.bounds.interval import NeuronBounds
+from prunemip.engine.falsify import (
+    Ascent,
+    PgdOptions,
+    forward_with_preactivations,
+    input_gradient,
+    random_points,
+)
 from prunemip.network import Network
-from prunemip.pgd import Ascent, PgdOptions, forward_with_preactivations, input_gradient, random_points
 from prunemip.regions import InputRegion
 
 #: How far from zero a float64 pre-activation must be to witness a sign.

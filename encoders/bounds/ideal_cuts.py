@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bounds import gamma
+from prunemip.encoders.bounds.interval import gamma
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
 
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from prunemip.adversarial import AttackResult, find_adversarial_example
 from prunemip.data import Dataset, load_dataset
-from prunemip.export import export_network, training_metadata
+from prunemip.engine.attack import AttackResult, find_adversarial_example
 from prunemip.network import Network
 from prunemip.pruning.config import PruneConfig, TrainConfig
+from prunemip.pruning.export import export_network, training_metadata
 from prunemip.pruning.masks import Masks
 from prunemip.pruning.methods import post_training_masks
+from prunemip.pruning.training import accuracy, build_mlp, train
 from prunemip.solvers.highs import HighsOptions
-from prunemip.training import accuracy, build_mlp, train
 
 
 @dataclass(frozen=True)

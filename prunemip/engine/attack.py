@@ -11,7 +11,7 @@ Targeted: one target class ``t``. Untargeted: targets in order of the clean logi
 Every witness is pulled exactly into the region and re-checked by a float64 forward pass
 of the same network; the reported margin is the forward pass's, not the solver's.
 
-The pipeline, cheapest first: a quick gradient attack (:mod:`prunemip.pgd`) whose points
+The pipeline, cheapest first: a quick gradient attack (:mod:`prunemip.engine.falsify`) whose points
 seed HiGHS — and which ends a decide-mode search at once when one of them is adversarial;
 neuron bounds by :func:`~prunemip.solvers.obbt.compute_bounds` (``bounds=`` a method name,
 default ``"auto"``: interval → linear relaxation → LP only when it pays); in decide mode a
@@ -29,12 +29,12 @@ from typing import Any, Literal
 import numpy as np
 
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
-from prunemip.encoders.bounds import NeuronBounds
-from prunemip.encoders.linear import output_upper_bounds
+from prunemip.encoders.bounds.interval import NeuronBounds
+from prunemip.encoders.bounds.linear import output_upper_bounds
 from prunemip.encoders.mip_model import EncodingStats, MipModel
+from prunemip.engine.falsify import PgdOptions, PgdResult, pgd_attack
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
-from prunemip.pgd import PgdOptions, PgdResult, pgd_attack
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
 from prunemip.solvers.obbt import (
