@@ -41,8 +41,8 @@ import torch
 from prunemip.data import Dataset, load_dataset
 from prunemip.engine.attack import find_adversarial_example
 from prunemip.network import Network
-from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
-from prunemip.pruning.pipeline import Outcome, run_experiment
+from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig
+from prunemip.pruning.pipeline import Outcome, run_training
 from prunemip.solvers.highs import HighsOptions
 from prunemip.study.demo import attack_images
 from prunemip.study.report import SOLVED, shifted_geometric_mean
@@ -66,18 +66,18 @@ def train_variants(args: argparse.Namespace) -> dict[str, tuple[Outcome, float]]
     seconds of the whole run (scoring, freezing, training, export)."""
     train = TrainConfig(epochs=args.epochs, batch_size=64, lr=args.lr, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="prunemip-freezing-") as warm_up:
-        run_experiment(ExperimentConfig("digits", tuple(args.hidden), replace(train, epochs=1)), warm_up)
+        run_training(RunConfig("digits", tuple(args.hidden), replace(train, epochs=1)), warm_up)
     trained = {}
     for name, fields in VARIANTS.items():
-        config = ExperimentConfig("digits", tuple(args.hidden), train, PruneConfig(**fields))
+        config = RunConfig("digits", tuple(args.hidden), train, PruneConfig(**fields))
         times = []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory(prefix="prunemip-freezing-") as runs_dir:
                 start = time.perf_counter()
-                outcome = run_experiment(config, runs_dir)
+                outcome = run_training(config, runs_dir)
                 times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
-        print(f"trained {name}: accuracy {outcome.report.accuracy:.3f}, median {seconds:.2f} s", flush=True)
+        print(f"trained {name}: accuracy {outcome.summary.accuracy:.3f}, median {seconds:.2f} s", flush=True)
         trained[name] = (outcome, seconds)
     return trained
 
@@ -101,7 +101,7 @@ def attack(network: Network, test: Dataset, images: list[int], eps: float, limit
 
 
 def training_row(name: str, outcome: Outcome, seconds: float) -> dict[str, Any]:
-    report = outcome.report
+    report = outcome.summary
     return {
         "network": name, "accuracy": report.accuracy, "train_seconds": seconds, **report.parameter_totals(),
         "weight_gradients_saved": report.gradient_saving, "weights_nnz": outcome.network.nnz,

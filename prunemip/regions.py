@@ -19,7 +19,9 @@ import numpy as np
 from prunemip.errors import PrunemipError
 
 Norm = Literal["box", "linf", "l1"]
-NORMS: tuple[str, ...] = ("linf", "l1", "box")
+#: The norms of a ball around a point; a region is one of these balls (∩ the box) or the box.
+BALL_NORMS: tuple[str, ...] = ("linf", "l1")
+NORMS: tuple[str, ...] = (*BALL_NORMS, "box")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +54,7 @@ class InputRegion:
         domain_upper: np.ndarray,
     ) -> InputRegion:
         """The ``norm`` ball of ``radius`` around ``center``, intersected with the input box."""
-        if norm not in ("linf", "l1"):
+        if norm not in BALL_NORMS:
             raise PrunemipError(f"unknown norm {norm!r}; choose linf or l1 (or InputRegion.box for a box)")
         radius = float(radius)
         if not np.isfinite(radius) or radius < 0:

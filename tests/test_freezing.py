@@ -19,7 +19,7 @@ import prunemip.pruning.pipeline as pipeline
 from prunemip.data import load_dataset
 from prunemip.errors import PrunemipError
 from prunemip.model_io import load_network
-from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig, parse_layers
+from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig, parse_layers
 from prunemip.pruning.freezing import freeze_masks
 from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.registry import FREEZERS
@@ -160,8 +160,8 @@ def test_frozen_masks_survive_a_checkpoint_and_old_checkpoints_load(digits) -> N
 # ----------------------------------------------------------------------- pipeline and export
 def test_a_pruned_and_frozen_run_exports_zeros_and_initial_values(tmp_path) -> None:
     prune = PruneConfig(method="random", sparsity=0.4, freeze="snip", freeze_fraction=0.4, freeze_layers=(3,))
-    config = ExperimentConfig("digits", HIDDEN, replace(TINY, optimizer="sgd", weight_decay=1e-2), prune)
-    outcome = pipeline.run_experiment(config, tmp_path)
+    config = RunConfig("digits", HIDDEN, replace(TINY, optimizer="sgd", weight_decay=1e-2), prune)
+    outcome = pipeline.run_training(config, tmp_path)
     network, masks = outcome.network, outcome.masks
     assert network.widths == [64, *HIDDEN, 10]  # no neuron removed: exported indices are the model's
     initial = linear_layers(build_mlp(64, HIDDEN, 10, seed=config.train.seed))
@@ -173,15 +173,15 @@ def test_a_pruned_and_frozen_run_exports_zeros_and_initial_values(tmp_path) -> N
         assert np.all(weight[frozen] != 0)  # frozen weights are ordinary nonzero weights
         assert layer.nnz == int(kept.sum())
     np.testing.assert_array_equal(network.layers[2].bias, initial[2].bias.detach().double().numpy())
-    meta, report = network.metadata, outcome.report
+    meta, summary = network.metadata, outcome.summary
     assert meta["hparams"]["freeze"] == "snip" and meta["hparams"]["freeze_layers"] == [3]
-    assert meta["parameters"] == report.parameter_totals()
+    assert meta["parameters"] == summary.parameter_totals()
     assert meta["weight_gradients_saved"] == pytest.approx((0.4 * 1920 + 0.4 * 1920 + 160) / 2080, abs=1e-3)
     saved = load_network(outcome.run_dir / "network-random-0.4.npz")
     np.testing.assert_array_equal(saved.layers[0].weight.toarray(), network.layers[0].weight.toarray())
-    again = pipeline.run_experiment(config, tmp_path)
-    assert again.report.trained_steps == () and torch.equal(again.masks.frozen[0], masks.frozen[0])
-    dense = pipeline.run_experiment(replace(config, prune=PruneConfig()), tmp_path)
+    again = pipeline.run_training(config, tmp_path)
+    assert again.summary.trained_steps == () and torch.equal(again.masks.frozen[0], masks.frozen[0])
+    dense = pipeline.run_training(replace(config, prune=PruneConfig()), tmp_path)
     assert dense.run_dir != outcome.run_dir and "freeze" not in dense.network.metadata["hparams"]
 
 
@@ -210,17 +210,17 @@ def test_bad_freezing_is_a_one_line_error(options, fragments) -> None:
 
 def test_frozen_layers_must_exist_and_leave_something_to_train(tmp_path) -> None:
     with pytest.raises(PrunemipError) as error:
-        ExperimentConfig("digits", HIDDEN, TINY, PruneConfig(freeze_layers=(4,)))
+        RunConfig("digits", HIDDEN, TINY, PruneConfig(freeze_layers=(4,)))
     assert_one_line(error, "cannot freeze layer 4", "3 linear layers")
     with pytest.raises(PrunemipError) as error:
-        ExperimentConfig("digits", HIDDEN, TINY, PruneConfig(freeze_layers=(1, 2, 3)))
+        RunConfig("digits", HIDDEN, TINY, PruneConfig(freeze_layers=(1, 2, 3)))
     assert_one_line(error, "nothing to train")
     assert parse_layers("2, 1 2") == (1, 2)
     with pytest.raises(PrunemipError) as error:
         parse_layers("first")
     assert_one_line(error, "'first'")
-    dense = pipeline.run_experiment(ExperimentConfig("digits", (8,), replace(TINY, epochs=1)), tmp_path)
-    frozen = ExperimentConfig("digits", (8,), TINY, PruneConfig("magnitude", 0.5, freeze_layers=(1,)))
+    dense = pipeline.run_training(RunConfig("digits", (8,), replace(TINY, epochs=1)), tmp_path)
+    frozen = RunConfig("digits", (8,), TINY, PruneConfig("magnitude", 0.5, freeze_layers=(1,)))
     with pytest.raises(PrunemipError) as error:
         pipeline.prune_network(dense.network, frozen, tmp_path)
     assert_one_line(error, "prunemip train")

@@ -16,7 +16,7 @@ import prunemip.pruning.training as training
 from prunemip.data import load_dataset
 from prunemip.errors import PrunemipError
 from prunemip.model_io import load_network
-from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
+from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig
 from prunemip.pruning.dst import DynamicSparsity
 from prunemip.pruning.gmp import GradualMagnitude
 from prunemip.pruning.masks import Masks, linear_layers
@@ -150,8 +150,8 @@ def test_cuda_without_a_gpu_is_a_clear_error(digits) -> None:
 
 
 # ----------------------------------------------------------------------- runs
-def experiment(method: str, sparsity: float = 0.8, **prune) -> ExperimentConfig:
-    return ExperimentConfig(
+def experiment(method: str, sparsity: float = 0.8, **prune) -> RunConfig:
+    return RunConfig(
         "digits", (24, 16), replace(TINY, epochs=2), PruneConfig(method=method, sparsity=sparsity, **prune)
     )
 
@@ -175,20 +175,20 @@ FAST = {
 @pytest.mark.parametrize("method", list(FAST))
 def test_every_method_runs_exports_and_records_its_metadata(tmp_path, method) -> None:
     config = experiment(method, 0.0 if method == "dense" else 0.8, **FAST[method])
-    outcome = pipeline.run_experiment(config, tmp_path)
-    network, report = outcome.network, outcome.report
+    outcome = pipeline.run_training(config, tmp_path)
+    network, summary = outcome.network, outcome.summary
     if method == "rigl":  # uniform allocation: the first layer (64·24 of 1920 weights) stays dense
-        assert report.sparsity == pytest.approx(0.8 * 384 / 1920, abs=1e-3)
+        assert summary.sparsity == pytest.approx(0.8 * 384 / 1920, abs=1e-3)
     elif config.prune.spec.family == "structured":  # whole neurons: at least the target
-        assert config.prune.sparsity <= report.sparsity < config.prune.sparsity + 0.05
+        assert config.prune.sparsity <= summary.sparsity < config.prune.sparsity + 0.05
     else:
-        assert report.sparsity == pytest.approx(config.prune.sparsity, abs=1e-3)
+        assert summary.sparsity == pytest.approx(config.prune.sparsity, abs=1e-3)
     assert outcome.masks.path_count() > 0
     meta = network.metadata
     assert meta["method"] == method and meta["hparams"] == config.prune.hparams()
     assert meta["config_hash"] in str(outcome.run_dir) and meta["data_provenance"]["dataset"] == "digits"
-    assert meta["test_accuracy"] == pytest.approx(report.accuracy)
-    assert 0.0 <= report.accuracy <= 1.0 and report.compression_ratio >= 1.0
+    assert meta["test_accuracy"] == pytest.approx(summary.accuracy)
+    assert 0.0 <= summary.accuracy <= 1.0 and summary.compression_ratio >= 1.0
     images = load_dataset("digits", "test").flat()[:50]
     with torch.no_grad():
         expected = outcome.model.double()(torch.as_tensor(images)).numpy()
@@ -203,24 +203,24 @@ def test_a_finished_run_is_not_retrained(tmp_path, monkeypatch) -> None:
     original = pipeline.train
     monkeypatch.setattr(pipeline, "train", lambda *a, **k: calls.append(1) or original(*a, **k))
     config = experiment("imp", 0.36, imp_fraction=0.2)
-    first = pipeline.run_experiment(config, tmp_path)
+    first = pipeline.run_training(config, tmp_path)
     levels = ("level-0", f"level-1-{round(0.8 * 1920)}", f"level-2-{round(0.64 * 1920)}")
-    assert len(calls) == 3 and first.report.trained_steps == levels
-    second = pipeline.run_experiment(config, tmp_path)
-    assert len(calls) == 3 and second.report.trained_steps == ()
+    assert len(calls) == 3 and first.summary.trained_steps == levels
+    second = pipeline.run_training(config, tmp_path)
+    assert len(calls) == 3 and second.summary.trained_steps == ()
     assert second.network.nnz == first.network.nnz
     np.testing.assert_array_equal(second.network.layers[0].weight.data, first.network.layers[0].weight.data)
     (first.run_dir / f"{levels[2]}.pt").unlink()  # a crash before the last level finished
-    third = pipeline.run_experiment(config, tmp_path)
-    assert third.report.trained_steps == levels[2:]
+    third = pipeline.run_training(config, tmp_path)
+    assert third.summary.trained_steps == levels[2:]
     np.testing.assert_array_equal(third.network.layers[0].weight.data, first.network.layers[0].weight.data)
-    deeper = pipeline.run_experiment(
+    deeper = pipeline.run_training(
         replace(config, prune=replace(config.prune, sparsity=1 - 0.8**3)), tmp_path
     )
     assert deeper.run_dir == first.run_dir  # IMP levels are shared by every target sparsity
-    assert deeper.report.trained_steps == (f"level-3-{round(0.512 * 1920)}",)
-    other = pipeline.run_experiment(replace(config, train=replace(config.train, seed=1)), tmp_path)
-    assert other.run_dir != first.run_dir and len(other.report.trained_steps) == 3
+    assert deeper.summary.trained_steps == (f"level-3-{round(0.512 * 1920)}",)
+    other = pipeline.run_training(replace(config, train=replace(config.train, seed=1)), tmp_path)
+    assert other.run_dir != first.run_dir and len(other.summary.trained_steps) == 3
 
 
 def test_imp_rewinds_bit_exactly_with_a_fresh_optimizer_per_level(tmp_path, monkeypatch) -> None:
@@ -235,7 +235,7 @@ def test_imp_rewinds_bit_exactly_with_a_fresh_optimizer_per_level(tmp_path, monk
 
     monkeypatch.setattr(pipeline, "train", spy)
     monkeypatch.setattr(training, "make_optimizer", lambda *a: optimizers.append(1) or original_optimizer(*a))
-    outcome = pipeline.run_experiment(experiment("imp", 1 - 0.8**3, rewind_iteration=7), tmp_path)
+    outcome = pipeline.run_training(experiment("imp", 1 - 0.8**3, rewind_iteration=7), tmp_path)
     assert len(starts) == len(optimizers) == 5  # pretrain, level 0, levels 1-3
     theta_k = starts[1][0]
     size = outcome.masks.size()
@@ -249,34 +249,34 @@ def test_imp_rewinds_bit_exactly_with_a_fresh_optimizer_per_level(tmp_path, monk
 
 def test_lottery_controls_reuse_the_imp_levels(tmp_path) -> None:
     config = experiment("imp", 0.5, imp_rounds=2)
-    imp = pipeline.run_experiment(config, tmp_path)
-    reinit = pipeline.run_experiment(
+    imp = pipeline.run_training(config, tmp_path)
+    reinit = pipeline.run_training(
         replace(config, prune=replace(config.prune, method="imp-reinit")), tmp_path
     )
-    random = pipeline.run_experiment(
+    random = pipeline.run_training(
         replace(config, prune=replace(config.prune, method="imp-random")), tmp_path
     )
     assert reinit.run_dir == random.run_dir == imp.run_dir
     final = imp.masks.nnz()
-    assert reinit.report.trained_steps == (f"control-reinit-{final}",)
-    assert random.report.trained_steps == (f"control-random-{final}",)
+    assert reinit.summary.trained_steps == (f"control-reinit-{final}",)
+    assert random.summary.trained_steps == (f"control-random-{final}",)
     assert all(torch.equal(a, b) for a, b in zip(reinit.masks.weight, imp.masks.weight, strict=True))
     assert [int(m.sum()) for m in random.masks.weight] == [int(m.sum()) for m in imp.masks.weight]
     assert not torch.equal(random.masks.weight[0], imp.masks.weight[0])
 
 
 def test_prune_a_trained_network_and_fine_tune(tmp_path) -> None:
-    dense = pipeline.run_experiment(experiment("dense", 0.0), tmp_path)
+    dense = pipeline.run_training(experiment("dense", 0.0), tmp_path)
     config = experiment("magnitude", 0.9, finetune_epochs=1)
     outcome = pipeline.prune_network(dense.network, config, tmp_path)
-    assert outcome.report.sparsity == pytest.approx(0.9, abs=1e-3)
+    assert outcome.summary.sparsity == pytest.approx(0.9, abs=1e-3)
     assert outcome.network.metadata["hparams"]["allocation"] == "global"  # trained: one ranking
-    assert outcome.report.accuracy_before_finetune is not None
-    assert outcome.report.trained_steps == ("finetune",)
+    assert outcome.summary.accuracy_before_finetune is not None
+    assert outcome.summary.trained_steps == ("finetune",)
     again = pipeline.prune_network(
         outcome.network, replace(config, prune=replace(config.prune, sparsity=0.95)), tmp_path
     )
-    assert again.report.sparsity == pytest.approx(0.95, abs=1e-3)
+    assert again.summary.sparsity == pytest.approx(0.95, abs=1e-3)
     with pytest.raises(PrunemipError) as error:
         pipeline.prune_network(dense.network, experiment("rigl"), tmp_path)
     assert_one_line(error, "rigl", "prunemip train", "magnitude")
@@ -290,7 +290,7 @@ def test_regularisers_lower_the_rs_loss(tmp_path, rs_bounds) -> None:
     losses = []
     for weight in (0.0, 0.05):
         options = {"rs_bounds": rs_bounds} if weight else {}
-        outcome = pipeline.run_experiment(
+        outcome = pipeline.run_training(
             experiment("dense", 0.0, rs_weight=weight, rs_eps=0.05, l1=1e-5, **options), tmp_path
         )
         losses.append(rs_loss(outcome.model.float(), images, 0.05, method=rs_bounds).item())

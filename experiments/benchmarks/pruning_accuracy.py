@@ -11,7 +11,7 @@ method, and the goals as PASS/FAIL (never asserted):
 * every method beats random pruning at 95 % sparsity;
 * the Fashion-MNIST part takes at most 30 minutes.
 
-Runs go through ``prunemip.pruning.pipeline.run_experiment`` in a runs directory, so a
+Runs go through ``prunemip.pruning.pipeline.run_training`` in a runs directory, so a
 re-run (or a crashed run) only trains what is missing; IMP trains one chain of levels per
 seed and shares it between all target sparsities. Jobs run in ``--jobs`` processes with
 one torch thread each.
@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
+from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig
 from prunemip.pruning.registry import METHODS
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95, 0.98)
@@ -71,8 +71,8 @@ QUICK = Setting(
 )  # fmt: skip
 
 
-def _config(setting: Setting, method: str, sparsity: float, seed: int) -> ExperimentConfig:
-    return ExperimentConfig(
+def _config(setting: Setting, method: str, sparsity: float, seed: int) -> RunConfig:
+    return RunConfig(
         setting.dataset,
         setting.hidden,
         replace(setting.train, seed=seed),
@@ -86,15 +86,15 @@ def run_chain(
     """Train ``methods`` at every sparsity for one seed, in order (IMP reuses its levels)."""
     import torch
 
-    from prunemip.pruning.pipeline import run_experiment
+    from prunemip.pruning.pipeline import run_training
 
     torch.set_num_threads(1)
     rows = []
     for method in methods:
         for sparsity in [0.0] if method == "dense" else sparsities:
             start = time.perf_counter()
-            outcome = run_experiment(_config(setting, method, sparsity, seed), runs)
-            report = outcome.report
+            outcome = run_training(_config(setting, method, sparsity, seed), runs)
+            report = outcome.summary
             rows.append({
                 "dataset": setting.dataset, "method": method, "sparsity": sparsity, "seed": seed,
                 "accuracy": report.accuracy, "achieved_sparsity": report.sparsity,

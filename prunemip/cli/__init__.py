@@ -19,6 +19,7 @@ from rich.console import Console
 from prunemip import __version__
 from prunemip.cli.train import add_prune_parser, add_train_parser
 from prunemip.errors import PrunemipError
+from prunemip.regions import BALL_NORMS
 
 #: ``--bounds``: the methods of ``prunemip.solvers.obbt.compute_bounds`` (not imported here: it is slow).
 BOUNDS_CHOICES: tuple[str, ...] = ("auto", "ia", "linear", "alpha", "lp", "mip")
@@ -85,7 +86,7 @@ def _add_instance_arguments(parser: argparse.ArgumentParser) -> None:
         help="valid input values (default: the model's metadata, else [0, 1] with --dataset)",
     )  # fmt: skip
     region = parser.add_argument_group("perturbation")
-    region.add_argument("--norm", choices=("linf", "l1"), default="linf", help="ball norm (default linf)")
+    region.add_argument("--norm", choices=BALL_NORMS, default="linf", help="ball norm (default linf)")
     region.add_argument("--eps", type=float, default=0.05, help="ball radius ε (L∞) or δ (L1) (default 0.05)")
     encoding = parser.add_argument_group("encoding")
     encoding.add_argument(
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sparsity", type=float, default=0.9, help="fraction of hidden-layer weights pruned (0.9)"
     )
     demo.add_argument("--images", type=int, default=10, help="test images to attack (10)")
-    demo.add_argument("--norm", choices=("linf", "l1"), default="linf", help="ball norm (linf)")
+    demo.add_argument("--norm", choices=BALL_NORMS, default="linf", help="ball norm (linf)")
     demo.add_argument("--eps", type=float, default=0.05, help="ball radius (0.05)")
     demo.add_argument("--mode", choices=("decide", "optimize"), default="decide", help="MIP mode (decide)")
     demo.add_argument("--time-limit", type=_positive_float, default=10.0, help="seconds per attack (10)")

@@ -20,8 +20,8 @@ from prunemip.pruning.config import (
     OPTIMIZERS,
     RS_BOUNDS,
     SCHEDULES,
-    ExperimentConfig,
     PruneConfig,
+    RunConfig,
     TrainConfig,
     parse_arch,
     parse_layers,
@@ -188,7 +188,7 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------- running
-def _config(args: argparse.Namespace, hidden: tuple[int, ...] | None = None) -> ExperimentConfig:
+def _config(args: argparse.Namespace, hidden: tuple[int, ...] | None = None) -> RunConfig:
     """The configuration from the options given (dataclass defaults for the rest)."""
 
     def given(cls: type) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def _config(args: argparse.Namespace, hidden: tuple[int, ...] | None = None) -> 
     prune = given(PruneConfig)
     if "freeze_layers" in prune:
         prune["freeze_layers"] = parse_layers(prune["freeze_layers"])
-    return ExperimentConfig(
+    return RunConfig(
         dataset=args.dataset,
         train=TrainConfig(**given(TrainConfig)),
         prune=PruneConfig(**{**prune, "method": args.method}),
@@ -237,8 +237,8 @@ def _feedback(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 def _report_and_save(outcome: Outcome, output: Path | None, console: Console) -> None:
     from prunemip.model_io import save_network, save_torch_checkpoint
 
-    console.print(outcome.report.table())
-    for line in outcome.report.summary_lines():
+    console.print(outcome.summary.table())
+    for line in outcome.summary.summary_lines():
         console.print(line)
     console.print(f"run directory {outcome.run_dir}")
     if output is not None:
@@ -248,11 +248,11 @@ def _report_and_save(outcome: Outcome, output: Path | None, console: Console) ->
 
 
 def run_train(args: argparse.Namespace, console: Console) -> None:
-    from prunemip.pruning.pipeline import run_experiment
+    from prunemip.pruning.pipeline import run_training
 
     output = _output(args)
     config = _config(args, parse_arch(args.arch))
-    outcome = run_experiment(config, args.runs_dir, **_feedback(args, console))
+    outcome = run_training(config, args.runs_dir, **_feedback(args, console))
     _report_and_save(outcome, output, console)
 
 

@@ -1,8 +1,8 @@
 """Hyper-parameters of a training run and of its pruning method (torch-free).
 
 :class:`TrainConfig` drives the training loop, :class:`PruneConfig` the method,
-:class:`ExperimentConfig` bundles them with the data and the architecture; its
-:meth:`~ExperimentConfig.key` is what names the run directory (open_lth's ``Desc``:
+:class:`RunConfig` bundles them with the data and the architecture; its
+:meth:`~RunConfig.key` is what names the run directory (open_lth's ``Desc``:
 the hash of everything that determines the result).
 """
 
@@ -277,7 +277,7 @@ class PruneConfig:
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class RunConfig:
     """Data (name, folder, split seed), architecture, training and pruning of one run."""
 
     dataset: str = "digits"

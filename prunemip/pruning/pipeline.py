@@ -1,10 +1,10 @@
-"""One run of a pruning method, end to end: data, resumable training steps, export, report.
+"""One run of a pruning method, end to end: data, resumable training steps, export, summary.
 
-:func:`run_experiment` trains a fresh MLP with the configured method (``prunemip train``);
+:func:`run_training` trains a fresh MLP with the configured method (``prunemip train``);
 :func:`prune_network` prunes an already-trained network once and fine-tunes it
 (``prunemip prune``). Both work in a :class:`~prunemip.pruning.runs.RunDir` named by the hash of
 their configuration: every finished step is saved there and loaded instead of redone on
-the next call, and the final network (``network-<method>-<sparsity>.npz``) and report
+the next call, and the final network (``network-<method>-<sparsity>.npz``) and summary
 (``report-<method>-<sparsity>.json``) are written there too.
 """
 
@@ -26,7 +26,7 @@ from prunemip.data import DATA_LOCATION_VARIABLES, Dataset, load_dataset
 from prunemip.errors import PrunemipError
 from prunemip.model_io import save_network
 from prunemip.network import Network
-from prunemip.pruning.config import ExperimentConfig
+from prunemip.pruning.config import RunConfig
 from prunemip.pruning.export import export_network, training_metadata
 from prunemip.pruning.freezing import freeze_masks
 from prunemip.pruning.masks import Masks
@@ -34,7 +34,7 @@ from prunemip.pruning.methods import RUNNERS, finetune_after_pruning, post_train
 from prunemip.pruning.registry import METHODS
 from prunemip.pruning.regularizers import Regularizer
 from prunemip.pruning.runs import Checkpoint, RunDir
-from prunemip.pruning.summary import PruningReport, pruning_report
+from prunemip.pruning.summary import PruningSummary, pruning_summary
 from prunemip.pruning.training import Callback, accuracy, build_mlp, resolve_device, steps_per_epoch, train
 from prunemip.torch_io import network_to_module
 
@@ -50,7 +50,7 @@ def _quiet(message: str) -> None:
 class Context:
     """What a method runner works with: config, data, run directory, device, logging."""
 
-    config: ExperimentConfig
+    config: RunConfig
     train_data: Dataset
     test_data: Dataset
     run: RunDir
@@ -156,16 +156,16 @@ class Context:
 
 @dataclass
 class Outcome:
-    """The result of a run: the exported network, its report, the torch model and masks."""
+    """The result of a run: the exported network, its pruning summary, the torch model and masks."""
 
     network: Network
-    report: PruningReport
+    summary: PruningSummary
     run_dir: Path
     model: nn.Module
     masks: Masks
 
 
-def _data(config: ExperimentConfig) -> tuple[Dataset, Dataset]:
+def _data(config: RunConfig) -> tuple[Dataset, Dataset]:
     """The (train, test) splits of ``config``, loaded once per process for runs that share them."""
     where = tuple(os.environ.get(name) for name in DATA_LOCATION_VARIABLES)
     return _splits(config.dataset, config.data_dir, config.data_seed, where)
@@ -182,8 +182,8 @@ def _splits(
     )
 
 
-def run_experiment(
-    config: ExperimentConfig,
+def run_training(
+    config: RunConfig,
     runs_dir: str | Path = "runs",
     *,
     log: Log = _quiet,
@@ -214,7 +214,7 @@ def network_fingerprint(network: Network) -> str:
 
 def prune_network(
     network: Network,
-    config: ExperimentConfig,
+    config: RunConfig,
     runs_dir: str | Path = "runs",
     *,
     log: Log = _quiet,
@@ -259,7 +259,7 @@ def prune_network(
 
 
 def _finish(ctx: Context, model: nn.Module, masks: Masks, started: float, finetuned: bool) -> Outcome:
-    """Evaluate, export (with folding), report; write the network and the report."""
+    """Evaluate, export (with folding), summarise; write the network and the summary."""
     config, prune = ctx.config, ctx.config.prune
     final = ctx.accuracy(model)
     before = ctx.notes.get("accuracy_pruned") if finetuned else None
@@ -270,15 +270,15 @@ def _finish(ctx: Context, model: nn.Module, masks: Masks, started: float, finetu
         test_accuracy=final, accuracy_before_finetune=before,
     )  # fmt: skip
     network = export_network(model, masks, ctx.test_data.input_spec(), metadata)
-    report = pruning_report(
+    summary = pruning_summary(
         prune.method, prune.sparsity, masks.sparsity, ctx.widths, masks.prunable, network, final, before,
         time.perf_counter() - started, tuple(ctx.trained_steps), masks.parameter_counts(),
     )  # fmt: skip
     network = network.with_metadata(
-        compression_ratio=report.compression_ratio, theoretical_speedup=report.theoretical_speedup,
-        parameters=report.parameter_totals(), weight_gradients_saved=report.gradient_saving,
+        compression_ratio=summary.compression_ratio, theoretical_speedup=summary.theoretical_speedup,
+        parameters=summary.parameter_totals(), weight_gradients_saved=summary.gradient_saving,
     )  # fmt: skip
     label = f"{prune.method}-{prune.sparsity:g}"
     save_network(network, ctx.run.path / f"network-{label}.npz")
-    ctx.run.write_json(f"report-{label}.json", report.to_dict())
-    return Outcome(network, report, ctx.run.path, model, masks)
+    ctx.run.write_json(f"report-{label}.json", summary.to_dict())
+    return Outcome(network, summary, ctx.run.path, model, masks)

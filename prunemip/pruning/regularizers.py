@@ -44,6 +44,7 @@ from torch import nn
 from prunemip.pruning.config import RS_BOUNDS
 from prunemip.pruning.masks import linear_layers
 from prunemip.pruning.training import Callback
+from prunemip.regions import BALL_NORMS
 
 LayerBounds = list[tuple[torch.Tensor, torch.Tensor]]
 #: An RS ball: its norm (``"linf"`` or ``"l1"``) and radius.
@@ -72,7 +73,7 @@ class _Ball:
 
     def __init__(self, images: torch.Tensor, ball: Ball, box: tuple[float, float]) -> None:
         self.norm, self.radius = ball
-        if self.norm not in ("linf", "l1"):
+        if self.norm not in BALL_NORMS:
             raise ValueError(f"unknown RS ball norm {self.norm!r}; choose linf or l1")
         self.x0 = images.flatten(1)
         self.low = (self.x0 - self.radius).clamp(*box)

@@ -1,4 +1,4 @@
-"""The pruning report of a run: per-layer sizes, compression and theoretical speed-up.
+"""The pruning summary of a run: per-layer sizes, compression and theoretical speed-up.
 
 Metrics follow ShrinkBench (Blalock et al., *What is the state of neural network
 pruning?*, MLSys 2020): compression ratio = size / size_nz and theoretical speed-up =
@@ -31,7 +31,7 @@ from prunemip.network import Network
 
 
 @dataclass(frozen=True)
-class LayerReport:
+class LayerSummary:
     """One linear layer before and after pruning and export."""
 
     index: int
@@ -54,13 +54,13 @@ class LayerReport:
 
 
 @dataclass(frozen=True)
-class PruningReport:
+class PruningSummary:
     """What ``prunemip train`` / ``prunemip prune`` print at the end."""
 
     method: str
     target_sparsity: float
     sparsity: float
-    layers: tuple[LayerReport, ...]
+    layers: tuple[LayerSummary, ...]
     size: int
     size_nz: int
     flops: int
@@ -133,7 +133,7 @@ class PruningReport:
         return lines
 
 
-def pruning_report(
+def pruning_summary(
     method: str,
     target_sparsity: float,
     sparsity: float,
@@ -145,7 +145,7 @@ def pruning_report(
     seconds: float,
     trained_steps: tuple[str, ...],
     counts: list[dict[str, int]],
-) -> PruningReport:
+) -> PruningSummary:
     """Compare the exported ``network`` with the dense architecture ``widths``.
 
     ``counts``: per layer the trainable, frozen and zero parameters and the untrained
@@ -153,12 +153,12 @@ def pruning_report(
     """
     dense_shapes = list(pairwise(widths))
     layers = tuple(
-        LayerReport(i, shape, (layer.n_in, layer.n_out), layer.nnz, prunable[i], **count)
+        LayerSummary(i, shape, (layer.n_in, layer.n_out), layer.nnz, prunable[i], **count)
         for i, (shape, layer, count) in enumerate(zip(dense_shapes, network.layers, counts, strict=True))
     )
     flops = sum(n_in * n_out for n_in, n_out in dense_shapes)
     biases_nz = sum(int(np.count_nonzero(layer.bias)) for layer in network.layers)
-    return PruningReport(
+    return PruningSummary(
         method=method,
         target_sparsity=target_sparsity,
         sparsity=sparsity,

@@ -28,10 +28,10 @@ from typing import Any
 
 from prunemip.errors import PrunemipError
 from prunemip.pruning.config import parse_arch
+from prunemip.regions import BALL_NORMS
 
 TARGET_RULES = ("runner-up", "untargeted")
 MODES = ("decide", "optimize")
-NORMS = ("linf", "l1")
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -42,7 +42,7 @@ def architecture_name(widths: tuple[int, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class MethodSpec:
+class StudyMethod:
     """A pruning method (by registry name), the sparsities to run it at, and its options."""
 
     name: str
@@ -92,7 +92,7 @@ class StudyConfig:
     data_dir: str | None
     split_seed: int
     architectures: tuple[tuple[int, ...], ...]
-    methods: tuple[MethodSpec, ...]
+    methods: tuple[StudyMethod, ...]
     training: TrainingSpec
     attack: AttackSpec
     description: str = ""
@@ -172,7 +172,7 @@ def _positive(reader: _Reader, key: str, value: float) -> None:
         raise PrunemipError(f"config: {reader.where(key)} must be > 0, got {value}")
 
 
-def _methods(raw: Any) -> tuple[MethodSpec, ...]:
+def _methods(raw: Any) -> tuple[StudyMethod, ...]:
     if not isinstance(raw, list):
         raise PrunemipError("config: methods must be an array of tables ([[methods]])")
     methods = []
@@ -190,7 +190,7 @@ def _methods(raw: Any) -> tuple[MethodSpec, ...]:
                 )
         options = reader.get("options", dict, {})
         reader.finish()
-        methods.append(MethodSpec(name, sparsities, dict(options)))
+        methods.append(StudyMethod(name, sparsities, dict(options)))
     return tuple(methods)
 
 
@@ -203,7 +203,7 @@ def _perturbations(reader: _Reader) -> tuple[Perturbation, ...]:
         if not isinstance(table, dict):
             raise PrunemipError(f"config: {reader.where('perturbations')}[{index}] must be a table")
         item = _Reader(table, f"{reader.where('perturbations')}[{index}]")
-        norm = _choice(item, "norm", NORMS, "linf")
+        norm = _choice(item, "norm", BALL_NORMS, "linf")
         radius = item.get("radius", float, required=True)
         if radius < 0:
             raise PrunemipError(f"config: {item.where('radius')} must be >= 0, got {radius}")

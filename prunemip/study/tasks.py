@@ -52,8 +52,8 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
 
     import torch
 
-    from prunemip.pruning.config import ExperimentConfig, PruneConfig, TrainConfig
-    from prunemip.pruning.pipeline import prune_network, run_experiment
+    from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig
+    from prunemip.pruning.pipeline import prune_network, run_training
 
     start = time.perf_counter()
     torch.set_num_threads(1)
@@ -73,7 +73,7 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
         raise PrunemipError(
             f"method {job.method}: bad options {sorted(dict(job.options))} ({error})"
         ) from None
-    config = ExperimentConfig(
+    config = RunConfig(
         dataset=job.dataset, hidden=job.hidden, train=train, prune=prune, data_dir=job.data_dir,
         data_seed=job.split_seed,
     )  # fmt: skip
@@ -83,14 +83,14 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
                 raise ValueError("a post-training method needs its dense model")
             outcome = prune_network(dense, config, runs_dir, on_epoch=_epoch_events(job))
         else:
-            outcome = run_experiment(config, runs_dir, on_epoch=_epoch_events(job))
+            outcome = run_training(config, runs_dir, on_epoch=_epoch_events(job))
     network = outcome.network
     metrics = {
-        "accuracy": outcome.report.accuracy,
+        "accuracy": outcome.summary.accuracy,
         "nnz": network.nnz,
         # Of the prunable weights against the trained architecture: the exported network may
         # have lost whole neurons, so its own density would understate the pruning.
-        "sparsity_achieved": outcome.report.sparsity,
+        "sparsity_achieved": outcome.summary.sparsity,
         "widths": network.widths,
         "train_seconds": time.perf_counter() - start,
     }
