@@ -67,10 +67,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds.ideal_cuts import CutRows, IdealCutSeparator
 from prunemip.encoders.bounds.interval import NeuronBounds, gamma, interval_bounds
 from prunemip.encoders.bounds.linear import alpha_bounds, linear_bounds
 from prunemip.encoders.bounds.witnesses import witnessed_unstable
+from prunemip.encoders.ideal_cuts import CutRows, IdealCutSeparator
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
 from prunemip.errors import PrunemipError
 from prunemip.network import Layer, Network

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from test_bounds import assert_contains
 
 from prunemip.encoders.bigm import encode
-from prunemip.encoders.bounds.ideal_cuts import IdealCutSeparator
+from prunemip.encoders.ideal_cuts import IdealCutSeparator
 from prunemip.encoders.mip_model import NeuronStatus
 from prunemip.solvers.highs import solve
 from prunemip.solvers.obbt import ObbtOptions, compute_bounds
