@@ -41,12 +41,10 @@ sums and writes each atomically.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import os
 import urllib.request
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +53,7 @@ import numpy as np
 
 from prunemip.atomic import atomic_write_bytes
 from prunemip.errors import PrunemipError
+from prunemip.idx import read_idx, read_npz_array
 from prunemip.network import InputSpec
 
 SPLITS: tuple[str, ...] = ("train", "test", "val")
@@ -107,15 +106,6 @@ _DOWNLOADS: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
 }
-# IDX type code -> big-endian numpy dtype.
-_IDX_DTYPES: dict[int, str] = {
-    0x08: "u1",
-    0x09: "i1",
-    0x0B: ">i2",
-    0x0C: ">i4",
-    0x0D: ">f4",
-    0x0E: ">f8",
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,50 +142,6 @@ def available_datasets() -> list[str]:
     return sorted(["digits", *_FOLDER_DATASETS])
 
 
-# ----------------------------------------------------------------------- IDX files
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (plain or gzip-compressed) into a native-endian array.
-
-    The header must be two zero bytes, a known type code, the number of dimensions and
-    that many big-endian uint32 sizes, followed by exactly the promised data.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as error:
-        raise PrunemipError(f"cannot read {path}: {error}; re-download or replace it") from None
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
-        raise PrunemipError(
-            f"{path} is not an IDX file (header {data[:4].hex() or 'empty'}; expected 0000, "
-            f"a type code in {sorted(_IDX_DTYPES)} and the rank); re-download or replace it"
-        )
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    rank = data[3]
-    offset = 4 + 4 * rank
-    if len(data) < offset:
-        raise PrunemipError(f"{path} is truncated inside its IDX header; re-download it")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", rank, 4))
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(data) - offset != expected:
-        raise PrunemipError(
-            f"{path} is {'truncated' if len(data) - offset < expected else 'too long'}: its "
-            f"header promises {dims} values of type {dtype.name} ({expected} bytes) but "
-            f"{len(data) - offset} bytes follow; re-download it"
-        )
-    values = np.frombuffer(data, dtype, offset=offset).reshape(dims)
-    return values.astype(dtype.newbyteorder("="))
-
-
-def _read_npz(path: Path, key: str) -> np.ndarray:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return archive[key]
-    except (OSError, ValueError, KeyError) as error:
-        raise PrunemipError(f"cannot read array {key!r} of {path}: {error}") from None
-
-
 @dataclass(frozen=True)
 class _Split:
     """Where one official split lives: two IDX files, or two arrays of one ``.npz``."""
@@ -207,12 +153,12 @@ class _Split:
     def read_images(self) -> np.ndarray:
         if self.npz_keys is None:
             return read_idx(self.images_file)
-        return _read_npz(self.images_file, self.npz_keys[0])
+        return read_npz_array(self.images_file, self.npz_keys[0])
 
     def read_labels(self) -> np.ndarray:
         if self.npz_keys is None:
             return read_idx(self.labels_file)
-        return _read_npz(self.labels_file, self.npz_keys[1])
+        return read_npz_array(self.labels_file, self.npz_keys[1])
 
     def record(self) -> dict[str, Any]:
         """Provenance: the files read (and the arrays, for an ``.npz``)."""

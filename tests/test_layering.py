@@ -33,7 +33,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "io",
-        ("prunemip.model_io", "prunemip.onnx_io", "prunemip.torch_io", "prunemip.vnnlib", "prunemip.data"),
+        (
+            "prunemip.model_io",
+            "prunemip.onnx_io",
+            "prunemip.torch_io",
+            "prunemip.vnnlib",
+            "prunemip.data",
+            "prunemip.idx",
+        ),
     ),
     ("encoders", ("prunemip.encoders",)),
     ("solvers", ("prunemip.solvers",)),
