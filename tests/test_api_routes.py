@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import EXACT, random_network
 
+from prunemip.embed.base import EmbeddedNetwork
 from prunemip.embed.highs import add_network
 from prunemip.encoders.bigm import encode
 from prunemip.network import Network
@@ -144,6 +145,7 @@ def test_routes_reach_prunemips_optimum(net_key: str, kind: str) -> None:
     expected = reference_optimum(network, region, target, label)
     for route, run in ROUTES.items():
         value, handle = run(network, region, target, label)
+        assert isinstance(handle, EmbeddedNetwork), route
         assert value == pytest.approx(expected, abs=TOLERANCE, rel=TOLERANCE), route
         # the solution reproduces the forward pass and lies in the region
         assert np.max(handle.get_error()) <= 1e-6, route

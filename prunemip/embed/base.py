@@ -1,4 +1,5 @@
-"""What the Pyomo, OMLT and highspy routes share: the input box, the MIP, its split into host columns.
+"""What the Pyomo, OMLT and highspy routes share: the input box, the MIP, its split into host
+columns, and :class:`EmbeddedNetwork`, the base class of every route's handle.
 
 Every route embeds the same :class:`~prunemip.encoders.mip_model.MipModel` that
 :func:`~prunemip.encoders.bigm.encode` builds over the box of the user's inputs, so there
@@ -19,15 +20,17 @@ Nothing here imports Pyomo or highspy.
 
 from __future__ import annotations
 
+import sys
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
 from prunemip.encoders.bounds.interval import NeuronBounds
-from prunemip.encoders.mip_model import MipModel, NeuronStatus
+from prunemip.encoders.mip_model import EncodingStats, MipModel, NeuronStatus
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
@@ -48,11 +51,92 @@ class InputBox:
 
     @property
     def region(self) -> InputRegion:
+        """The box as an :class:`~prunemip.regions.InputRegion`."""
         return InputRegion.box(self.lower, self.upper)
 
     @property
     def center(self) -> np.ndarray:
+        """The box's centre ``(lower + upper) / 2``."""
         return 0.5 * (self.lower + self.upper)
+
+
+class EmbeddedNetwork(ABC):
+    """A network embedded in a host model: the members the Pyomo block, the OMLT formulation
+    and the highspy handle share.
+
+    A route supplies ``mip`` (the :class:`~prunemip.encoders.mip_model.MipModel` it embedded,
+    as an attribute or a property), reads values back from its host (:meth:`input_values`,
+    :meth:`output_values`) and names itself for :meth:`print_stats` (:meth:`_stats_title`,
+    and :meth:`_added_rows`/:meth:`_added_columns` where it adds more than the MipModel).
+    """
+
+    mip: MipModel
+
+    @property
+    def stats(self) -> EncodingStats:
+        """The encoding's statistics: bounds method and time, build time, Σ big-M width."""
+        return self.mip.stats
+
+    @property
+    def network(self) -> Network:
+        """The network the MIP encodes."""
+        return self.mip.network
+
+    @abstractmethod
+    def input_values(self) -> np.ndarray:
+        """The network's inputs in the host's current solution.
+
+        Returns:
+            One value per network input, in the network's input order.
+
+        Raises:
+            PrunemipError: the host holds no solution (solve the model first).
+        """
+
+    @abstractmethod
+    def output_values(self) -> np.ndarray:
+        """The network's outputs in the host's current solution.
+
+        Returns:
+            One value per network output.
+
+        Raises:
+            PrunemipError: the host holds no solution (solve the model first).
+        """
+
+    def get_error(self) -> np.ndarray:
+        """How far the solution's outputs ``y`` are from a float64 forward pass of its inputs ``x``.
+
+        Returns:
+            ``|network(x) − y|`` per output (within the solver's tolerances after a solve).
+        """
+        return forward_error(self.network, self.input_values(), self.output_values())
+
+    def print_stats(self, file: IO[str] | None = None) -> None:
+        """Print what the route added: sizes, bounds, neurons by status per layer.
+
+        Args:
+            file: where to print; standard output by default.
+        """
+        text = stats_text(
+            self.mip,
+            added_rows=self._added_rows(),
+            added_columns=self._added_columns(),
+            title=self._stats_title(),
+        )
+        print(text, file=file or sys.stdout)
+
+    @abstractmethod
+    def _stats_title(self) -> str:
+        """The first words of :meth:`print_stats`, naming the route and its host object."""
+
+    def _added_rows(self) -> int:
+        """Rows added to the host: the MipModel's, unless the route adds more."""
+        return self.mip.n_rows
+
+    def _added_columns(self) -> int | None:
+        """Columns added to the host; ``None``: the MipModel's besides the inputs."""
+        return None
 
 
 def _bound_pair(network: Network, input_bounds: InputBounds) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +194,22 @@ def resolve_input_box(
     *,
     hint: str = "bound it in your model",
 ) -> InputBox:
-    """Intersect the host variables' bounds with ``input_bounds``; refuse what stays unbounded."""
+    """Intersect the host variables' bounds with ``input_bounds``; refuse what stays unbounded.
+
+    Args:
+        network: the network whose inputs the host variables are.
+        host_lower: the host variables' lower bounds, one per input (NaN or -inf: none).
+        host_upper: their upper bounds (NaN or +inf: none).
+        names: the host variables' names, for the error messages.
+        input_bounds: further bounds (see :data:`InputBounds`); ``None`` adds nothing.
+        hint: how to fix a missing bound, in the error message.
+
+    Returns:
+        The intersected box, with ``tightened`` set where it is strictly inside the host's bounds.
+
+    Raises:
+        PrunemipError: a bound is missing or infinite, the sizes disagree, or the box is empty.
+    """
     n = network.n_inputs
     host_lo = np.asarray(host_lower, dtype=np.float64).reshape(-1)
     host_hi = np.asarray(host_upper, dtype=np.float64).reshape(-1)
@@ -139,15 +238,42 @@ def resolve_input_box(
     return InputBox(lower, upper, tightened)
 
 
+def own_input_box(
+    network: Network, names: Sequence[str], input_bounds: InputBounds, *, hint: str
+) -> InputBox:
+    """The box of inputs a route creates itself (unbounded until the box bounds them).
+
+    Args:
+        network: the network whose inputs they are.
+        names: the inputs' names, for the error messages.
+        input_bounds: their bounds (see :data:`InputBounds`).
+        hint: how to fix a missing bound, in the error message.
+
+    Returns:
+        ``input_bounds`` as an :class:`InputBox`; the route bounds its own inputs by it.
+    """
+    unbounded = np.full(network.n_inputs, np.inf)
+    return resolve_input_box(network, -unbounded, unbounded, names, input_bounds, hint=hint)
+
+
 #: The routes' default bounds: interval arithmetic tightened by the linear relaxation
-#: (CROWN/DeepPoly, ``encoders/linear.py``): pure numpy, milliseconds even on 784-200-200-10.
+#: (CROWN/DeepPoly, ``encoders/bounds/linear.py``), pure numpy.
 DEFAULT_BOUNDS_METHOD = "linear"
 
 
 def neuron_bounds(network: Network, region: InputRegion, method: str | None = None) -> NeuronBounds:
-    """Neuron bounds over ``region`` by ``method`` (default :data:`DEFAULT_BOUNDS_METHOD`;
-    ``"interval"`` is ``"ia"``): any method of ``prunemip.solvers.obbt.compute_bounds``, where
-    the LP/MIP-based ones (``"lp"``, ``"mip"``, ``"auto"``) may take seconds."""
+    """Neuron bounds over ``region`` for the routes.
+
+    Args:
+        network: the network to bound.
+        region: the input region (the routes pass their input box).
+        method: any method of ``prunemip.solvers.obbt.compute_bounds`` (the LP/MIP-based
+            ``"lp"``, ``"mip"``, ``"auto"`` may take seconds); ``"interval"`` means ``"ia"``;
+            ``None`` means :data:`DEFAULT_BOUNDS_METHOD`.
+
+    Returns:
+        The pre-activation bounds of every neuron over ``region``.
+    """
     from prunemip.solvers.obbt import compute_bounds  # not at import time: it loads HiGHS
 
     name = {None: DEFAULT_BOUNDS_METHOD, "interval": "ia"}.get(method, method)
@@ -161,7 +287,17 @@ def encode_box(
     bounds_method: str | None = None,
     formulation: str = DEFAULT_FORMULATION,
 ) -> MipModel:
-    """prunemip's MIP of ``network`` over ``box`` (the single formulation every route embeds)."""
+    """prunemip's MIP of ``network`` over ``box``: the single formulation every route embeds.
+
+    Args:
+        network: the network to encode.
+        box: the input box the neuron bounds hold over.
+        bounds_method: the bounds method (see :func:`neuron_bounds`).
+        formulation: ``encode``'s formulation (``"substituted"`` or ``"variable"``).
+
+    Returns:
+        The big-M MipModel over ``box``.
+    """
     region = box.region
     return encode(network, region, neuron_bounds(network, region, bounds_method), formulation=formulation)
 
@@ -176,6 +312,17 @@ class ColumnSplit:
 
 
 def split_columns(mip: MipModel) -> ColumnSplit:
+    """Which of the MipModel's columns a route adds to the host (all but the inputs).
+
+    Args:
+        mip: the MipModel to embed.
+
+    Returns:
+        The added columns, in order, and which of them are binary.
+
+    Raises:
+        PrunemipError: an output column is an input column (nothing to embed).
+    """
     is_input = np.zeros(mip.n_cols, dtype=bool)
     is_input[mip.input_columns] = True
     if np.any(is_input[mip.output_columns]):  # an output that is an input: not for a ReLU net
@@ -185,8 +332,16 @@ def split_columns(mip: MipModel) -> ColumnSplit:
 
 
 def start_point(mip: MipModel, box: InputBox, x: np.ndarray | None = None) -> np.ndarray:
-    """Every column's value from a forward pass at ``x`` (the box centre when ``x`` is missing
-    or outside the box): a feasible point inside every column's bounds."""
+    """A feasible start for every column, inside every column's bounds.
+
+    Args:
+        mip: the MipModel to embed.
+        box: its input box.
+        x: the input to start from; the box centre when missing or outside the box.
+
+    Returns:
+        Every column's value from a forward pass at the starting input.
+    """
     point = box.center
     if x is not None:
         candidate = np.asarray(x, dtype=np.float64).reshape(-1)
@@ -202,15 +357,33 @@ def start_point(mip: MipModel, box: InputBox, x: np.ndarray | None = None) -> np
 
 
 def forward_error(network: Network, inputs: np.ndarray, outputs: np.ndarray) -> np.ndarray:
-    """``|network(x) − y|`` per output: how far the solver's outputs are from a float64 forward pass."""
+    """How far a solver's outputs are from a float64 forward pass of its inputs.
+
+    Args:
+        network: the network embedded.
+        inputs: the solution's inputs ``x``.
+        outputs: the solution's outputs ``y``.
+
+    Returns:
+        ``|network(x) − y|`` per output.
+    """
     x = np.asarray(inputs, dtype=np.float64).reshape(-1)
     y = np.asarray(outputs, dtype=np.float64).reshape(-1)
     return np.abs(network.forward(x) - y)
 
 
 def stats_text(mip: MipModel, *, added_rows: int, title: str, added_columns: int | None = None) -> str:
-    """A plain-text summary of what a route added to the user's model (``print_stats``);
-    ``added_columns`` defaults to the MipModel's columns besides the inputs."""
+    """A plain-text summary of what a route added to the user's model (``print_stats``).
+
+    Args:
+        mip: the MipModel embedded.
+        added_rows: the rows the route added (the MipModel's and any of its own).
+        title: the summary's first words, naming the route.
+        added_columns: the columns the route added; by default the MipModel's besides the inputs.
+
+    Returns:
+        The summary: sizes, bounds and build times, then neurons by status per layer.
+    """
     stats = mip.stats
     network = mip.network
     split = split_columns(mip)

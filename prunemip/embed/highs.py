@@ -21,26 +21,24 @@ input columns are the user's columns (no linking rows), everything else is appen
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import highspy
 import numpy as np
 import scipy.sparse as sp
 
 from prunemip.embed.base import (
+    EmbeddedNetwork,
     InputBounds,
     InputBox,
     encode_box,
-    forward_error,
     resolve_input_box,
     split_columns,
-    stats_text,
 )
 from prunemip.encoders.bigm import DEFAULT_FORMULATION
-from prunemip.encoders.mip_model import EncodingStats, MipModel
+from prunemip.encoders.mip_model import MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 
@@ -91,7 +89,7 @@ def _column_name(highs: highspy.Highs, column: int) -> str:
 
 
 @dataclass(eq=False)
-class HighsNetworkConstraint:
+class HighsNetworkConstraint(EmbeddedNetwork):
     """What :func:`add_network` added to a ``highspy.Highs`` model, and how to read or undo it.
 
     ``columns``/``rows``: the indices of every added column and row (contiguous at the
@@ -110,14 +108,6 @@ class HighsNetworkConstraint:
     binary_columns: np.ndarray
     column_of: np.ndarray = field(repr=False)  #: host column of every MipModel column
     removed: bool = False
-
-    @property
-    def network(self) -> Network:
-        return self.mip.network
-
-    @property
-    def stats(self) -> EncodingStats:
-        return self.mip.stats
 
     @property
     def output_vars(self) -> list[Any]:
@@ -141,12 +131,6 @@ class HighsNetworkConstraint:
     def output_values(self) -> np.ndarray:
         return self._solution()[self.output_columns]
 
-    def get_error(self) -> np.ndarray:
-        """``|network(x) − y|`` per output at the solution: how far the solver's outputs are
-        from a float64 forward pass of its inputs (within the solver's tolerances)."""
-        values = self._solution()
-        return forward_error(self.network, values[self.input_columns], values[self.output_columns])
-
     def remove(self) -> None:
         """Delete exactly the added rows and columns; the rest of the model is as before.
 
@@ -165,16 +149,14 @@ class HighsNetworkConstraint:
             raise PrunemipError("HiGHS refused to delete the network's columns")
         self.removed = True
 
-    def print_stats(self, file: IO[str] | None = None) -> None:
-        print(
-            stats_text(
-                self.mip,
-                added_columns=int(self.columns.size),
-                added_rows=int(self.rows.size),
-                title="highspy network constraint",
-            ),
-            file=file or sys.stdout,
-        )
+    def _stats_title(self) -> str:
+        return "highspy network constraint"
+
+    def _added_rows(self) -> int:
+        return int(self.rows.size)
+
+    def _added_columns(self) -> int:
+        return int(self.columns.size)
 
 
 def add_network(
@@ -190,18 +172,31 @@ def add_network(
 ) -> HighsNetworkConstraint:
     """Add ``network`` as constraints linking the existing columns ``inputs`` to its outputs.
 
-    ``inputs``: one existing column per network input (indices or highspy variables), in
-    the network's input order. ``outputs``: optional existing columns that receive the
-    outputs (linked by equality rows); by default new output columns are added.
+    The neuron bounds are computed over the box of the input columns' bounds intersected
+    with ``input_bounds``; where that is tighter than a column's own bounds, the box is added
+    as a row (the user's columns are never modified).
 
-    The neuron bounds are computed over the box of the input columns' bounds,
-    intersected with ``input_bounds`` (``(lower, upper)`` scalars or vectors, an
-    InputRegion box, an InputSpec or ``"network"``); where that is tighter than a column's
-    own bounds, the box is added as a row (the user's columns are never modified). A
-    missing (infinite) bound raises :class:`~prunemip.errors.PrunemipError` naming the
-    column. ``bounds_method`` (``"linear"`` by default, ``"ia"``, ``"lp"``…) and
-    ``formulation`` are the Pyomo block's. Added columns and rows are named ``{name}.…``
-    when the model names its own.
+    Args:
+        highs: the user's model.
+        network: the prunemip network to embed.
+        inputs: one existing column per network input (indices or highspy variables), in
+            the network's input order.
+        outputs: optional existing columns that receive the outputs (linked by equality
+            rows); by default new output columns are added.
+        input_bounds: ``(lower, upper)`` scalars or vectors, an InputRegion box, an
+            InputSpec or ``"network"``.
+        bounds_method: ``"linear"`` by default, ``"ia"``, ``"lp"``… (as the Pyomo block's).
+        formulation: ``encode``'s (``"substituted"`` or ``"variable"``).
+        name: the prefix of the added columns' and rows' names (``{name}.…``), used when the
+            model names its own.
+
+    Returns:
+        The handle: added columns and rows, output columns, ``remove()``.
+
+    Raises:
+        PrunemipError: an input column has a missing (infinite) bound (the message names
+            it), the columns do not fit the network, the name is taken, or HiGHS refuses
+            the columns or rows.
     """
     if not isinstance(network, Network):
         raise PrunemipError(f"expected a prunemip Network, got {type(network).__name__}")

@@ -22,10 +22,9 @@ formulations on a prunemip network.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,16 +32,10 @@ from omlt.formulation import _PyomoFormulation
 from omlt.neuralnet import NetworkDefinition
 from omlt.neuralnet.layer import DenseLayer, InputLayer
 
-from prunemip.embed.base import (
-    InputBounds,
-    encode_box,
-    forward_error,
-    resolve_input_box,
-    stats_text,
-)
+from prunemip.embed.base import EmbeddedNetwork, InputBounds, encode_box, own_input_box
 from prunemip.embed.pyomo import embed_in_block, variable_values
 from prunemip.encoders.bigm import DEFAULT_FORMULATION
-from prunemip.encoders.mip_model import EncodingStats, MipModel
+from prunemip.encoders.mip_model import MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
 
@@ -51,31 +44,30 @@ __all__ = ["PrunemipFormulation", "from_omlt_network_definition", "to_omlt_netwo
 _ACTIVATIONS = {"relu": "relu", "linear": "identity", None: "identity"}
 
 
-def _unbounded_names(prefix: str, indexes: list[Any]) -> list[str]:
-    return [f"{prefix}[{_key(index)}]" for index in indexes]
-
-
 def _key(index: Any) -> Hashable:
     """An OMLT index as Pyomo keys it (a 1-tuple becomes its element)."""
     return index[0] if isinstance(index, tuple) and len(index) == 1 else index
 
 
 def to_omlt_network_definition(network: Network, input_bounds: InputBounds = "network") -> NetworkDefinition:
-    """An OMLT ``NetworkDefinition`` of ``network`` (dense weights, ``relu``/``linear``).
+    """An OMLT ``NetworkDefinition`` of ``network``, for OMLT's own formulations.
 
-    ``input_bounds`` become its ``scaled_input_bounds`` keyed by input index ``k``: the
-    network's InputSpec range by default, or ``(lower, upper)``/an InputRegion box.
-    Missing or infinite bounds raise :class:`~prunemip.errors.PrunemipError` (OMLT
-    cannot build a big-M formulation without them).
+    Args:
+        network: the prunemip network to convert.
+        input_bounds: the definition's ``scaled_input_bounds``, keyed by input index ``k``:
+            the network's InputSpec range (``"network"``, the default), ``(lower, upper)``
+            or an InputRegion box.
+
+    Returns:
+        A chain of OMLT dense layers (dense weights, ``relu``/``linear`` activations).
+
+    Raises:
+        PrunemipError: a bound is missing or infinite (OMLT cannot build a big-M
+            formulation without it).
     """
     n = network.n_inputs
-    box = resolve_input_box(
-        network,
-        np.full(n, -np.inf),
-        np.full(n, np.inf),
-        [f"inputs[{k}]" for k in range(n)],
-        input_bounds,
-        hint="give the network an InputSpec range",
+    box = own_input_box(
+        network, [f"inputs[{k}]" for k in range(n)], input_bounds, hint="give the network an InputSpec range"
     )
     definition = NetworkDefinition(
         scaled_input_bounds={k: (float(box.lower[k]), float(box.upper[k])) for k in range(n)}
@@ -210,23 +202,40 @@ def _read_definition(definition: Any) -> _OmltNetwork:
 
 
 def from_omlt_network_definition(definition: Any) -> Network:
-    """A prunemip Network of an OMLT ``NetworkDefinition``: a chain of dense ``relu``/``linear``
-    layers; an affine scaling object is folded into the first and last layers (the Network
-    takes and returns unscaled values) and ``scaled_input_bounds``, unscaled, become its
-    InputSpec range. Zero weights are dropped (prune before converting)."""
+    """A prunemip Network of an OMLT ``NetworkDefinition``.
+
+    Args:
+        definition: a chain of dense ``relu``/``linear`` OMLT layers. Its affine scaling
+            object is folded into the first and last layers (the Network takes and returns
+            unscaled values); its ``scaled_input_bounds``, unscaled, become the InputSpec range.
+
+    Returns:
+        The Network; zero weights are dropped (prune before converting).
+
+    Raises:
+        PrunemipError: a layer prunemip cannot encode, a non-affine scaling, or a graph
+            that is not a chain.
+    """
     return _read_definition(definition).network
 
 
-class PrunemipFormulation(_PyomoFormulation):
+class PrunemipFormulation(_PyomoFormulation, EmbeddedNetwork):
     """An OMLT formulation carrying prunemip's network, bounds and big-M MIP.
 
-    ``network``: an OMLT ``NetworkDefinition`` or a prunemip ``Network``.
-    ``input_bounds``: the input box the neuron bounds are computed over; by default the
-    definition's ``scaled_input_bounds`` (unscaled) or the Network's InputSpec range.
-    Also accepts ``(lower, upper)`` and an InputRegion box. The box becomes the bounds of
-    ``block.inputs``. ``bounds_method`` (``"linear"`` by default, ``"ia"``, ``"lp"``…) and
-    ``formulation`` are those of the Pyomo block. The MIP is built at construction
-    (``.mip``), so bad bounds fail early.
+    The MIP is built at construction (``.mip``), so bad bounds fail early.
+
+    Args:
+        network: an OMLT ``NetworkDefinition`` or a prunemip ``Network``.
+        input_bounds: the input box the neuron bounds are computed over, which becomes the
+            bounds of ``block.inputs``: by default the definition's ``scaled_input_bounds``
+            (unscaled) or the Network's InputSpec range; also ``(lower, upper)`` or an
+            InputRegion box.
+        bounds_method: ``"linear"`` by default, ``"ia"``, ``"lp"``… (as the Pyomo block's).
+        formulation: ``encode``'s (``"substituted"`` or ``"variable"``).
+
+    Raises:
+        PrunemipError: ``network`` is neither, OMLT's network cannot be read, or an input
+            has a missing or infinite bound.
     """
 
     def __init__(
@@ -251,12 +260,9 @@ class PrunemipFormulation(_PyomoFormulation):
                 f"PrunemipFormulation takes an OMLT NetworkDefinition or a prunemip Network, "
                 f"not {type(network).__name__}"
             )
-        n = net.n_inputs
-        self._box = resolve_input_box(
+        self._box = own_input_box(
             net,
-            np.full(n, -np.inf),
-            np.full(n, np.inf),
-            _unbounded_names("inputs", self._input_indexes),
+            [f"inputs[{_key(index)}]" for index in self._input_indexes],
             "network" if input_bounds is None else input_bounds,
             hint="give the network scaled_input_bounds (OMLT) or an InputSpec range (prunemip)",
         )
@@ -285,15 +291,8 @@ class PrunemipFormulation(_PyomoFormulation):
     # ------------------------------------------------------------------ introspection
     @property
     def mip(self) -> MipModel:
+        """The MipModel this formulation embeds (columns, rows, neuron statuses, bounds)."""
         return self._mip
-
-    @property
-    def stats(self) -> EncodingStats:
-        return self._mip.stats
-
-    @property
-    def network(self) -> Network:
-        return self._mip.network
 
     def _values(self, component: str, indexes: list[Any]) -> np.ndarray:
         block = self.block
@@ -310,14 +309,6 @@ class PrunemipFormulation(_PyomoFormulation):
     def output_values(self) -> np.ndarray:
         return self._values("outputs", self._output_indexes)
 
-    def get_error(self) -> np.ndarray:
-        """``|network(x) − y|`` per output at the block's current values (after a solve)."""
-        return forward_error(self.network, self.input_values(), self.output_values())
-
-    def print_stats(self, file: IO[str] | None = None) -> None:
+    def _stats_title(self) -> str:
         block = self.block
-        title = "OMLT formulation" + ("" if block is None else f" of block {block.name}")
-        print(
-            stats_text(self._mip, added_rows=self._mip.n_rows, title=title),
-            file=file or sys.stdout,
-        )
+        return "OMLT formulation" + ("" if block is None else f" of block {block.name}")

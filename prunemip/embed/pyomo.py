@@ -30,10 +30,9 @@ warnings).
 from __future__ import annotations
 
 import gc
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
@@ -41,19 +40,17 @@ from pyomo.core.base.block import BlockData, declare_custom_block
 from pyomo.core.expr.numeric_expr import LinearExpression, MonomialTermExpression
 
 from prunemip.embed.base import (
+    EmbeddedNetwork,
     InputBounds,
     InputBox,
-    forward_error,
+    encode_box,
+    own_input_box,
     resolve_input_box,
     split_columns,
     start_point,
-    stats_text,
-)
-from prunemip.embed.base import (
-    encode_box as _encode_box,
 )
 from prunemip.encoders.bigm import DEFAULT_FORMULATION
-from prunemip.encoders.mip_model import EncodingStats, MipModel
+from prunemip.encoders.mip_model import MipModel
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 
@@ -65,8 +62,19 @@ def _finite_or_none(values: np.ndarray) -> list[float | None]:
 
 
 def var_list(variables: Any, size: int, what: str) -> list[Any]:
-    """The Pyomo variables of ``variables`` (an indexed Var, a Reference, a sequence of Var
-    data, or one scalar Var) in iteration order; exactly ``size`` of them."""
+    """The Pyomo variables of ``variables``, in iteration order.
+
+    Args:
+        variables: an indexed Var, a Reference, a sequence of Var data, or one scalar Var.
+        size: how many variables there must be.
+        what: what they are (``"inputs"``, ``"outputs"``), for the error messages.
+
+    Returns:
+        Exactly ``size`` variable data objects.
+
+    Raises:
+        PrunemipError: something is not a variable, or the count differs from ``size``.
+    """
     if isinstance(variables, (str, bytes)):
         raise PrunemipError(f"{what} must be Pyomo variables, not a string")
     if hasattr(variables, "is_indexed") and variables.is_indexed():
@@ -92,9 +100,15 @@ def var_list(variables: Any, size: int, what: str) -> list[Any]:
 
 
 def variable_bounds(variables: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds of Pyomo variables (domain included; ±inf where absent).
+    """Lower and upper bounds of Pyomo variables, domain included.
 
     A fixed variable's bounds are its value (the formulation then holds for that value).
+
+    Args:
+        variables: Pyomo variable data objects.
+
+    Returns:
+        Their lower and upper bounds (±inf where absent).
     """
     lower, upper = [], []
     for var in variables:
@@ -108,7 +122,14 @@ def variable_bounds(variables: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def variable_values(variables: Sequence[Any]) -> np.ndarray | None:
-    """Current values, or ``None`` if any variable has none."""
+    """Current values of Pyomo variables.
+
+    Args:
+        variables: Pyomo variable data objects.
+
+    Returns:
+        Their values, or ``None`` if any variable has none.
+    """
     values = [v.value for v in variables]
     if any(value is None for value in values):
         return None
@@ -118,8 +139,8 @@ def variable_values(variables: Sequence[Any]) -> np.ndarray | None:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building one object per matrix entry: it would
-    otherwise rescan the growing heap again and again: a dense 784-200-200-10 build takes
-    0.20–0.26 s paused against 0.76–0.79 s (``experiments/benchmarks/pyomo_gc.py``)."""
+    otherwise rescan the growing heap again and again (build times with and without it:
+    ``experiments/benchmarks/pyomo_gc.py`` and its README)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -164,12 +185,22 @@ def embed_in_block(
 ) -> None:
     """Add ``mip``'s columns (but its inputs) and rows to ``block``.
 
-    ``input_vars`` take the MipModel's input columns. With ``own_inputs`` they belong to
-    the block: they get the box as bounds and a start value. Otherwise they are the
-    user's: untouched, and where the box is tighter than their bounds it is added as rows
-    ``input_box[k]``. ``output_vars`` take the output columns directly (bounds and start
-    value set) unless ``link_outputs``, which keeps the logits in ``hidden`` and adds
-    ``output_link[j]: output_vars[j] == logit_j``.
+    Args:
+        block: the Pyomo block that receives ``hidden``, ``binaries``, ``rows`` and, as
+            needed, ``input_box`` and ``output_link``.
+        mip: the MipModel to embed.
+        box: its input box.
+        input_vars: the variables that take the MipModel's input columns.
+        output_vars: the variables that take its output columns (``None``: none; the logits
+            stay in ``hidden``).
+        own_inputs: the inputs belong to the block: they get the box as bounds and a start
+            value. Otherwise they are the user's: untouched, and where the box is tighter
+            than their bounds it is added as rows ``input_box[k]``.
+        link_outputs: keep the logits in ``hidden`` and add
+            ``output_link[j]: output_vars[j] == logit_j``, instead of giving ``output_vars``
+            the output columns directly (bounds and start value set).
+        start_input: the input the start values come from (see
+            :func:`~prunemip.embed.base.start_point`).
     """
     split = split_columns(mip)
     values = start_point(mip, box, start_input)
@@ -235,7 +266,7 @@ def embed_in_block(
 
 
 @declare_custom_block(name="PrunemipBlock")
-class PrunemipBlockData(BlockData):
+class PrunemipBlockData(BlockData, EmbeddedNetwork):
     """A Pyomo block holding a network's inputs, outputs and prunemip's big-M formulation.
 
     Create it empty (``m.nn = PrunemipBlock()``) and call :meth:`build`, or use
@@ -258,22 +289,31 @@ class PrunemipBlockData(BlockData):
     ) -> PrunemipBlockData:
         """Add ``network``'s formulation to this block.
 
-        ``inputs``: the user's variables that feed the network (an indexed Var such as
-        ``m.x``, or a list of variables, one per network input, in the network's input
-        order). ``block.inputs`` refers to them and no linking rows are added. Without
-        ``inputs`` the block creates its own ``inputs[0..n-1]``.
-
-        ``outputs``: optional user variables that receive the network's outputs (linked by
-        equality rows ``output_link``); without them the block creates ``outputs[0..m-1]``.
-
         The neuron bounds are computed over the box of the inputs' bounds intersected with
-        ``input_bounds`` (``(lower, upper)`` scalars or vectors, an InputRegion box, an
-        InputSpec, or ``"network"`` for the network's InputSpec range, which is the
-        default for the block's own inputs). Missing or infinite bounds raise
-        :class:`~prunemip.errors.PrunemipError` naming the input. ``bounds_method`` picks
-        the bounds method (``"linear"`` by default, ``"ia"``, or the LP/MIP methods of
-        ``prunemip.solvers.obbt``: see ``embedding.neuron_bounds``); ``formulation`` is
-        ``encode``'s (``"substituted"`` or ``"variable"``).
+        ``input_bounds``.
+
+        Args:
+            network: the prunemip network to embed.
+            inputs: the user's variables that feed the network (an indexed Var such as
+                ``m.x``, or a list of variables, one per network input, in the network's
+                input order). ``block.inputs`` refers to them and no linking rows are added.
+                Without ``inputs`` the block creates its own ``inputs[0..n-1]``.
+            outputs: optional user variables that receive the network's outputs (linked by
+                equality rows ``output_link``); without them the block creates
+                ``outputs[0..m-1]``.
+            input_bounds: ``(lower, upper)`` scalars or vectors, an InputRegion box, an
+                InputSpec, or ``"network"`` for the network's InputSpec range (the default
+                for the block's own inputs).
+            bounds_method: ``"linear"`` by default, ``"ia"``, or an LP/MIP method (see
+                :func:`~prunemip.embed.base.neuron_bounds`).
+            formulation: ``encode``'s (``"substituted"`` or ``"variable"``).
+
+        Returns:
+            This block, built.
+
+        Raises:
+            PrunemipError: the block is already built, an input has a missing or infinite
+                bound (the message names it), or the variables do not fit the network.
         """
         if self._prunemip is not None:
             raise PrunemipError(f"block {self.name} is already built; create a new PrunemipBlock")
@@ -282,10 +322,8 @@ class PrunemipBlockData(BlockData):
         n_in, n_out = network.n_inputs, network.n_outputs
         user_outputs = None if outputs is None else var_list(outputs, n_out, "outputs")
         if inputs is None:
-            box = resolve_input_box(
+            box = own_input_box(
                 network,
-                np.full(n_in, -np.inf),
-                np.full(n_in, np.inf),
                 [f"{self.name}.inputs[{k}]" for k in range(n_in)],
                 "network" if input_bounds is None else input_bounds,
                 hint="give the network an InputSpec range",
@@ -307,7 +345,7 @@ class PrunemipBlockData(BlockData):
             is_component = hasattr(inputs, "is_indexed") and inputs.is_indexed()
             self.inputs = pyo.Reference(inputs if is_component else input_vars)
             start_input = variable_values(input_vars)
-        mip = _encode_box(network, box, bounds_method=bounds_method, formulation=formulation)
+        mip = encode_box(network, box, bounds_method=bounds_method, formulation=formulation)
         if user_outputs is None:
             self.outputs = pyo.Var(range(n_out))
             output_vars = [self.outputs[j] for j in range(n_out)]
@@ -340,51 +378,33 @@ class PrunemipBlockData(BlockData):
         return self._built()["mip"]
 
     @property
-    def stats(self) -> EncodingStats:
-        return self.mip.stats
-
-    @property
-    def network(self) -> Network:
-        return self.mip.network
-
-    @property
     def input_lower(self) -> np.ndarray:
         """The input box the neuron bounds hold over."""
         return self._built()["box"].lower.copy()
 
     @property
     def input_upper(self) -> np.ndarray:
+        """The input box the neuron bounds hold over."""
         return self._built()["box"].upper.copy()
 
-    def input_values(self) -> np.ndarray:
-        values = variable_values(self._built()["inputs"])
+    def _solved(self, key: str, what: str) -> np.ndarray:
+        values = variable_values(self._built()[key])
         if values is None:
-            raise PrunemipError(f"block {self.name}: an input has no value; solve the model first")
+            raise PrunemipError(f"block {self.name}: an {what} has no value; solve the model first")
         return values
+
+    def input_values(self) -> np.ndarray:
+        return self._solved("inputs", "input")
 
     def output_values(self) -> np.ndarray:
-        values = variable_values(self._built()["outputs"])
-        if values is None:
-            raise PrunemipError(f"block {self.name}: an output has no value; solve the model first")
-        return values
+        return self._solved("outputs", "output")
 
-    def get_error(self) -> np.ndarray:
-        """``|network(x) − y|`` per output at the current values (after a solve): how far the
-        solution's outputs are from a float64 forward pass of its inputs."""
-        return forward_error(self.network, self.input_values(), self.output_values())
+    def _stats_title(self) -> str:
+        return f"Pyomo block {self.name}"
 
-    def print_stats(self, file: IO[str] | None = None) -> None:
-        """What the block added: sizes, bounds, neurons by status per layer."""
-        mip = self.mip
-        extra_rows = sum(len(c) for c in (getattr(self, "input_box", ()), getattr(self, "output_link", ())))
-        print(
-            stats_text(
-                mip,
-                added_rows=mip.n_rows + extra_rows,
-                title=f"Pyomo block {self.name}",
-            ),
-            file=file or sys.stdout,
-        )
+    def _added_rows(self) -> int:
+        extra = (getattr(self, "input_box", ()), getattr(self, "output_link", ()))
+        return self.mip.n_rows + sum(len(c) for c in extra)
 
 
 PrunemipBlock: Any  # created by declare_custom_block
@@ -393,7 +413,13 @@ PrunemipBlock: Any  # created by declare_custom_block
 def network_block(network: Network, **options: Any) -> Any:
     """A built, unattached :class:`PrunemipBlock`: ``m.nn = network_block(net, inputs=m.x)``.
 
-    ``options`` are :meth:`PrunemipBlockData.build`'s.
+    Args:
+        network: the prunemip network to embed.
+        **options: :meth:`PrunemipBlockData.build`'s keyword arguments (``inputs``,
+            ``outputs``, ``input_bounds``, ``bounds_method``, ``formulation``).
+
+    Returns:
+        The block, ready to attach to a model.
     """
     block = PrunemipBlock(concrete=True)  # noqa: F821
     block.build(network, **options)
