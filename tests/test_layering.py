@@ -29,6 +29,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "prunemip.network",
             "prunemip.regions",
             "prunemip._deprecated",
+            "prunemip.adversarial",
+            "prunemip.witnesses",
         ),
     ),
     (
