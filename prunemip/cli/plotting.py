@@ -16,6 +16,16 @@ def save_adversarial_png(
     """Original, adversarial and difference side by side; images when ``shape`` is 2-D or more.
 
     Written atomically, so a failure leaves nothing behind.
+
+    Args:
+        path: the ``.png`` file to write.
+        original: the clean input, flat.
+        adversarial: the adversarial input, flat.
+        shape: the shape of one input (its last two axes are the image's).
+        title: the figure's title.
+
+    Returns:
+        The path written.
     """
     import matplotlib
 

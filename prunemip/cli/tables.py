@@ -12,7 +12,14 @@ from prunemip.network import Network
 
 
 def network_table(network: Network) -> Table:
-    """Shape, nonzeros and sparsity per layer."""
+    """Shape, nonzeros and sparsity per layer.
+
+    Args:
+        network: the network.
+
+    Returns:
+        The table, titled with the architecture and overall sparsity.
+    """
     table = Table(
         title=(
             f"Network {network.architecture}: {network.nnz} nonzero weights, sparsity {network.sparsity:.1%}"
@@ -22,9 +29,14 @@ def network_table(network: Network) -> Table:
         table.add_column(column, justify="right")
     for row in network.summary():
         table.add_row(
-            str(row.index + 1), f"{row.n_in}→{row.n_out}", row.activation, str(row.nnz),
-            f"{row.sparsity:.1%}", str(row.neurons_without_inputs), str(row.neurons_without_outputs),
-        )  # fmt: skip
+            str(row.index + 1),
+            f"{row.n_in}→{row.n_out}",
+            row.activation,
+            str(row.nnz),
+            f"{row.sparsity:.1%}",
+            str(row.neurons_without_inputs),
+            str(row.neurons_without_outputs),
+        )
     return table
 
 
@@ -38,7 +50,14 @@ _STATUS_COLUMNS = (
 
 
 def encoding_table(model: MipModel) -> Table:
-    """Per layer: weights and how the encoder treated each neuron; then the MIP's size."""
+    """Per layer: weights and how the encoder treated each neuron; then the MIP's size.
+
+    Args:
+        model: the encoded MIP.
+
+    Returns:
+        The table, titled with the MIP's size, its caption the bounds and build times.
+    """
     stats = model.stats
     table = Table(
         title=(
@@ -66,7 +85,15 @@ def encoding_table(model: MipModel) -> Table:
 
 
 def bounds_table(stages: Sequence[dict[str, object]]) -> Table:
-    """Per bounds stage, cheapest first: time, unstable ReLUs and Σ(u − l) over them."""
+    """Per bounds stage, cheapest first: time, unstable ReLUs and Σ(u − l) over them.
+
+    Args:
+        stages: the stages' figures (``method``, ``seconds``, ``unstable``, ``total_width``,
+            anything else shown as notes).
+
+    Returns:
+        The table.
+    """
     table = Table(title="Neuron bounds by stage")
     for column in ("stage", "seconds", "unstable", "Σ(u − l)", "notes"):
         table.add_column(column, justify="right")
@@ -84,7 +111,14 @@ def bounds_table(stages: Sequence[dict[str, object]]) -> Table:
 
 
 def attack_table(result: AttackResult) -> Table:
-    """One line per target MIP of an attack."""
+    """One line per target MIP of an attack.
+
+    Args:
+        result: the attack's result.
+
+    Returns:
+        The table, titled with the attack's status, mode and region.
+    """
     table = Table(
         title=f"{result.status} (label {result.label}, {result.mode} mode, {result.region.describe()})",
     )
@@ -115,12 +149,27 @@ def attack_table(result: AttackResult) -> Table:
 
 
 def demo_table(rows: Sequence[dict[str, object]]) -> Table:
-    """The dense-vs-pruned comparison printed by ``prunemip demo``."""
+    """The dense-vs-pruned comparison printed by ``prunemip demo``.
+
+    Args:
+        rows: the dense and the pruned model's rows (``row()`` of each demo report).
+
+    Returns:
+        The table.
+    """
     table = Table(title="Dense vs pruned: the same test images attacked with HiGHS")
     headers = (
-        "model", "accuracy", "nnz", "unstable", "binaries", "build s", "solve s", "nodes",
-        "adv / robust / t-o", "found",
-    )  # fmt: skip
+        "model",
+        "accuracy",
+        "nnz",
+        "unstable",
+        "binaries",
+        "build s",
+        "solve s",
+        "nodes",
+        "adv / robust / t-o",
+        "found",
+    )
     for column in headers:
         table.add_column(column, justify="right")
     for row in rows:
