@@ -36,8 +36,8 @@ Goals, printed as PASS/FAIL and never asserted:
 
 Run::
 
-    python experiments/benchmarks/api_build.py --repeats 3        # about 1 min on 2 cores
-    python experiments/benchmarks/api_build.py --quick            # seconds, tiny nets
+    python experiments/benchmarks/api_build.py --repeats 3
+    python experiments/benchmarks/api_build.py --quick            # tiny nets
 
 Needs the ``dev`` extra (pyomo, omlt). The machine's load average is printed: treat
 timings from a loaded or small machine as indicative.
@@ -62,11 +62,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from encode_speed import (
     QUICK_SIZES,
     QUICK_SPARSITIES,
+    Column,
     add_margin_objective,
     build_omlt,
+    cell,
+    column_table,
     count_omlt,
     environment,
-    format_table,
     live_neurons,
     make_network,
     make_region,
@@ -86,8 +88,8 @@ DEFAULT_SPARSITIES = "0,0.9"
 #: Goal: prunemip's Pyomo block builds at least this many times faster than OMLT's formulation.
 SPEEDUP_GOAL = 10.0
 OPTIMUM_TOLERANCE = 1e-4
-#: The optimum check's network (at the largest sparsity): 784-200-200-10 at 90 % does not solve
-#: within a minute on 2 cores (random weights leave 285 unstable neurons), 784-50-50-10 does.
+#: The optimum check's network (at the largest sparsity): the default size leaves too many unstable
+#: neurons to solve within ``--time-limit`` (experiments/benchmarks/README.md, ``api_build.py``).
 OPTIMUM_SIZE = "784-50-50-10"
 
 
@@ -217,61 +219,72 @@ def check_optimum(
 
 
 # --------------------------------------------------------------------------- reporting
+def per_route(key: str, *routes: str) -> Callable[[dict[str, Any]], str]:
+    """A cell holding ``key`` of each route's result, separated by ``/``."""
+    return lambda r: "/".join(str(r[route][key]) for route in routes)
+
+
+MAIN_COLUMNS: tuple[Column, ...] = (
+    ("net", cell("net")),
+    ("sparsity", cell("sparsity", fmt="{:.0%}")),
+    ("w nnz", cell("weight_nnz")),
+    ("pm Pyomo s", cell("pm_pyomo", "build_s", fmt="{:.3f}")),
+    ("pm OMLT s", cell("pm_omlt", "build_s", fmt="{:.3f}")),
+    ("OMLT s", cell("omlt", "build_s", fmt="{:.3f}")),
+    ("Pyomo ×", cell("speedup_pyomo", fmt="{:.1f}x")),
+    ("pm-OMLT ×", cell("speedup_pm_omlt", fmt="{:.1f}x")),
+    ("pm highspy s", cell("pm_highspy", "build_s", fmt="{:.4f}")),
+    ("rows pm/OMLT", per_route("rows", "pm_pyomo", "omlt")),
+    ("cols pm/OMLT", per_route("columns", "pm_pyomo", "omlt")),
+    ("nnz pm/OMLT", per_route("nnz", "pm_pyomo", "omlt")),
+    ("terms pm/OMLT", per_route("terms", "pm_pyomo", "omlt")),
+    ("bin pm/pmO/OMLT", per_route("binaries", "pm_pyomo", "pm_omlt", "omlt")),
+    ("unstable", cell("unstable_live")),
+)
+
+
 def main_table(results: Sequence[dict[str, Any]]) -> str:
-    headers = [
-        "net", "sparsity", "w nnz", "pm Pyomo s", "pm OMLT s", "OMLT s", "Pyomo ×", "pm-OMLT ×",
-        "pm highspy s", "rows pm/OMLT", "cols pm/OMLT", "nnz pm/OMLT", "terms pm/OMLT",
-        "bin pm/pmO/OMLT", "unstable",
-    ]  # fmt: skip
-    rows = []
-    for r in results:
-        pm, po, om, hs = r["pm_pyomo"], r["pm_omlt"], r["omlt"], r["pm_highspy"]
-        rows.append([
-            r["net"], f"{r['sparsity']:.0%}", str(r["weight_nnz"]),
-            f"{pm['build_s']:.3f}", f"{po['build_s']:.3f}", f"{om['build_s']:.3f}",
-            f"{r['speedup_pyomo']:.1f}x", f"{r['speedup_pm_omlt']:.1f}x", f"{hs['build_s']:.4f}",
-            f"{pm['rows']}/{om['rows']}", f"{pm['columns']}/{om['columns']}",
-            f"{pm['nnz']}/{om['nnz']}", f"{pm['terms']}/{om['terms']}",
-            f"{pm['binaries']}/{po['binaries']}/{om['binaries']}", str(r["unstable_live"]),
-        ])  # fmt: skip
-    return format_table(headers, rows)
+    return column_table(MAIN_COLUMNS, results)
 
 
 def goal_checks(results: Sequence[dict[str, Any]], optimum: dict[str, Any] | None) -> list[dict[str, Any]]:
     checks = []
+
+    def add(goal: str, where: str, ok: bool, detail: str) -> None:
+        checks.append({"goal": goal, "where": where, "pass": ok, "detail": detail})
+
     top = max(r["sparsity"] for r in results)
     for r in results:
         where = f"{r['net']} {r['sparsity']:.0%}"
         if r["sparsity"] == top:
-            checks.append({
-                "goal": f"Pyomo build >= {SPEEDUP_GOAL:g}x faster than OMLT at {top:.0%}",
-                "where": where,
-                "pass": r["speedup_pyomo"] >= SPEEDUP_GOAL,
-                "detail": f"{r['speedup_pyomo']:.1f}x ({r['pm_pyomo']['build_s']:.3f} s vs "
-                          f"{r['omlt']['build_s']:.3f} s)",
-            })  # fmt: skip
+            add(
+                f"Pyomo build >= {SPEEDUP_GOAL:g}x faster than OMLT at {top:.0%}",
+                where,
+                r["speedup_pyomo"] >= SPEEDUP_GOAL,
+                f"{r['speedup_pyomo']:.1f}x ({r['pm_pyomo']['build_s']:.3f} s vs "
+                f"{r['omlt']['build_s']:.3f} s)",
+            )
         for key, label in (
             ("pm_pyomo", "Pyomo block"),
             ("pm_omlt", "OMLT formulation"),
             ("pm_highspy", "highspy"),
         ):
-            checks.append({
-                "goal": f"binaries == unstable live neurons ({label})",
-                "where": where,
-                "pass": r[key]["binaries"] == r["unstable_live"],
-                "detail": f"{r[key]['binaries']} vs {r['unstable_live']} (OMLT: {r['omlt']['binaries']})",
-            })  # fmt: skip
+            add(
+                f"binaries == unstable live neurons ({label})",
+                where,
+                r[key]["binaries"] == r["unstable_live"],
+                f"{r[key]['binaries']} vs {r['unstable_live']} (OMLT: {r['omlt']['binaries']})",
+            )
     if optimum is not None:
-        where = f"{optimum['net']} {optimum['sparsity']:.0%}"
         detail = ", ".join(
             f"{k} {optimum[k]['objective']}" for k in ("prunemip_solve", "pm_pyomo", "pm_omlt", "omlt")
         )
-        checks.append({
-            "goal": "same optimum (max logit[1] - logit[0]) on all routes",
-            "where": where,
-            "pass": bool(optimum["agree"]),
-            "detail": f"max difference {optimum['difference']}; {detail}",
-        })  # fmt: skip
+        add(
+            "same optimum (max logit[1] - logit[0]) on all routes",
+            f"{optimum['net']} {optimum['sparsity']:.0%}",
+            bool(optimum["agree"]),
+            f"max difference {optimum['difference']}; {detail}",
+        )
     return checks
 
 

@@ -61,7 +61,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -367,44 +367,79 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out)
 
 
+#: A table column: its header and how to read its cell from one result.
+Column = tuple[str, Callable[[dict[str, Any]], str]]
+
+
+def cell(*path: str, fmt: str = "{}") -> Callable[[dict[str, Any]], str]:
+    """A cell reading the value at ``path`` (nested keys) of a result, formatted by ``fmt``."""
+
+    def read(result: dict[str, Any]) -> str:
+        value: Any = result
+        for key in path:
+            value = value[key]
+        return fmt.format(value)
+
+    return read
+
+
+def column_table(columns: Sequence[Column], results: Sequence[dict[str, Any]]) -> str:
+    """``format_table`` with one row per result and one cell per column."""
+    rows = [[read(r) for _, read in columns] for r in results]
+    return format_table([header for header, _ in columns], rows)
+
+
+def _live(formulation: dict[str, Any], r: dict[str, Any]) -> str:
+    return str(formulation["nnz"] - r["prunemip"]["live_weights"])
+
+
+def _exact(formulation: dict[str, Any], expected: int) -> str:
+    return "exact" if formulation["nnz"] == expected else f"!={expected}"
+
+
+MAIN_COLUMNS: tuple[Column, ...] = (
+    ("net", cell("net")),
+    ("sparsity", cell("sparsity", fmt="{:.0%}")),
+    ("w nnz", cell("weight_nnz")),
+    ("pm build s", cell("prunemip", "build_s", fmt="{:.4f}")),
+    ("pm bounds s", cell("prunemip", "bounds_s", fmt="{:.4f}")),
+    ("OMLT build s", cell("omlt", "build_s", fmt="{:.3f}")),
+    ("speed-up", cell("speedup", fmt="{:.0f}x")),
+    ("pm rows", cell("prunemip", "rows")),
+    ("pm cols", cell("prunemip", "columns")),
+    ("pm nnz", cell("prunemip", "nnz")),
+    ("pm bin", cell("prunemip", "binaries")),
+    ("OMLT rows", cell("omlt", "rows")),
+    ("OMLT cols", cell("omlt", "columns")),
+    ("OMLT nnz", cell("omlt", "nnz")),
+    ("OMLT terms", cell("omlt", "terms")),
+    ("OMLT bin", cell("omlt", "binaries")),
+    ("unstable", cell("prunemip", "unstable")),
+)
+
+NNZ_COLUMNS: tuple[Column, ...] = (
+    ("net", cell("net")),
+    ("sparsity", cell("sparsity", fmt="{:.0%}")),
+    ("live w", cell("prunemip", "live_weights")),
+    ("unst w", cell("prunemip", "unstable_row_weights")),
+    ("neurons", cell("neurons")),
+    ("bound 8N", cell("overhead_bound")),
+    ("subst nnz", cell("prunemip", "nnz")),
+    ("subst-live", lambda r: _live(r["prunemip"], r)),
+    ("subst ok", lambda r: _exact(r["prunemip"], r["prunemip"]["expected_substituted"])),
+    ("var nnz", cell("prunemip", "variable_formulation", "nnz")),
+    ("var-live", lambda r: _live(r["prunemip"]["variable_formulation"], r)),
+    ("var ok", lambda r: _exact(r["prunemip"]["variable_formulation"], r["prunemip"]["expected_variable"])),
+    ("var build s", cell("prunemip", "variable_formulation", "build_s", fmt="{:.4f}")),
+)
+
+
 def main_table(results: Sequence[dict[str, Any]]) -> str:
-    headers = [
-        "net", "sparsity", "w nnz", "pm build s", "pm bounds s", "OMLT build s", "speed-up",
-        "pm rows", "pm cols", "pm nnz", "pm bin",
-        "OMLT rows", "OMLT cols", "OMLT nnz", "OMLT terms", "OMLT bin", "unstable",
-    ]  # fmt: skip
-    rows = []
-    for r in results:
-        pm, om = r["prunemip"], r["omlt"]
-        rows.append([
-            r["net"], f"{r['sparsity']:.0%}", str(r["weight_nnz"]),
-            f"{pm['build_s']:.4f}", f"{pm['bounds_s']:.4f}", f"{om['build_s']:.3f}", f"{r['speedup']:.0f}x",
-            str(pm["rows"]), str(pm["columns"]), str(pm["nnz"]), str(pm["binaries"]),
-            str(om["rows"]), str(om["columns"]), str(om["nnz"]), str(om["terms"]), str(om["binaries"]),
-            str(pm["unstable"]),
-        ])  # fmt: skip
-    return format_table(headers, rows)
+    return column_table(MAIN_COLUMNS, results)
 
 
 def nnz_table(results: Sequence[dict[str, Any]]) -> str:
-    headers = [
-        "net", "sparsity", "live w", "unst w", "neurons", "bound 8N",
-        "subst nnz", "subst-live", "subst ok", "var nnz", "var-live", "var ok", "var build s",
-    ]  # fmt: skip
-    rows = []
-    for r in results:
-        pm = r["prunemip"]
-        var = pm["variable_formulation"]
-        rows.append([
-            r["net"], f"{r['sparsity']:.0%}", str(pm["live_weights"]), str(pm["unstable_row_weights"]),
-            str(r["neurons"]), str(r["overhead_bound"]),
-            str(pm["nnz"]), str(pm["nnz"] - pm["live_weights"]),
-            "exact" if pm["nnz"] == pm["expected_substituted"] else f"!={pm['expected_substituted']}",
-            str(var["nnz"]), str(var["nnz"] - pm["live_weights"]),
-            "exact" if var["nnz"] == pm["expected_variable"] else f"!={pm['expected_variable']}",
-            f"{var['build_s']:.4f}",
-        ])  # fmt: skip
-    return format_table(headers, rows)
+    return column_table(NNZ_COLUMNS, results)
 
 
 def goal_checks(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

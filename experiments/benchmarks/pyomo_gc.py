@@ -1,6 +1,6 @@
 """Build time of prunemip's Pyomo block with and without pausing the cyclic garbage collector.
 
-The measurement behind ``encoders/pyomo.py``'s ``_gc_paused``: a dense 784-200-200-10 net
+The measurement behind ``prunemip/embed/pyomo.py``'s ``_gc_paused``: a dense 784-200-200-10 net
 (``encode_speed.make_network``), its L∞ box of radius 0.05, median of 5 builds per setting
 after a warm-up, each setting twice.
 
