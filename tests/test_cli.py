@@ -72,13 +72,8 @@ def test_every_command_has_help_with_an_example() -> None:
 
 def test_encode_writes_a_model_highs_solves_like_prunemip(digits_model, tmp_path, capsys) -> None:
     output = tmp_path / "out.mps"
-    code, out, _ = run(
-        [
-            "encode", str(digits_model), "--dataset", "digits", "--index", "7",
-            "--norm", "linf", "--eps", "0.05", "-o", str(output),
-        ],
-        capsys,
-    )  # fmt: skip
+    flags = ["--dataset", "digits", "--index", "7", "--norm", "linf", "--eps", "0.05"]
+    code, out, _ = run(["encode", str(digits_model), *flags, "-o", str(output)], capsys)
     assert code == 0
     assert "binaries" in out and f"wrote {output}" in out
     highs = highspy.Highs()
@@ -102,11 +97,10 @@ def test_encode_lp_and_input_file(digits_model, tmp_path, capsys) -> None:
     point = tmp_path / "x.npy"
     np.save(point, load_dataset("digits").flat()[3].reshape(8, 8))
     output = tmp_path / "out.lp"
+    flags = ["--input-range", "0", "1", "--norm", "l1", "--eps", "2"]
     code, out, _ = run(
-        ["encode", str(digits_model), "--input", str(point), "--input-range", "0", "1", "--norm", "l1",
-         "--eps", "2", "-o", str(output)],
-        capsys,
-    )  # fmt: skip
+        ["encode", str(digits_model), "--input", str(point), *flags, "-o", str(output)], capsys
+    )
     assert code == 0
     assert output.read_text().startswith("\\ prunemip")
     assert "L1 ball of radius 2" in out
@@ -114,11 +108,11 @@ def test_encode_lp_and_input_file(digits_model, tmp_path, capsys) -> None:
 
 def test_attack_writes_a_verified_example(digits_model, correct_index, tmp_path, capsys) -> None:
     result_path, picture = tmp_path / "adv.json", tmp_path / "adv.png"
+    point = ["--dataset", "digits", "--index", correct_index]
+    outputs = ["--json", str(result_path), "--png", str(picture)]
     code, out, _ = run(
-        ["attack", str(digits_model), "--dataset", "digits", "--index", correct_index, "--eps", "0.3",
-         "--time-limit", "60", "--json", str(result_path), "--png", str(picture)],
-        capsys,
-    )  # fmt: skip
+        ["attack", str(digits_model), *point, "--eps", "0.3", "--time-limit", "60", *outputs], capsys
+    )
     assert code == 0
     result = json.loads(result_path.read_text())
     assert result["status"] == "adversarial" and result["check_passed"] is True
@@ -136,11 +130,11 @@ def test_attack_writes_a_verified_example(digits_model, correct_index, tmp_path,
 
 def test_attack_proves_robustness_for_a_tiny_radius(digits_model, correct_index, tmp_path, capsys) -> None:
     result_path = tmp_path / "robust.json"
+    point = ["--dataset", "digits", "--index", correct_index]
     code, _, _ = run(
-        ["attack", str(digits_model), "--dataset", "digits", "--index", correct_index, "--eps", "0.001",
-         "--json", str(result_path), "--png", ""],
+        ["attack", str(digits_model), *point, "--eps", "0.001", "--json", str(result_path), "--png", ""],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0
     result = json.loads(result_path.read_text())
     assert result["status"] == "robust"
@@ -251,11 +245,8 @@ def _sigmoid_onnx(tmp_path: Path) -> Path:
 
 def test_attack_error_writes_neither_json_nor_png(digits_model, tmp_path, capsys) -> None:
     result_path, picture = tmp_path / "a.json", tmp_path / "a.png"
-    code, _, err = run(
-        ["attack", str(digits_model), "--dataset", "digits", "--eps", "-1", "--json", str(result_path),
-         "--png", str(picture)],
-        capsys,
-    )  # fmt: skip
+    outputs = ["--json", str(result_path), "--png", str(picture)]
+    code, _, err = run(["attack", str(digits_model), "--dataset", "digits", "--eps", "-1", *outputs], capsys)
     assert_user_error(code, err, "radius")
     assert not result_path.exists() and not picture.exists()
 
@@ -288,11 +279,10 @@ def test_console_script_reports_errors_without_traceback(tmp_path) -> None:
 
 
 def test_demo_small_run_compares_dense_and_pruned(tmp_path, capsys) -> None:
+    training = ["--hidden", "16", "16", "--epochs", "5", "--finetune-epochs", "2"]
     code, out, _ = run(
-        ["demo", "--hidden", "16", "16", "--epochs", "5", "--finetune-epochs", "2", "--images", "2",
-         "--time-limit", "10", "--save-dir", str(tmp_path)],
-        capsys,
-    )  # fmt: skip
+        ["demo", *training, "--images", "2", "--time-limit", "10", "--save-dir", str(tmp_path)], capsys
+    )
     assert code == 0
     rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
     dense, pruned = rows

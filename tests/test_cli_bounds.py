@@ -13,11 +13,9 @@ from prunemip.cli import USER_ERROR, main
 @pytest.mark.parametrize("method", ["ia", "linear", "lp", "auto"])
 def test_encode_prints_the_bounds_stages(method, digits_model, tmp_path, capsys) -> None:  # noqa: F811
     output = tmp_path / "out.mps"
-    code, out, _ = run(
-        ["encode", str(digits_model), "--dataset", "digits", "--index", "7", "--eps", "0.1",
-         "--bounds", method, "--bounds-budget", "5", "-o", str(output)],
-        capsys,
-    )  # fmt: skip
+    point = ["--dataset", "digits", "--index", "7", "--eps", "0.1"]
+    bounds = ["--bounds", method, "--bounds-budget", "5"]
+    code, out, _ = run(["encode", str(digits_model), *point, *bounds, "-o", str(output)], capsys)
     assert code == 0 and output.exists()
     assert "Neuron bounds by stage" in out and "Σ(u − l)" in out
     expected = {"ia": ["ia"], "linear": ["ia", "linear"], "lp": ["ia", "linear", "lp"]}.get(method)
@@ -32,11 +30,10 @@ def test_attack_json_records_stages_and_gradient_attack(
     capsys,
 ) -> None:
     result_path = tmp_path / "r.json"
-    code, out, _ = run(
-        ["attack", str(digits_model), "--dataset", "digits", "--index", correct_index, "--eps", "0.02",
-         "--bounds", "lp", "--no-pgd", "--mode", "optimize", "--json", str(result_path), "--png", ""],
-        capsys,
-    )  # fmt: skip
+    point = ["--dataset", "digits", "--index", correct_index]
+    outputs = ["--json", str(result_path), "--png", ""]
+    flags = ["--eps", "0.02", "--bounds", "lp", "--no-pgd", "--mode", "optimize"]
+    code, out, _ = run(["attack", str(digits_model), *point, *flags, *outputs], capsys)
     assert code == 0
     result = json.loads(result_path.read_text())
     stages = result["encoding"]["bounds_stages"]
@@ -44,11 +41,7 @@ def test_attack_json_records_stages_and_gradient_attack(
     assert stages[0]["unstable"] >= stages[1]["unstable"] >= stages[2]["unstable"]
     assert all(s["seconds"] >= 0 and s["total_width"] >= 0 for s in stages)
     assert result["pgd_seconds"] == 0.0 and "Neuron bounds by stage" in out
-    code, out, _ = run(
-        ["attack", str(digits_model), "--dataset", "digits", "--index", correct_index, "--eps", "0.3",
-         "--json", str(result_path), "--png", ""],
-        capsys,
-    )  # fmt: skip
+    code, out, _ = run(["attack", str(digits_model), *point, "--eps", "0.3", *outputs], capsys)
     result = json.loads(result_path.read_text())
     assert code == 0 and result["status"] == "adversarial" and result["check_passed"] is True
     assert result["pgd_seconds"] > 0 and "gradient attack" in out
