@@ -23,8 +23,8 @@ best historical operating point that meets the constraints is the baseline.
 
 Run::
 
-    python examples/surrogate_optimisation.py            # about 20 s on 2 cores
-    python examples/surrogate_optimisation.py --quick    # seconds (what the tests run)
+    python examples/surrogate_optimisation.py
+    python examples/surrogate_optimisation.py --quick    # small settings (what the tests run)
 
 Needs the ``dev`` extra (pyomo).
 """

@@ -267,14 +267,14 @@ def neuron_bounds(network: Network, region: InputRegion, method: str | None = No
     Args:
         network: the network to bound.
         region: the input region (the routes pass their input box).
-        method: any method of ``prunemip.solvers.obbt.compute_bounds`` (the LP/MIP-based
+        method: any method of ``prunemip.solvers.bounds.compute_bounds`` (the LP/MIP-based
             ``"lp"``, ``"mip"``, ``"auto"`` may take seconds); ``"interval"`` means ``"ia"``;
             ``None`` means :data:`DEFAULT_BOUNDS_METHOD`.
 
     Returns:
         The pre-activation bounds of every neuron over ``region``.
     """
-    from prunemip.solvers.obbt import compute_bounds  # not at import time: it loads HiGHS
+    from prunemip.solvers.bounds import compute_bounds  # not at import time: it loads HiGHS
 
     name = {None: DEFAULT_BOUNDS_METHOD, "interval": "ia"}.get(method, method)
     return compute_bounds(network, region, name)
