@@ -577,17 +577,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             om = measure_omlt(network, region, args.repeats)
             hidden = sum(layer.n_out for layer in network.layers if layer.activation == "relu")
             neurons = sum(layer.n_out for layer in network.layers)
-            results.append({
-                "net": network.architecture,
-                "sparsity": sparsity,
-                "weight_nnz": network.nnz,
-                "hidden_neurons": hidden,
-                "neurons": neurons,
-                "overhead_bound": OVERHEAD_PER_NEURON * neurons,
-                "speedup": om["build_s"] / pm["build_s"],
-                "prunemip": pm,
-                "omlt": om,
-            })  # fmt: skip
+            results.append(
+                {
+                    "net": network.architecture,
+                    "sparsity": sparsity,
+                    "weight_nnz": network.nnz,
+                    "hidden_neurons": hidden,
+                    "neurons": neurons,
+                    "overhead_bound": OVERHEAD_PER_NEURON * neurons,
+                    "speedup": om["build_s"] / pm["build_s"],
+                    "prunemip": pm,
+                    "omlt": om,
+                }
+            )
     env["loadavg_end"] = list(os.getloadavg())
 
     print(
