@@ -33,8 +33,8 @@ from prunemip.engine.attack import (
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
+from prunemip.solvers.bounds import compute_bounds
 from prunemip.solvers.highs import HighsOptions
-from prunemip.solvers.obbt import compute_bounds
 from prunemip.solvers.result import SolveResult, SolveStatus
 
 norms = st.sampled_from(["linf", "l1"])

@@ -203,7 +203,7 @@ def test_bounds_methods_reach_the_same_optimum(network: Network, method: str | N
     if method in (None, "linear"):
         pytest.importorskip("prunemip.encoders.bounds.linear")
     if method == "lp":
-        pytest.importorskip("prunemip.solvers.obbt")
+        pytest.importorskip("prunemip.solvers.bounds")
     highs = host_model(named=True)
     highs.changeColsCost(7, np.arange(7, dtype=np.int32), np.zeros(7))
     handle = add_network(highs, network, inputs=list(range(6)), bounds_method=method)

@@ -31,16 +31,12 @@ from prunemip.encoders.bounds.witnesses import witnessed_unstable
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
+from prunemip.solvers import bounds as pipeline
+from prunemip.solvers.bounds import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.solvers.highs import _cutoff_readings, solve
-from prunemip.solvers.obbt import (
-    BOUNDS_METHODS,
-    ObbtOptions,
-    _LpData,
-    compute_bounds,
-    lp_tighten,
-    mip_tighten,
-    safe_lower_bound,
-)
+from prunemip.solvers.methods import BOUNDS_CHOICES, BOUNDS_METHODS
+from prunemip.solvers.obbt.lp import _LpData, lp_tighten, safe_lower_bound
+from prunemip.solvers.obbt.mip import mip_tighten
 from prunemip.solvers.result import SolveStatus
 
 norms = st.sampled_from(["linf", "l1"])
@@ -312,6 +308,39 @@ def test_unknown_method_is_a_one_line_error(rng):
     with pytest.raises(PrunemipError, match="unknown bounds method 'crown'") as error:
         compute_bounds(network, region, "crown")
     assert "\n" not in str(error.value)
+
+
+def test_the_pipeline_binds_a_stage_to_exactly_the_registry_methods():
+    """A method added to the registry (``solvers/methods.py``) without a stage in the pipeline,
+    or a stage without a registry line, fails here; every chain of stages starts at ``ia``."""
+    assert sorted(pipeline.STAGES) == sorted(BOUNDS_CHOICES)
+    for name, (after, stage) in pipeline.STAGES.items():
+        assert callable(stage), name
+        assert (after is None) == (name == "ia") and (after is None or after in pipeline.STAGES), name
+
+
+def test_continue_bounds_refuses_bounds_its_method_does_not_start_from(rng):
+    network = random_network(rng, [3, 4, 2], 0.0)
+    region = ball_region(network, np.full(3, 0.5), "linf", 0.1)
+    with pytest.raises(PrunemipError, match="'ia' does not run after 'linear'"):
+        continue_bounds(network, region, compute_bounds(network, region, "linear"), "ia")
+
+
+def test_the_old_obbt_path_still_computes_bounds_and_warns(rng):
+    """``prunemip.solvers.obbt.compute_bounds`` (the README's path until the split) forwards to
+    :mod:`prunemip.solvers.bounds` with a ``DeprecationWarning``; only the names it held are forwarded."""
+    import prunemip.solvers.obbt as obbt
+
+    network = random_network(rng, [3, 4, 2], 0.0)
+    region = ball_region(network, np.full(3, 0.5), "linf", 0.1)
+    with pytest.warns(DeprecationWarning, match="prunemip.solvers.bounds.compute_bounds"):
+        from prunemip.solvers.obbt import compute_bounds as old
+    assert old is compute_bounds
+    assert old(network, region, "linear").method == "linear"
+    with pytest.warns(DeprecationWarning, match="prunemip.solvers.obbt.lp.lp_tighten"):
+        assert obbt.lp_tighten is lp_tighten
+    with pytest.raises(AttributeError, match="no attribute 'interval_bounds'"):
+        _ = obbt.interval_bounds
 
 
 def test_constant_folding_keeps_the_rows_a_relaxation_of_the_exact_network():

@@ -56,7 +56,19 @@ def test_unknown_bounds_method_is_a_one_line_error(capsys) -> None:
 
 
 def test_bounds_choices_are_the_bounds_methods() -> None:
-    from prunemip.cli import BOUNDS_CHOICES
-    from prunemip.solvers.obbt import BOUNDS_METHODS, DEFAULT_BOUNDS
+    """Every command's ``--bounds`` offers exactly the registry's methods."""
+    import argparse
 
-    assert sorted(BOUNDS_CHOICES) == sorted((DEFAULT_BOUNDS, *BOUNDS_METHODS))
+    from prunemip.cli import build_parser
+    from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    offered = [
+        action.choices
+        for parser in commands.choices.values()
+        for action in parser._actions
+        if "--bounds" in action.option_strings
+    ]
+    assert offered
+    for choices in offered:
+        assert sorted(choices) == sorted((DEFAULT_BOUNDS, *BOUNDS_METHODS))

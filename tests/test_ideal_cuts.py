@@ -16,8 +16,8 @@ from test_bounds import assert_contains
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.ideal_cuts import IdealCutSeparator
 from prunemip.encoders.mip_model import NeuronStatus
+from prunemip.solvers.bounds import ObbtOptions, compute_bounds
 from prunemip.solvers.highs import solve
-from prunemip.solvers.obbt import ObbtOptions, compute_bounds
 from prunemip.solvers.result import SolveStatus
 
 norms = st.sampled_from(["linf", "l1"])
@@ -78,11 +78,12 @@ def test_separation_finds_the_most_violated_subset():
             pre = float(w @ v + b)
             y = min(float(w @ high + b) * delta, pre - float(w @ low + b) * (1 - delta))
             point[encoding.output_column[j]] = y
-            best = max(
-                y - (sum(w[i] * (v[i] - low[i] * (1 - delta)) for i in subset)
-                     + (b + sum(w[i] * high[i] for i in range(5) if i not in subset)) * delta)
-                for size in range(6) for subset in itertools.combinations(range(5), size)
-            )  # fmt: skip
+            subsets = [s for size in range(6) for s in itertools.combinations(range(5), size)]
+            inside = [sum(w[i] * (v[i] - low[i] * (1 - delta)) for i in subset) for subset in subsets]
+            outside = [
+                (b + sum(w[i] * high[i] for i in range(5) if i not in subset)) * delta for subset in subsets
+            ]
+            best = max(y - (a + c) for a, c in zip(inside, outside, strict=True))
             cuts = separator.separate(point)
             row = None if cuts is None else _row_of(cuts, encoding.output_column[j])
             if best > 1e-9:

@@ -29,8 +29,8 @@ from prunemip.engine.attack import find_adversarial_example, target_order
 from prunemip.engine.falsify import PgdOptions, pgd_attack, project_l1_box
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
+from prunemip.solvers.bounds import ObbtOptions, compute_bounds
 from prunemip.solvers.highs import solve
-from prunemip.solvers.obbt import ObbtOptions, compute_bounds
 
 norms = st.sampled_from(["linf", "l1"])
 
@@ -237,9 +237,9 @@ def test_bounds_given_as_a_name_or_precomputed(rng):
 def test_auto_tightens_by_lp_before_the_first_mip_and_solves_each_target_once(rng, monkeypatch, pays):
     """``auto`` runs its LP stage (when it pays) before any MIP, and never re-solves a target."""
     import prunemip.engine.attack as adversarial
-    import prunemip.solvers.obbt as obbt
+    import prunemip.solvers.bounds as pipeline
 
-    monkeypatch.setattr(obbt, "lp_pays", lambda bounds: pays)
+    monkeypatch.setattr(pipeline, "lp_pays", lambda bounds: pays)
     real = adversarial._TargetMip.solve
     calls = []
 

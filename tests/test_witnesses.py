@@ -12,7 +12,8 @@ from prunemip.encoders.bounds.interval import interval_bounds
 from prunemip.encoders.bounds.linear import linear_bounds
 from prunemip.encoders.bounds.witnesses import first_layer_maximisers, witnessed_unstable
 from prunemip.regions import InputRegion
-from prunemip.solvers.obbt import BOUNDS_METHODS, compute_bounds
+from prunemip.solvers.bounds import compute_bounds
+from prunemip.solvers.methods import BOUNDS_METHODS
 
 
 @given(seeds, st.integers(2, 12), norms, st.sampled_from([0.05, 0.5, 3.0]))

@@ -56,8 +56,8 @@ from prunemip.data import load_dataset
 from prunemip.encoders.bounds.witnesses import witnessed_unstable
 from prunemip.engine.attack import find_adversarial_example
 from prunemip.regions import InputRegion
+from prunemip.solvers.bounds import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.solvers.highs import HighsOptions
-from prunemip.solvers.obbt import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.study.report import SOLVED
 from prunemip.study.report import shifted_geometric_mean as sgm
 

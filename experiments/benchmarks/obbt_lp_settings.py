@@ -1,6 +1,6 @@
 """Seconds per LP of the LP-tightening stage by formulation and simplex strategy.
 
-The settings behind ``solvers/obbt.py``'s ``LP_FORMULATION`` and ``ObbtOptions.simplex_strategy``:
+The settings behind ``solvers/obbt/common.py``'s ``LP_FORMULATION`` and ``ObbtOptions.simplex_strategy``:
 the dense Fashion-MNIST 2x200 benchmark net (``bench_nets.py``), L∞ ε = 0.02 around the first
 test images, linear bounds then ``lp_tighten`` with an unlimited budget; each setting twice.
 
@@ -20,7 +20,8 @@ from bench_nets import build_pair
 from prunemip.data import load_dataset
 from prunemip.encoders.bounds.linear import linear_bounds
 from prunemip.regions import InputRegion
-from prunemip.solvers.obbt import ObbtOptions, lp_tighten
+from prunemip.solvers.bounds import ObbtOptions
+from prunemip.solvers.obbt.lp import lp_tighten
 
 SETTINGS = {  # name → (formulation, HiGHS simplex_strategy)
     "variable, dual simplex": ("variable", 1),

@@ -13,7 +13,7 @@ of the same network; the reported margin is the forward pass's, not the solver's
 
 The pipeline, cheapest first: a quick gradient attack (:mod:`prunemip.engine.falsify`) whose points
 seed HiGHS — and which ends a decide-mode search at once when one of them is adversarial;
-neuron bounds by :func:`~prunemip.solvers.obbt.compute_bounds` (``bounds=`` a method name,
+neuron bounds by :func:`~prunemip.solvers.bounds.compute_bounds` (``bounds=`` a method name,
 default ``"auto"``: interval → linear relaxation → LP only when it pays); in decide mode a
 target whose margin the linear relaxation already bounds by ``≤ −τ`` is robust without a
 MIP; then one MIP per remaining target.
@@ -36,14 +36,9 @@ from prunemip.engine.falsify import PgdOptions, PgdResult, pgd_attack
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
+from prunemip.solvers.bounds import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
-from prunemip.solvers.obbt import (
-    BOUNDS_METHODS,
-    DEFAULT_BOUNDS,
-    ObbtOptions,
-    compute_bounds,
-    continue_bounds,
-)
+from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
 from prunemip.solvers.result import SolveResult, SolveStatus
 
 #: A "robust" verdict needs HiGHS to prove the margin ≤ −τ with τ at least this, and at
@@ -318,7 +313,7 @@ def find_adversarial_example(
     budget of the whole attack (gradient attack, bounds and MIPs), shared by the targets
     in turn. ``bounds`` is precomputed :class:`NeuronBounds` or a method name
     (``ia``, ``linear``, ``lp``, ``mip``; default ``auto``, see
-    :func:`~prunemip.solvers.obbt.compute_bounds`), ``bounds_options`` its LP/MIP limits.
+    :func:`~prunemip.solvers.bounds.compute_bounds`), ``bounds_options`` its LP/MIP limits.
     ``pgd`` configures the gradient attack (``False`` skips it). ``start_points`` seed
     the MIP; ``x0`` and the gradient attack's points always do. "robust" means every
     margin was proven ≤ −τ — by HiGHS, with τ the larger of ``robust_tolerance`` and the
@@ -398,7 +393,7 @@ def find_adversarial_example(
                     bounds.seconds, time.perf_counter() - start, pgd_seconds, pgd_margin,
                 )  # fmt: skip
     # 3. Tighter bounds, only while a target is still open, so before any MIP: "alpha", "lp" and
-    #    "mip" always; "auto" when the LP stage pays (obbt.lp_pays). No MIP is ever restarted.
+    #    "mip" always; "auto" when the LP stage pays (bounds.lp_pays). No MIP is ever restarted.
     if open_targets and method not in ("ia", "linear") and bounds.method == "linear":
         bounds = continue_bounds(
             network, region, bounds, method, options=bounds_options,

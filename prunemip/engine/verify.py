@@ -41,8 +41,9 @@ from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.pruning.sparsify import magnitude_prune
 from prunemip.regions import InputRegion
+from prunemip.solvers.bounds import compute_bounds, continue_bounds
 from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
-from prunemip.solvers.obbt import DEFAULT_BOUNDS, compute_bounds, continue_bounds
+from prunemip.solvers.methods import DEFAULT_BOUNDS
 from prunemip.solvers.result import SolveStatus
 from prunemip.vnnlib import Disjunct, Property
 
@@ -314,7 +315,7 @@ def verify(
     bounds: str = DEFAULT_BOUNDS,
 ) -> VerifyResult:
     """Decide ``prop`` on ``network`` within ``timeout`` seconds (``bounds``: a method of
-    :func:`~prunemip.solvers.obbt.compute_bounds`)."""
+    :func:`~prunemip.solvers.bounds.compute_bounds`)."""
     start = time.perf_counter()
     check_sizes(network, prop)
     if timeout <= 0:

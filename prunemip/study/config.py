@@ -11,7 +11,7 @@ A study is a TOML file (see ``experiments/*.toml``)::
                   mode = "decide", time_limit = 180, bounds = "ia", gradient_attack = true,
                   surrogate = false, solver_seeds = [0]
 
-``bounds`` is a method of :func:`prunemip.solvers.obbt.compute_bounds` (the default ``ia``
+``bounds`` is a method of :func:`prunemip.solvers.bounds.compute_bounds` (the default ``ia``
 measures the MIP with interval bounds alone); ``gradient_attack = false`` skips the quick
 gradient attack before the MIP, so that solve times measure the MIP itself.
 
@@ -29,6 +29,7 @@ from typing import Any
 from prunemip.errors import PrunemipError
 from prunemip.pruning.config import parse_arch
 from prunemip.regions import BALL_NORMS
+from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
 
 TARGET_RULES = ("runner-up", "untargeted")
 MODES = ("decide", "optimize")
@@ -161,12 +162,6 @@ def _choice(reader: _Reader, key: str, choices: tuple[str, ...], default: str) -
     return value
 
 
-def _bounds_methods() -> tuple[str, ...]:
-    from prunemip.solvers.obbt import BOUNDS_METHODS, DEFAULT_BOUNDS
-
-    return (DEFAULT_BOUNDS, *BOUNDS_METHODS)
-
-
 def _positive(reader: _Reader, key: str, value: float) -> None:
     if not value > 0:
         raise PrunemipError(f"config: {reader.where(key)} must be > 0, got {value}")
@@ -259,7 +254,7 @@ def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = N
         target=_choice(section, "target", TARGET_RULES, AttackSpec.target),
         mode=_choice(section, "mode", MODES, AttackSpec.mode),
         time_limit=section.get("time_limit", float, AttackSpec.time_limit),
-        bounds=_choice(section, "bounds", _bounds_methods(), AttackSpec.bounds),
+        bounds=_choice(section, "bounds", (DEFAULT_BOUNDS, *BOUNDS_METHODS), AttackSpec.bounds),
         gradient_attack=section.get("gradient_attack", bool, AttackSpec.gradient_attack),
         surrogate=section.get("surrogate", bool, AttackSpec.surrogate),
         solver_seeds=section.number_list("solver_seeds", int, AttackSpec.solver_seeds),

@@ -18,8 +18,8 @@ from prunemip.encoders.bigm import encode
 from prunemip.engine.attack import target_order
 from prunemip.network import Network
 from prunemip.regions import InputRegion
+from prunemip.solvers.bounds import compute_bounds
 from prunemip.solvers.highs import HighsOptions, solve
-from prunemip.solvers.obbt import compute_bounds
 from prunemip.solvers.result import SolveStatus
 from prunemip.study.jobs import SolveJob
 
