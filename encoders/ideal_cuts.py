@@ -74,9 +74,17 @@ class IdealCutSeparator:
         ]
 
     def separate(self, values: np.ndarray, limit: int | None = None) -> CutRows | None:
-        """The most violated inequality of each ReLU that ``values`` violates by more than
-        ``tolerance`` (relative to the row's scale), at most ``limit`` of them (the most violated,
-        relative to scale); None when there is none."""
+        """The most violated inequality of each ReLU that ``values`` violates.
+
+        Args:
+            values: a point of the model's relaxation (one value per column).
+            limit: the most rows to return (the most violated, relative to their scale);
+                None for all.
+
+        Returns:
+            One row per ReLU violated by more than ``tolerance`` (relative to the row's
+            scale), or None when there is none.
+        """
         point = np.asarray(values, dtype=np.float64)
         found = [(family, *self._violations(family, point)) for family in self.families]
         if limit is not None and found:

@@ -97,6 +97,7 @@ class HighsOptions:
         return replace(self, extra={**self.extra, **tolerances})
 
     def apply(self, highs: highspy.Highs) -> None:
+        """Set these options on ``highs``; a bad time limit or a rejected option is a PrunemipError."""
         if self.time_limit <= 0:
             raise PrunemipError(f"the time limit must be positive, got {self.time_limit}")
         settings: dict[str, Any] = {
@@ -116,12 +117,28 @@ class HighsOptions:
 
 
 def to_highs(model: MipModel, highs: highspy.Highs | None = None) -> highspy.Highs:
-    """Pass ``model`` to a (new) ``highspy.Highs`` instance in one call."""
+    """Pass ``model`` to a ``highspy.Highs`` instance in one call.
+
+    Args:
+        model: the MIP (or LP, without integral columns).
+        highs: the instance to load it into (its options are kept); None makes a new one.
+
+    Returns:
+        The instance, holding ``model``.
+
+    Raises:
+        PrunemipError: if HiGHS refuses the model.
+    """
     highs = highs or highspy.Highs()
     lp = _highs_lp(
-        model.matrix, model.objective, model.objective_offset, (model.col_lower, model.col_upper),
-        (model.row_lower, model.row_upper), model.integrality, model.maximize,
-    )  # fmt: skip
+        model.matrix,
+        model.objective,
+        model.objective_offset,
+        (model.col_lower, model.col_upper),
+        (model.row_lower, model.row_upper),
+        model.integrality,
+        model.maximize,
+    )
     if highs.passModel(lp) == highspy.HighsStatus.kError:
         raise PrunemipError("HiGHS refused the model (passModel returned an error)")
     return highs
@@ -228,9 +245,17 @@ def _cutoff_readings() -> dict[bool, tuple[int, int]]:
 
 
 def objective_cutoff(level: float, maximize: bool, offset: float) -> float | None:
-    """The HiGHS ``objective_bound`` under which only solutions with objective ``> level``
-    (maximising) or ``< level`` (minimising) are kept, for a model with objective ``offset``;
-    None if this HiGHS reads the option in no way the probes could pin down."""
+    """The HiGHS ``objective_bound`` that keeps only the solutions beyond ``level``.
+
+    Args:
+        level: the objective value a solution must beat.
+        maximize: the model's sense (beat means ``> level`` when maximising, ``< level`` else).
+        offset: the model's objective offset.
+
+    Returns:
+        The option's value, or None if this HiGHS reads the option in no way the probes could
+        pin down.
+    """
     reading = _cutoff_readings().get(maximize)
     if reading is None:
         return None
@@ -275,9 +300,17 @@ def solve(
 ) -> SolveResult:
     """Solve ``model``; with a ``decide`` rule stop as soon as its question is answered.
 
-    ``start`` is a full column vector handed to HiGHS as a starting solution (see
-    ``MipModel.solution_from_input``). ``on_incumbent`` sees every improving solution's
-    column values; returning True stops the solve with status ``STOPPED``.
+    Args:
+        model: the MIP to solve.
+        options: HiGHS settings (default :class:`HighsOptions`).
+        start: a full column vector handed to HiGHS as a starting solution (see
+            ``MipModel.solution_from_input``).
+        decide: decide mode's rule (see the module docstring); None solves to the gap.
+        on_incumbent: sees every improving solution's column values; returning True stops
+            the solve with status ``STOPPED``.
+
+    Returns:
+        Status, objective, dual bound, effort and timings, and the best incumbent.
     """
     options = options or HighsOptions()
     highs = highspy.Highs()

@@ -35,7 +35,14 @@ RELATIVE_TOLERANCE = 1e-12
 
 
 def gamma(n: np.ndarray | int) -> np.ndarray:
-    """Higham's ``γ_n = n·u/(1 − n·u)``: the relative error bound of an ``n``-term float64 dot product."""
+    """Higham's ``γ_n = n·u/(1 − n·u)``: the relative error bound of an ``n``-term float64 dot product.
+
+    Args:
+        n: the number of terms (a count, or an array of counts).
+
+    Returns:
+        ``γ_n`` for each count.
+    """
     count = np.asarray(n, dtype=np.float64)
     return count * UNIT_ROUNDOFF / (1.0 - count * UNIT_ROUNDOFF)
 
@@ -154,6 +161,16 @@ def interval_layer(
 
     The ``4 γ_{n+2}·magnitude`` widening alone is rigorous (it covers the rounding of the
     centre, the radius, both products and the final sums); ``relative`` adds a margin on top.
+
+    Args:
+        weight: ``W``.
+        bias: ``b``.
+        lower: the lower ends of the box of ``h``.
+        upper: its upper ends.
+        relative: extra outward widening, relative to each bound's magnitude.
+
+    Returns:
+        The lower and upper bounds of ``W h + b``.
     """
     center = 0.5 * (lower + upper)
     radius = 0.5 * (upper - lower)
@@ -166,7 +183,18 @@ def interval_layer(
 
 
 def interval_bounds(network: Network, region: InputRegion) -> NeuronBounds:
-    """Interval-arithmetic bounds of every layer over the region's bounding box."""
+    """Interval-arithmetic bounds of every layer over the region's bounding box.
+
+    Args:
+        network: the network.
+        region: the input region (its bounding box is used).
+
+    Returns:
+        The bounds, with one ``ia`` stage.
+
+    Raises:
+        PrunemipError: if a bound overflows float64.
+    """
     start = time.perf_counter()
     lower, upper = region.lower, region.upper
     lows, highs = [], []
