@@ -16,13 +16,13 @@ from torch import nn
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec
 from prunemip.pruning import METHODS, method_spec
-from prunemip.pruning.allocation import erk_densities, keep_counts, select
+from prunemip.pruning.allocation import erk_densities, keep_counts
 from prunemip.pruning.config import PruneConfig
 from prunemip.pruning.dst import DynamicSparsity, cosine_drop_fraction, drop_and_grow
 from prunemip.pruning.export import export_network, remove_dead_neurons
 from prunemip.pruning.gmp import cubic_sparsity
 from prunemip.pruning.imp import imp_densities, imp_masks, random_masks_like
-from prunemip.pruning.masks import Masks, linear_layers
+from prunemip.pruning.masks import Masks, linear_layers, select
 from prunemip.pruning.methods import RUNNERS
 from prunemip.pruning.regularizers import Regularizer, ball_bounds, interval_bounds, l1_penalty, rs_loss
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, synflow_scores

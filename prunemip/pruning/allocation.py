@@ -15,16 +15,21 @@ Counts are exact integers (largest-remainder rounding for ERK's total); ranking 
 are broken by position (stable sort), so masks are deterministic. A global ranking
 never leaves a prunable layer empty: its best entry is swapped in for the weakest kept
 entry of another layer.
+
+Torch-free: scores are numpy arrays. "Keep the highest scores" is defined here once
+(:func:`keep_highest`, :func:`top_k`) for the training path, which ranks its torch scores
+through it (:func:`prunemip.pruning.masks.select`), and for the data-free magnitude
+pruning of an exported network (:mod:`prunemip.pruning.sparsify`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-import torch
+import numpy as np
 
 from prunemip.errors import PrunemipError
-from prunemip.pruning.masks import Masks
 
 
 def erk_densities(shapes: list[tuple[int, int]], sparsity: float) -> list[float]:
@@ -73,56 +78,63 @@ def keep_counts(allocation: str, shapes: list[tuple[int, int]], sparsity: float)
     return [min(max(1, c), n) for c, n in zip(counts, sizes, strict=True)]
 
 
-def top_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask of the ``k`` highest scores (ties: lower position first)."""
-    keep = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    keep[torch.argsort(scores, descending=True, stable=True)[:k]] = True
-    return keep
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` highest scores.
+
+    Args:
+        scores: an array of scores (any shape; −inf ranks last).
+        k: how many entries to keep.
+
+    Returns:
+        A boolean array shaped like ``scores``, ``True`` at the ``k`` highest entries; ties
+        go to the lower position in C order (stable sort).
+    """
+    flat = np.asarray(scores).ravel()
+    keep = np.zeros(flat.size, dtype=bool)
+    keep[np.argsort(-flat, kind="stable")[:k]] = True
+    return keep.reshape(np.shape(scores))
 
 
-def select(scores: list[torch.Tensor], masks: Masks, sparsity: float, allocation: str) -> Masks:
-    """New masks keeping the highest ``scores`` of the prunable layers at ``sparsity``.
+def keep_highest(scores: Sequence[np.ndarray], sparsity: float, allocation: str) -> list[np.ndarray]:
+    """The entries of each prunable layer that survive pruning to ``sparsity``: the highest scores.
 
-    ``scores`` has one tensor per linear layer (ignored for non-prunable layers). Only
-    entries kept by ``masks`` compete (pruned ones stay pruned); a layer can never keep
-    more than it has.
+    Args:
+        scores: one array per prunable layer. An entry scored −inf does not compete (it is
+            already pruned and stays so); a layer can never keep more entries than compete.
+            Non-global allocations read each layer's ``(n_out, n_in)`` from its array's shape.
+        sparsity: the fraction of all entries (competing or not) to remove, in [0, 1).
+        allocation: ``global``, ``layer``, ``uniform`` or ``erk`` (see the module docstring).
+
+    Returns:
+        One boolean array per layer, shaped like its scores, ``True`` where the entry is kept.
+
+    Raises:
+        PrunemipError: if ``sparsity`` is outside [0, 1).
     """
     if not 0.0 <= sparsity < 1.0:
         raise PrunemipError(f"sparsity must lie in [0, 1), got {sparsity}")
-    layers = [i for i, prunable in enumerate(masks.prunable) if prunable]
-    flat = [
-        torch.where(masks.weight[i].flatten(), scores[i].detach().flatten().double(), -math.inf)
-        for i in layers
-    ]
-    active = [int(masks.weight[i].sum()) for i in layers]
+    flat = [np.asarray(s, dtype=np.float64).ravel() for s in scores]
+    active = [int(np.count_nonzero(f != -np.inf)) for f in flat]
     if allocation == "global":
-        total = min(round((1.0 - sparsity) * sum(f.numel() for f in flat)), sum(active))
-        kept = _split(top_mask(torch.cat(flat), total), flat)
-        kept = _no_empty_layer(kept, flat)
+        total = min(round((1.0 - sparsity) * sum(f.size for f in flat)), sum(active))
+        ranked = top_k(np.concatenate(flat), total)
+        kept = _no_empty_layer(np.split(ranked, np.cumsum([f.size for f in flat])[:-1]), flat)
     else:
-        shapes = [tuple(masks.weight[i].shape) for i in layers]
-        counts = keep_counts(allocation, shapes, sparsity)  # type: ignore[arg-type]
-        kept = [top_mask(f, min(k, a)) for f, k, a in zip(flat, counts, active, strict=True)]
-    result = masks.copy()
-    for i, keep in zip(layers, kept, strict=True):
-        result.weight[i] = keep.reshape(masks.weight[i].shape)
-    return result
+        counts = keep_counts(allocation, [np.shape(s) for s in scores], sparsity)
+        kept = [top_k(f, min(k, a)) for f, k, a in zip(flat, counts, active, strict=True)]
+    return [keep.reshape(np.shape(s)) for keep, s in zip(kept, scores, strict=True)]
 
 
-def _split(keep: torch.Tensor, parts: list[torch.Tensor]) -> list[torch.Tensor]:
-    return list(torch.split(keep, [p.numel() for p in parts]))
-
-
-def _no_empty_layer(kept: list[torch.Tensor], scores: list[torch.Tensor]) -> list[torch.Tensor]:
+def _no_empty_layer(kept: list[np.ndarray], scores: list[np.ndarray]) -> list[np.ndarray]:
     """Give each empty layer its best entry in exchange for the weakest kept one elsewhere."""
-    kept = [k.clone() for k in kept]
+    kept = [k.copy() for k in kept]
     for index, keep in enumerate(kept):
-        if keep.any() or not torch.isfinite(scores[index]).any():
+        if keep.any() or not np.isfinite(scores[index]).any():
             continue
         donors = [i for i, k in enumerate(kept) if int(k.sum()) > 1]
         if donors:
             weakest = min(donors, key=lambda i: float(scores[i][kept[i]].min()))
-            candidates = torch.where(kept[weakest], scores[weakest], math.inf)
-            kept[weakest][int(torch.argmin(candidates))] = False
-        keep[int(torch.argmax(scores[index]))] = True
+            candidates = np.where(kept[weakest], scores[weakest], math.inf)
+            kept[weakest][int(np.argmin(candidates))] = False
+        keep[int(np.argmax(scores[index]))] = True
     return kept

@@ -32,8 +32,7 @@ import math
 import torch
 from torch import nn
 
-from prunemip.pruning.allocation import top_mask
-from prunemip.pruning.masks import Masks, linear_layers
+from prunemip.pruning.masks import Masks, linear_layers, top_mask
 from prunemip.pruning.training import Callback
 
 DST_MODES: tuple[str, ...] = ("set", "rigl")

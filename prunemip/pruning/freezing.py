@@ -36,9 +36,8 @@ from torch import nn
 
 from prunemip.data import Dataset
 from prunemip.errors import PrunemipError
-from prunemip.pruning.allocation import top_mask
 from prunemip.pruning.config import PruneConfig
-from prunemip.pruning.masks import Masks
+from prunemip.pruning.masks import Masks, top_mask
 from prunemip.pruning.scores import SCORES, ScoreInputs, score_batch
 
 
@@ -63,10 +62,12 @@ def freeze_masks(prune: PruneConfig, model: nn.Module, masks: Masks, data: Datas
     count = min(target - already, sum(int(a.sum()) for a in available))
     images, labels = score_batch(data, prune.score_per_class, seed, masks.weight[0].device)
     scores = SCORES[prune.freeze](model, masks, ScoreInputs(images, labels, seed))  # higher = trained
-    flat = torch.cat([
-        torch.where(a.flatten(), -scores[i].detach().flatten().double(), -math.inf)
-        for a, i in zip(available, layers, strict=True)
-    ])  # fmt: skip
+    flat = torch.cat(
+        [
+            torch.where(a.flatten(), -scores[i].detach().flatten().double(), -math.inf)
+            for a, i in zip(available, layers, strict=True)
+        ]
+    )
     chosen = torch.split(top_mask(flat, count), [a.numel() for a in available])
     for i, pick in zip(layers, chosen, strict=True):
         result.frozen[i] = result.frozen[i] | pick.reshape(masks.weight[i].shape)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunemip.pruning.allocation import select
-from prunemip.pruning.masks import Masks
+from prunemip.pruning.masks import Masks, select
 from prunemip.pruning.scores import magnitudes
 from prunemip.pruning.training import Callback
 

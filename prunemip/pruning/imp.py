@@ -27,8 +27,7 @@ import math
 import torch
 from torch import nn
 
-from prunemip.pruning.allocation import select, top_mask
-from prunemip.pruning.masks import Masks
+from prunemip.pruning.masks import Masks, select, top_mask
 from prunemip.pruning.scores import magnitudes
 
 

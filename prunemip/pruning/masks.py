@@ -14,6 +14,10 @@ parameters that already hold those zeros; frozen entries are ordinary weights th
 Only *prunable* layers are touched by the methods: the hidden layers, and the output
 layer only when asked. Every method must leave each prunable layer at least one weight
 and the network at least one input→output path (:meth:`Masks.check`).
+
+New masks come from scores through :func:`select` and :func:`top_mask`, which rank with
+the torch-free :mod:`prunemip.pruning.allocation` (the one definition of "keep the
+highest scores", shared with the magnitude pruning of an exported network).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from prunemip.errors import PrunemipError
+from prunemip.pruning.allocation import keep_highest, top_k
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
@@ -38,7 +44,9 @@ class Masks:
     """Boolean weight and bias masks of an MLP's linear layers (``True`` = kept).
 
     ``frozen`` and ``frozen_bias`` (``True`` = kept at its initial value) default to
-    nothing frozen.
+    nothing frozen. The lists hold one entry per linear layer, in forward order; their
+    shapes must chain like an MLP's (weight ``(n_out, n_in)``, bias ``(n_out,)``, frozen
+    masks shaped like what they freeze), else :class:`~prunemip.errors.PrunemipError`.
     """
 
     weight: list[torch.Tensor]
@@ -50,10 +58,38 @@ class Masks:
     def __post_init__(self) -> None:
         self.frozen = self.frozen or [torch.zeros_like(m) for m in self.weight]
         self.frozen_bias = self.frozen_bias or [torch.zeros_like(m) for m in self.bias]
+        lists = (self.weight, self.bias, self.prunable, self.frozen, self.frozen_bias)
+        if len({len(items) for items in lists}) != 1:
+            raise PrunemipError(
+                "masks need one weight, bias, prunable flag, frozen and frozen-bias mask per layer; got "
+                + ", ".join(str(len(items)) for items in lists)
+            )
+        for index, (weight, bias, frozen, frozen_bias) in enumerate(
+            zip(self.weight, self.bias, self.frozen, self.frozen_bias, strict=True)
+        ):
+            fits = weight.dim() == 2 and tuple(bias.shape) == (weight.shape[0],)
+            fits &= frozen.shape == weight.shape and frozen_bias.shape == bias.shape
+            fits &= index == 0 or weight.shape[1] == self.weight[index - 1].shape[0]
+            if not fits:
+                raise PrunemipError(
+                    f"masks of layer {index + 1} do not fit an MLP: weight {tuple(weight.shape)}, bias "
+                    f"{tuple(bias.shape)}, frozen {tuple(frozen.shape)} and {tuple(frozen_bias.shape)}"
+                )
 
     @classmethod
     def dense(cls, model: nn.Module, prune_output: bool = False) -> Masks:
-        """All-ones masks; the output layer is prunable only with ``prune_output``."""
+        """All-ones masks for ``model``.
+
+        Args:
+            model: the MLP (its ``nn.Linear`` layers in forward order).
+            prune_output: make the output layer prunable too.
+
+        Returns:
+            Masks keeping every weight and bias, nothing frozen.
+
+        Raises:
+            PrunemipError: if ``model`` has no hidden layer and ``prune_output`` is off.
+        """
         layers = linear_layers(model)
         return cls(
             [torch.ones_like(layer.weight, dtype=torch.bool) for layer in layers],
@@ -66,7 +102,15 @@ class Masks:
 
     @classmethod
     def from_nonzeros(cls, model: nn.Module, prune_output: bool = False) -> Masks:
-        """Masks of the nonzero weights: an already-sparse model keeps its zeros pruned."""
+        """Masks of the nonzero weights: an already-sparse model keeps its zeros pruned.
+
+        Args:
+            model: the MLP, possibly with exact zeros among its weights.
+            prune_output: make the output layer prunable too.
+
+        Returns:
+            Masks keeping the nonzero weights and every bias, nothing frozen.
+        """
         masks = cls.dense(model, prune_output)
         masks.weight = [layer.weight.detach() != 0 for layer in linear_layers(model)]
         return masks
@@ -74,27 +118,52 @@ class Masks:
     # ----------------------------------------------------------------- enforcement
     @torch.no_grad()
     def apply(self, model: nn.Module) -> None:
-        """Zero every masked weight and bias in place."""
+        """Zero every masked weight and bias of ``model`` in place.
+
+        Args:
+            model: the MLP the masks were made for.
+
+        Raises:
+            PrunemipError: if the model's weight shapes differ from the masks'.
+        """
         for parameter, mask in self.pairs(model):
             parameter.masked_fill_(~mask, 0.0)
 
     @torch.no_grad()
     def mask_gradients(self, model: nn.Module) -> None:
-        """Zero the gradients at pruned and frozen entries (after ``backward``, before the step)."""
+        """Zero the gradients at pruned and frozen entries (after ``backward``, before the step).
+
+        Args:
+            model: the MLP the masks were made for (parameters without a gradient are skipped).
+        """
         for parameter, trainable in self.trainable_pairs(model):
             if parameter.grad is not None:
                 parameter.grad.masked_fill_(~trainable, 0.0)
 
     def pairs(self, model: nn.Module) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(parameter, mask)`` for every weight and bias of ``model``."""
-        for layer, weight, bias in zip(linear_layers(model), self.weight, self.bias, strict=True):
+        """Every weight and bias of ``model`` with its mask.
+
+        Args:
+            model: the MLP the masks were made for.
+
+        Returns:
+            ``(parameter, mask)`` pairs, layer by layer, weight before bias.
+        """
+        for layer, weight, bias in zip(self._layers(model), self.weight, self.bias, strict=True):
             yield layer.weight, weight
             if layer.bias is not None:
                 yield layer.bias, bias
 
     def trainable_pairs(self, model: nn.Module) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """``(parameter, kept and not frozen)`` for every weight and bias of ``model``."""
-        layers = zip(linear_layers(model), self.weight, self.bias, self.frozen, self.frozen_bias, strict=True)
+        """Every weight and bias of ``model`` with the mask of its trainable entries.
+
+        Args:
+            model: the MLP the masks were made for.
+
+        Returns:
+            ``(parameter, kept and not frozen)`` pairs, layer by layer, weight before bias.
+        """
+        layers = zip(self._layers(model), self.weight, self.bias, self.frozen, self.frozen_bias, strict=True)
         for layer, weight, bias, frozen, frozen_bias in layers:
             yield layer.weight, weight & ~frozen
             if layer.bias is not None:
@@ -110,21 +179,48 @@ class Masks:
         start at zero) and so is the optimizer's per-entry state there (momentum, Adam's
         moments), so nothing stale moves the new pattern (rigl: slots reset at new
         connections). An entry dropped and regrown at once keeps its value and state.
+
+        Args:
+            index: the linear layer, from 0.
+            mask: the new weight mask, shaped like the old one.
+            model: the MLP being trained.
+            optimizer: its optimizer (``None``: no state to reset).
+
+        Raises:
+            PrunemipError: if ``mask``'s shape differs from the layer's.
         """
-        layer = linear_layers(model)[index]
+        layer = self._layers(model)[index]
+        if mask.shape != self.weight[index].shape:
+            raise PrunemipError(
+                f"a mask of shape {tuple(mask.shape)} cannot replace layer {index + 1}'s "
+                f"{tuple(self.weight[index].shape)}"
+            )
         changed = mask != self.weight[index]
         layer.weight.masked_fill_(changed, 0.0)
         if optimizer is not None:
             zero_optimizer_state(optimizer, layer.weight, changed)
         self.weight[index] = mask.clone()
 
+    def _layers(self, model: nn.Module) -> list[nn.Linear]:
+        """``model``'s linear layers, checked against the masks' shapes."""
+        layers = linear_layers(model)
+        shapes = [tuple(layer.weight.shape) for layer in layers]
+        if shapes != [tuple(mask.shape) for mask in self.weight]:
+            raise PrunemipError(
+                f"the masks fit weights of shapes {[tuple(m.shape) for m in self.weight]}, "
+                f"but the model's are {shapes}"
+            )
+        return layers
+
     # ----------------------------------------------------------------- accounting
     def nnz(self, prunable_only: bool = True) -> int:
+        """Kept weights (biases not counted), of the prunable layers only unless ``prunable_only`` is off."""
         return sum(
             int(m.sum()) for m, p in zip(self.weight, self.prunable, strict=True) if p or not prunable_only
         )
 
     def size(self, prunable_only: bool = True) -> int:
+        """All weights (biases not counted), of the prunable layers only unless ``prunable_only`` is off."""
         return sum(
             m.numel() for m, p in zip(self.weight, self.prunable, strict=True) if p or not prunable_only
         )
@@ -143,12 +239,14 @@ class Masks:
         ):
             n_frozen = int(frozen.sum()) + int(frozen_bias.sum())
             n_zero = int((~weight).sum()) + int((~bias).sum())
-            counts.append({
-                "trainable": weight.numel() + bias.numel() - n_frozen - n_zero,
-                "frozen": n_frozen,
-                "zero": n_zero,
-                "weights_untrained": int((~weight | frozen).sum()),
-            })  # fmt: skip
+            counts.append(
+                {
+                    "trainable": weight.numel() + bias.numel() - n_frozen - n_zero,
+                    "frozen": n_frozen,
+                    "zero": n_zero,
+                    "weights_untrained": int((~weight | frozen).sum()),
+                }
+            )
         return counts
 
     def path_count(self) -> float:
@@ -159,8 +257,12 @@ class Masks:
         return float(paths.sum())
 
     def check(self) -> None:
-        """Refuse layer collapse (every prunable layer keeps a weight and some path survives)
-        and frozen entries that are also pruned."""
+        """Refuse layer collapse and entries both pruned and frozen.
+
+        Raises:
+            PrunemipError: if an entry is frozen but pruned, a prunable layer kept no weight,
+                or no input→output path survives.
+        """
         for frozen, mask in zip([*self.frozen, *self.frozen_bias], [*self.weight, *self.bias], strict=True):
             if bool((frozen & ~mask).any()):
                 raise PrunemipError("an entry is both pruned and frozen; freeze only kept weights")
@@ -178,6 +280,8 @@ class Masks:
 
     # ----------------------------------------------------------------- copies and files
     def copy(self) -> Masks:
+        """An independent copy (every mask cloned)."""
+
         def clone(masks: list[torch.Tensor]) -> list[torch.Tensor]:
             return [m.clone() for m in masks]
 
@@ -228,3 +332,44 @@ def zero_optimizer_state(
     for value in optimizer.state.get(parameter, {}).values():
         if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
             value.masked_fill_(where, 0.0)
+
+
+def top_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` highest ``scores`` (ranked by :func:`prunemip.pruning.allocation.top_k`).
+
+    Args:
+        scores: a tensor of scores, on any device.
+        k: how many entries to keep.
+
+    Returns:
+        A boolean tensor shaped like ``scores``, on its device: ``True`` at the ``k`` highest
+        entries (ties: the lower position).
+    """
+    keep = top_k(scores.detach().cpu().numpy(), k)
+    return torch.from_numpy(keep).to(scores.device)
+
+
+def select(scores: list[torch.Tensor], masks: Masks, sparsity: float, allocation: str) -> Masks:
+    """New masks keeping the highest ``scores`` of the prunable layers at ``sparsity``.
+
+    Only entries kept by ``masks`` compete (pruned ones stay pruned); the ranking is
+    :func:`prunemip.pruning.allocation.keep_highest`'s.
+
+    Args:
+        scores: one tensor per linear layer, shaped like its weight (ignored for non-prunable layers).
+        masks: the masks in force.
+        sparsity: the fraction of the prunable weights to remove, in [0, 1).
+        allocation: ``global``, ``layer``, ``uniform`` or ``erk``.
+
+    Returns:
+        A copy of ``masks`` with new weight masks for the prunable layers.
+    """
+    layers = [i for i, prunable in enumerate(masks.prunable) if prunable]
+    competing = [
+        np.where(masks.weight[i].cpu().numpy(), scores[i].detach().double().cpu().numpy(), -np.inf)
+        for i in layers
+    ]
+    result = masks.copy()
+    for i, keep in zip(layers, keep_highest(competing, sparsity, allocation), strict=True):
+        result.weight[i] = torch.from_numpy(keep).to(masks.weight[i].device)
+    return result

@@ -32,8 +32,7 @@ import torch
 from torch import nn
 
 from prunemip.data import Dataset
-from prunemip.pruning.allocation import select
-from prunemip.pruning.masks import Masks, linear_layers
+from prunemip.pruning.masks import Masks, linear_layers, select
 
 
 @dataclass(frozen=True)
@@ -156,6 +155,21 @@ def prune_by_scores(
     The density goes from the current ρ₀ to ρ = 1 − ``sparsity`` geometrically; the
     model's weights are not changed (they already hold zeros at pruned entries only
     where ``masks`` says so).
+
+    Args:
+        method: a key of :data:`SCORES`.
+        model: the model scored.
+        masks: the masks in force (what they prune stays pruned).
+        inputs: the scoring batch, seed and GraSP temperature.
+        sparsity: the target fraction of pruned prunable weights, in [0, 1).
+        allocation: ``global``, ``layer``, ``uniform`` or ``erk``.
+        iterations: scoring rounds (SynFlow's schedule; 1 for one shot).
+
+    Returns:
+        The new masks.
+
+    Raises:
+        PrunemipError: if the masks collapse a layer (:meth:`Masks.check`).
     """
     start = 1.0 - masks.sparsity
     target = 1.0 - sparsity

@@ -28,8 +28,7 @@ import torch
 from torch import nn
 
 from prunemip.errors import PrunemipError
-from prunemip.pruning.allocation import top_mask
-from prunemip.pruning.masks import Masks, linear_layers
+from prunemip.pruning.masks import Masks, linear_layers, top_mask
 from prunemip.pruning.training import Callback
 
 
