@@ -24,7 +24,7 @@ from prunemip.pruning.freezing import freeze_masks
 from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.registry import FREEZERS
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, score_batch
-from prunemip.pruning.training import apply_weight_decay, build_mlp, make_optimizer, train
+from prunemip.pruning.training import TrainOptions, apply_weight_decay, build_mlp, make_optimizer, train
 
 TINY = TrainConfig(epochs=2, batch_size=64, lr=3e-3)
 HIDDEN = (24, 16)
@@ -52,7 +52,7 @@ def test_frozen_entries_stay_bit_identical_to_their_initial_values(digits, confi
     model, masks, _ = pruned_and_frozen(digits, 0.4, freeze="random", freeze_fraction=0.4, freeze_layers=(3,))
     initial = [layer.weight.detach().clone() for layer in linear_layers(model)]
     checker = UntrainedChecker(model, masks)
-    train(model, digits, config, masks, callbacks=[checker])
+    train(model, digits, config, masks, TrainOptions(callbacks=[checker]))
     assert checker.steps == 2 * 23
     layers = zip(linear_layers(model), initial, masks.weight, masks.frozen, strict=True)
     for layer, old, kept, frozen in layers:
@@ -189,19 +189,23 @@ def test_a_pruned_and_frozen_run_exports_zeros_and_initial_values(tmp_path) -> N
 @pytest.mark.parametrize(
     ("options", "fragments"),
     [
-        ({"method": "snip", "sparsity": 0.6, "freeze": "random", "freeze_fraction": 0.5},
-         ["fractions sum to 1.1 > 1", "--freeze-fraction"]),
+        (
+            {"method": "snip", "sparsity": 0.6, "freeze": "random", "freeze_fraction": 0.5},
+            ["fractions sum to 1.1 > 1", "--freeze-fraction"],
+        ),
         ({"freeze": "random", "freeze_fraction": 1.5}, ["freeze fraction must lie in (0, 1]", "1.5"]),
         ({"freeze": "random"}, ["freeze fraction must lie in (0, 1]"]),
         ({"freeze_fraction": 0.5}, ["needs a freezing method"]),
         ({"freeze": "freezenet", "freeze_fraction": 0.5}, ["unknown freezing method", "snip"]),
-        ({"method": "rigl", "sparsity": 0.5, "freeze": "random", "freeze_fraction": 0.2},
-         ["method rigl", "snip"]),
+        (
+            {"method": "rigl", "sparsity": 0.5, "freeze": "random", "freeze_fraction": 0.2},
+            ["method rigl", "snip"],
+        ),
         ({"method": "imp", "sparsity": 0.5, "freeze_layers": (1,)}, ["method imp"]),
         ({"freeze_layers": (2, 1)}, ["increasing order"]),
         ({"freeze_layers": (0,)}, ["numbered from 1"]),
     ],
-)  # fmt: skip
+)
 def test_bad_freezing_is_a_one_line_error(options, fragments) -> None:
     with pytest.raises(PrunemipError) as error:
         PruneConfig(**options)
@@ -229,12 +233,12 @@ def test_frozen_layers_must_exist_and_leave_something_to_train(tmp_path) -> None
 # ----------------------------------------------------------------------- CLI
 def test_train_cli_freezes_and_reports(tmp_path, capsys) -> None:
     model = tmp_path / "frozen.npz"
+    method = ["--method", "snip", "--sparsity", "0.3"]
+    freezing = ["--freeze", "random", "--freeze-fraction", "0.6", "--freeze-layers", "3"]
+    output = ["--runs-dir", str(tmp_path / "runs"), "-o", str(model)]
     code, out, _ = run(
-        ["train", "--arch", "16,16", "--epochs", "1", "--quiet", "--method", "snip", "--sparsity", "0.3",
-         "--freeze", "random", "--freeze-fraction", "0.6", "--freeze-layers", "3",
-         "--runs-dir", str(tmp_path / "runs"), "-o", str(model)],
-        capsys,
-    )  # fmt: skip
+        ["train", "--arch", "16,16", "--epochs", "1", "--quiet", *method, *freezing, *output], capsys
+    )
     assert code == 0, out
     assert "frozen" in out and "weight gradients saved" in out
     hparams = load_network(model).metadata["hparams"]
@@ -244,13 +248,15 @@ def test_train_cli_freezes_and_reports(tmp_path, capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "fragments"),
     [
-        (["--method", "snip", "--sparsity", "0.6", "--freeze", "snip", "--freeze-fraction", "0.5"],
-         ["fractions sum to 1.1 > 1"]),
+        (
+            ["--method", "snip", "--sparsity", "0.6", "--freeze", "snip", "--freeze-fraction", "0.5"],
+            ["fractions sum to 1.1 > 1"],
+        ),
         (["--freeze-layers", "1,x"], ["cannot read layers '1,x'"]),
         (["--freeze-layers", "3"], ["cannot freeze layer 3"]),
         (["--method", "gmp", "--sparsity", "0.5", "--freeze-layers", "1"], ["method gmp"]),
     ],
-)  # fmt: skip
+)
 def test_train_cli_refuses_bad_freezing_in_one_line(tmp_path, capsys, monkeypatch, argv, fragments) -> None:
     monkeypatch.chdir(tmp_path)
     code, _, err = run(["train", "--arch", "8", "--epochs", "1", "--quiet", *argv], capsys)
@@ -266,8 +272,8 @@ def test_freezing_study_quick(capsys, tmp_path) -> None:
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
     out = tmp_path / "freezing.json"
-    result = study.main(["--hidden", "16", "16", "--epochs", "1", "--repeats", "1", "--images", "2",
-                         "--eps", "0.02", "--time-limit", "10", "--out", str(out)])  # fmt: skip
+    quick = ["--hidden", "16", "16", "--epochs", "1", "--repeats", "1", "--images", "2", "--eps", "0.02"]
+    result = study.main([*quick, "--time-limit", "10", "--out", str(out)])
     assert "weight grads saved" in capsys.readouterr().out and out.exists()
     training = {row["network"]: row for row in result["training"]}
     mip = {row["network"]: row for row in result["mip"]}

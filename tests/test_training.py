@@ -11,6 +11,7 @@ import torch
 from conftest import assert_one_line
 from torch import nn
 
+import prunemip.pruning.context as context
 import prunemip.pruning.pipeline as pipeline
 import prunemip.pruning.training as training
 from prunemip.data import load_dataset
@@ -21,7 +22,7 @@ from prunemip.pruning.dst import DynamicSparsity
 from prunemip.pruning.gmp import GradualMagnitude
 from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.scores import ScoreInputs, prune_by_scores
-from prunemip.pruning.training import Callback, build_mlp, lr_factor, train
+from prunemip.pruning.training import Callback, TrainOptions, build_mlp, lr_factor, train
 
 TINY = TrainConfig(epochs=2, batch_size=64, lr=3e-3)
 
@@ -79,7 +80,7 @@ def test_pruned_weights_stay_exactly_zero_through_optimizer_steps(digits, config
     masks.bias[0][:5] = False  # a masked bias, as after neuron pruning
     before = [layer.weight.detach().clone() for layer in linear_layers(model)]
     checker = UntrainedChecker(model, masks)
-    train(model, digits, config, masks, callbacks=[checker])
+    train(model, digits, config, masks, TrainOptions(callbacks=[checker]))
     assert checker.steps == 2 * 23
     for layer, old, mask in zip(linear_layers(model), before, masks.weight, strict=True):
         assert bool((layer.weight[~mask] == 0).all())
@@ -96,8 +97,8 @@ def test_mask_changes_during_training_keep_the_invariants(digits) -> None:
         model, masks = sparse_model(sparsity=0.0 if isinstance(callback, GradualMagnitude) else 0.8)
         counts = [int(m.sum()) for m in masks.weight]
         checker = UntrainedChecker(model, masks)
-        train(model, digits, replace(TINY, optimizer="sgd", weight_decay=1e-3, lr=0.05), masks,
-              callbacks=[callback, checker])  # fmt: skip
+        config = replace(TINY, optimizer="sgd", weight_decay=1e-3, lr=0.05)
+        train(model, digits, config, masks, TrainOptions(callbacks=[callback, checker]))
         if isinstance(callback, DynamicSparsity):
             assert callback.updates == 7
             assert [int(m.sum()) for m in masks.weight] == counts
@@ -110,7 +111,7 @@ def test_rigl_makes_no_optimizer_step_on_an_update_step(digits) -> None:
     before_weights = [layer.weight.detach().clone() for layer in linear_layers(model)]
     before_masks = masks.copy()
     callback = DynamicSparsity("rigl", 0.3, interval=100, end_step=100)
-    train(model, digits, TINY, masks, callbacks=[callback], stop_step=1)  # step 0 is an update step
+    train(model, digits, TINY, masks, TrainOptions(callbacks=[callback], stop_step=1))  # step 0 updates
     assert callback.updates == 1
     for layer, old, old_mask, new_mask in zip(
         linear_layers(model), before_weights, before_masks.weight, masks.weight, strict=True
@@ -122,7 +123,7 @@ def test_rigl_makes_no_optimizer_step_on_an_update_step(digits) -> None:
 def test_training_is_deterministic_and_resumable_mid_run(digits) -> None:
     def run(stop=None, start=0, model=None):
         model = model or build_mlp(64, (16,), 10, seed=3)
-        train(model, digits, TINY, start_step=start, stop_step=stop)
+        train(model, digits, TINY, options=TrainOptions(start_step=start, stop_step=stop))
         return model
 
     full = run()
@@ -200,8 +201,8 @@ def test_every_method_runs_exports_and_records_its_metadata(tmp_path, method) ->
 
 def test_a_finished_run_is_not_retrained(tmp_path, monkeypatch) -> None:
     calls = []
-    original = pipeline.train
-    monkeypatch.setattr(pipeline, "train", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = context.train
+    monkeypatch.setattr(context, "train", lambda *a, **k: calls.append(1) or original(*a, **k))
     config = experiment("imp", 0.36, imp_fraction=0.2)
     first = pipeline.run_training(config, tmp_path)
     levels = ("level-0", f"level-1-{round(0.8 * 1920)}", f"level-2-{round(0.64 * 1920)}")
@@ -225,15 +226,15 @@ def test_a_finished_run_is_not_retrained(tmp_path, monkeypatch) -> None:
 
 def test_imp_rewinds_bit_exactly_with_a_fresh_optimizer_per_level(tmp_path, monkeypatch) -> None:
     starts, optimizers = [], []
-    original_train, original_optimizer = pipeline.train, training.make_optimizer
+    original_train, original_optimizer = context.train, training.make_optimizer
 
-    def spy(model, data, config, masks, **kwargs):
+    def spy(model, data, config, masks, options):
         starts.append(
-            ({k: v.clone() for k, v in model.state_dict().items()}, masks.copy(), kwargs["start_step"])
+            ({k: v.clone() for k, v in model.state_dict().items()}, masks.copy(), options.start_step)
         )
-        return original_train(model, data, config, masks, **kwargs)
+        return original_train(model, data, config, masks, options)
 
-    monkeypatch.setattr(pipeline, "train", spy)
+    monkeypatch.setattr(context, "train", spy)
     monkeypatch.setattr(training, "make_optimizer", lambda *a: optimizers.append(1) or original_optimizer(*a))
     outcome = pipeline.run_training(experiment("imp", 1 - 0.8**3, rewind_iteration=7), tmp_path)
     assert len(starts) == len(optimizers) == 5  # pretrain, level 0, levels 1-3

@@ -29,7 +29,15 @@ from prunemip.pruning.masks import Masks, linear_layers
 
 
 def masked_arrays(model: nn.Module, masks: Masks) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """``W ⊙ M`` and ``b ⊙ m_b`` of every linear layer as float64 arrays."""
+    """``W ⊙ M`` and ``b ⊙ m_b`` of every linear layer as float64 arrays.
+
+    Args:
+        model: the masked MLP.
+        masks: its masks.
+
+    Returns:
+        The dense weight matrices ``(n_out, n_in)`` and the bias vectors, layer by layer.
+    """
     weights, biases = [], []
     for layer, weight_mask, bias_mask in zip(linear_layers(model), masks.weight, masks.bias, strict=True):
         weight = layer.weight.detach().double().cpu() * weight_mask.cpu()
@@ -44,8 +52,13 @@ def remove_dead_neurons(
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict[str, int]]]:
     """Fold constant hidden neurons into the next bias and drop unused ones (see module doc).
 
-    Returns the shrunken weights and biases and, per hidden layer, how many neurons were
-    ``folded`` (no inputs) and ``dropped`` (no outputs).
+    Args:
+        weights: dense weight matrices ``(n_out, n_in)``, layer by layer (not changed).
+        biases: the bias vectors (not changed).
+
+    Returns:
+        The shrunken weights and biases and, per hidden layer, how many neurons were
+        ``folded`` (no inputs) and ``dropped`` (no outputs).
     """
     weights = [w.copy() for w in weights]
     biases = [b.copy() for b in biases]
@@ -88,7 +101,15 @@ def export_network(
 ) -> Network:
     """The masked MLP (ReLU hidden layers, linear output) as a float64 ``Network``.
 
-    Records per hidden layer the neurons folded and dropped as ``metadata["neurons_removed"]``.
+    Args:
+        model: the masked MLP.
+        masks: its masks (the exported weights are ``W ⊙ M`` and ``b ⊙ m_b``).
+        input_spec: the network's inputs (shape, box, provenance).
+        metadata: recorded in the network.
+
+    Returns:
+        The network with disconnected neurons folded or dropped; per hidden layer the neurons
+        folded and dropped are recorded as ``metadata["neurons_removed"]``.
     """
     weights, biases = masked_arrays(model, masks)
     weights, biases, counts = remove_dead_neurons(weights, biases)
@@ -101,5 +122,14 @@ def export_network(
 
 
 def training_metadata(data: Dataset, config: TrainConfig, **items: Any) -> dict[str, Any]:
-    """Where a model came from: the dataset, its split provenance, the training config."""
+    """Where a model came from: the dataset, its split provenance, the training config.
+
+    Args:
+        data: the training split.
+        config: the training configuration.
+        **items: further entries (method, accuracy, ...).
+
+    Returns:
+        The metadata as plain JSON-able values.
+    """
     return {"dataset": data.name, "data_provenance": data.provenance, "train_config": asdict(config), **items}

@@ -14,12 +14,9 @@ import functools
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import torch
 from torch import nn
 
 from prunemip.data import DATA_LOCATION_VARIABLES, Dataset, load_dataset
@@ -27,131 +24,15 @@ from prunemip.errors import PrunemipError
 from prunemip.model_io import save_network
 from prunemip.network import Network
 from prunemip.pruning.config import RunConfig
+from prunemip.pruning.context import Context, Log, StepEpochLog, quiet
 from prunemip.pruning.export import export_network, training_metadata
-from prunemip.pruning.freezing import freeze_masks
 from prunemip.pruning.masks import Masks
-from prunemip.pruning.methods import RUNNERS, finetune_after_pruning, post_training_masks
+from prunemip.pruning.methods import RUNNERS, finetune_after_pruning
 from prunemip.pruning.registry import METHODS
-from prunemip.pruning.regularizers import Regularizer
-from prunemip.pruning.runs import Checkpoint, RunDir
-from prunemip.pruning.summary import PruningSummary, pruning_summary
-from prunemip.pruning.training import Callback, accuracy, build_mlp, resolve_device, steps_per_epoch, train
+from prunemip.pruning.runs import RunDir
+from prunemip.pruning.summary import PruningSummary, RunRecord, pruning_summary
+from prunemip.pruning.training import resolve_device
 from prunemip.torch_io import network_to_module
-
-Log = Callable[[str], None]
-StepEpochLog = Callable[[str, dict[str, float]], None]
-
-
-def _quiet(message: str) -> None:
-    """Discard a log line."""
-
-
-@dataclass
-class Context:
-    """What a method runner works with: config, data, run directory, device, logging."""
-
-    config: RunConfig
-    train_data: Dataset
-    test_data: Dataset
-    run: RunDir
-    device: torch.device
-    widths: list[int]
-    log: Log = _quiet
-    on_epoch: StepEpochLog | None = None
-    progress: bool = False
-    trained_steps: list[str] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def seed(self) -> int:
-        return self.config.train.seed
-
-    def new_model(self, seed: int | None = None) -> nn.Sequential:
-        """A freshly initialised MLP of the run's widths (seed: the run's)."""
-        model = build_mlp(
-            self.widths[0], self.widths[1:-1], self.widths[-1], self.seed if seed is None else seed
-        )
-        return model.to(self.device)
-
-    def dense_masks(self, model: nn.Module) -> Masks:
-        return Masks.dense(model, self.config.prune.prune_output)
-
-    def total_steps(self) -> int:
-        train_config = self.config.train
-        return train_config.epochs * steps_per_epoch(len(self.train_data), train_config.batch_size)
-
-    def accuracy(self, model: nn.Module) -> float:
-        return accuracy(model, self.test_data)
-
-    def freeze(self, model: nn.Module, masks: Masks) -> Masks:
-        """``masks`` with the configured frozen entries (``model`` at initialisation, pruned)."""
-        prune = self.config.prune
-        if not prune.freezes:
-            return masks
-        masks = freeze_masks(prune, model, masks, self.train_data, self.seed)
-        frozen = sum(count["frozen"] for count in masks.parameter_counts())
-        self.log(f"froze {frozen} parameters at their initial values")
-        return masks
-
-    def one_shot(self, model: nn.Module, masks: Masks) -> Masks:
-        """The method's one-shot masks for ``model`` (scores from the training data)."""
-        return post_training_masks(self.config.prune, model, masks, self.train_data, self.seed)
-
-    def fit(
-        self,
-        step: str,
-        model: nn.Module,
-        masks: Masks,
-        *,
-        epochs: int | None = None,
-        callbacks: Sequence[Callback] = (),
-        start_step: int = 0,
-        stop_step: int | None = None,
-        phase: int = 0,
-    ) -> Masks:
-        """Train (or load the finished step) and return the masks in force at its end."""
-        if self.run.done(step):
-            return self._restore(step, model)
-        train_config = self.config.train if epochs is None else replace(self.config.train, epochs=epochs)
-        prune = self.config.prune
-        if prune.l1 or prune.rs_weight:
-            spec = self.test_data.input_spec()
-            box = (float(spec.lower.min()), float(spec.upper.max()))
-            regularizer = Regularizer(prune.l1, prune.rs_weight, prune.rs_balls, box, prune.rs_bounds)
-            callbacks = [*callbacks, regularizer]
-        self.log(f"step {step}: training")
-        on_epoch = self.on_epoch
-        history = train(
-            model, self.train_data, train_config, masks, callbacks=callbacks, start_step=start_step,
-            stop_step=stop_step, phase=phase, evaluate=self.test_data,
-            on_epoch=None if on_epoch is None else (lambda row: on_epoch(step, row)),
-            progress=self.progress, description=step,
-        )  # fmt: skip
-        masks.check()
-        self.run.save(step, Checkpoint(model.state_dict(), masks.state(), history))
-        self.trained_steps.append(step)
-        return masks
-
-    def prune_step(self, step: str, model: nn.Module, compute: Callable[[], Masks]) -> Masks:
-        """Compute masks once (or load them), apply them and note the pruned accuracy."""
-        if self.run.done(step):
-            return self._restore(step, model)
-        masks = compute()
-        masks.apply(model)
-        notes = {"accuracy_pruned": self.accuracy(model)}
-        self.log(f"step {step}: sparsity {masks.sparsity:.4f}, accuracy {notes['accuracy_pruned']:.4f}")
-        self.run.save(step, Checkpoint(model.state_dict(), masks.state(), notes=notes))
-        self.notes.update(notes)
-        return masks
-
-    def _restore(self, step: str, model: nn.Module) -> Masks:
-        checkpoint = self.run.load(step)
-        model.load_state_dict(checkpoint.model)
-        masks = Masks.from_state(checkpoint.masks)
-        masks.move_to(self.device)
-        self.notes.update(checkpoint.notes)
-        self.log(f"step {step}: done earlier, loaded {self.run.step_file(step)}")
-        return masks
 
 
 @dataclass
@@ -186,11 +67,28 @@ def run_training(
     config: RunConfig,
     runs_dir: str | Path = "runs",
     *,
-    log: Log = _quiet,
+    log: Log = quiet,
     on_epoch: StepEpochLog | None = None,
     progress: bool = False,
 ) -> Outcome:
-    """Train an MLP with ``config``'s method in its run directory and export it."""
+    """Train an MLP with ``config``'s method in its run directory and export it (``prunemip train``).
+
+    Args:
+        config: data, architecture, training and pruning method.
+        runs_dir: where the run directory (named by the hash of ``config``) goes.
+        log: receives one line per step (default: silent).
+        on_epoch: receives ``(step, row)`` after every epoch (the rows of
+            :func:`~prunemip.pruning.training.train`).
+        progress: show a progress bar per training step.
+
+    Returns:
+        The exported network (also written to the run directory with its summary), the
+        pruning summary, the run directory, and the trained torch model and masks.
+
+    Raises:
+        PrunemipError: on a configuration the data does not fit, an unavailable device, or
+            an unreadable checkpoint in the run directory.
+    """
     started = time.perf_counter()
     device = resolve_device(config.train.device)
     train_data, test_data = _data(config)
@@ -217,14 +115,31 @@ def prune_network(
     config: RunConfig,
     runs_dir: str | Path = "runs",
     *,
-    log: Log = _quiet,
+    log: Log = quiet,
     on_epoch: StepEpochLog | None = None,
     progress: bool = False,
 ) -> Outcome:
-    """Prune a trained ReLU MLP once with a post-training method, then fine-tune it.
+    """Prune a trained ReLU MLP once with a post-training method, then fine-tune it (``prunemip prune``).
 
-    Weights that are already zero stay pruned; ``config.hidden`` is ignored (the
-    network's own widths are used).
+    Weights that are already zero stay pruned.
+
+    Args:
+        network: the trained MLP (ReLU hidden layers, linear output) to prune.
+        config: data, fine-tuning and the post-training pruning method; ``config.hidden`` is
+            ignored (the network's own widths are used).
+        runs_dir: where the run directory (named by the hash of ``config`` and of the
+            network's weights) goes.
+        log: receives one line per step (default: silent).
+        on_epoch: receives ``(step, row)`` after every fine-tuning epoch.
+        progress: show a progress bar while fine-tuning.
+
+    Returns:
+        The exported pruned network (also written to the run directory with its summary),
+        the pruning summary, the run directory, and the torch model and masks.
+
+    Raises:
+        PrunemipError: if the method trains from scratch or freezes weights, the network is
+            not a ReLU MLP, or it does not fit the dataset's inputs and classes.
     """
     started = time.perf_counter()
     spec = config.prune.spec
@@ -264,20 +179,29 @@ def _finish(ctx: Context, model: nn.Module, masks: Masks, started: float, finetu
     final = ctx.accuracy(model)
     before = ctx.notes.get("accuracy_pruned") if finetuned else None
     metadata = training_metadata(
-        ctx.train_data, config.train, method=prune.method, hparams=prune.hparams(),
-        target_sparsity=prune.sparsity, sparsity=masks.sparsity, architecture=ctx.widths,
-        test_provenance=ctx.test_data.provenance, config_hash=ctx.run.hash, run_dir=str(ctx.run.path),
-        test_accuracy=final, accuracy_before_finetune=before,
-    )  # fmt: skip
+        ctx.train_data,
+        config.train,
+        method=prune.method,
+        hparams=prune.hparams(),
+        target_sparsity=prune.sparsity,
+        sparsity=masks.sparsity,
+        architecture=ctx.widths,
+        test_provenance=ctx.test_data.provenance,
+        config_hash=ctx.run.hash,
+        run_dir=str(ctx.run.path),
+        test_accuracy=final,
+        accuracy_before_finetune=before,
+    )
     network = export_network(model, masks, ctx.test_data.input_spec(), metadata)
-    summary = pruning_summary(
-        prune.method, prune.sparsity, masks.sparsity, ctx.widths, masks.prunable, network, final, before,
-        time.perf_counter() - started, tuple(ctx.trained_steps), masks.parameter_counts(),
-    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    record = RunRecord(prune.method, prune.sparsity, final, before, seconds, tuple(ctx.trained_steps))
+    summary = pruning_summary(record, network, ctx.widths, masks)
     network = network.with_metadata(
-        compression_ratio=summary.compression_ratio, theoretical_speedup=summary.theoretical_speedup,
-        parameters=summary.parameter_totals(), weight_gradients_saved=summary.gradient_saving,
-    )  # fmt: skip
+        compression_ratio=summary.compression_ratio,
+        theoretical_speedup=summary.theoretical_speedup,
+        parameters=summary.parameter_totals(),
+        weight_gradients_saved=summary.gradient_saving,
+    )
     label = f"{prune.method}-{prune.sparsity:g}"
     save_network(network, ctx.run.path / f"network-{label}.npz")
     ctx.run.write_json(f"report-{label}.json", summary.to_dict())

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.table import Table
 
 from prunemip.network import Network
+
+if TYPE_CHECKING:
+    from prunemip.pruning.masks import Masks
 
 
 @dataclass(frozen=True)
@@ -102,17 +105,32 @@ class PruningSummary:
 
     def table(self) -> Table:
         table = Table(title=f"Pruning report: {self.method}, target sparsity {self.target_sparsity:.1%}")
-        columns = ("layer", "dense shape", "exported", "nnz", "density", "neurons removed", "prunable",
-                   "trainable", "frozen", "zero")  # fmt: skip
+        columns = (
+            "layer",
+            "dense shape",
+            "exported",
+            "nnz",
+            "density",
+            "neurons removed",
+            "prunable",
+            "trainable",
+            "frozen",
+            "zero",
+        )
         for column in columns:
             table.add_column(column, justify="right")
         for layer in self.layers:
+            last = layer.index == len(self.layers) - 1
+            shapes = ("→".join(map(str, layer.dense_shape)), "→".join(map(str, layer.exported_shape)))
             table.add_row(
-                str(layer.index + 1), "→".join(map(str, layer.dense_shape)),
-                "→".join(map(str, layer.exported_shape)), str(layer.nnz), f"{layer.density:.1%}",
-                str(layer.neurons_removed) if layer.index < len(self.layers) - 1 else "-",
-                "yes" if layer.prunable else "no", str(layer.trainable), str(layer.frozen), str(layer.zero),
-            )  # fmt: skip
+                str(layer.index + 1),
+                *shapes,
+                str(layer.nnz),
+                f"{layer.density:.1%}",
+                "-" if last else str(layer.neurons_removed),
+                "yes" if layer.prunable else "no",
+                *(str(count) for count in (layer.trainable, layer.frozen, layer.zero)),
+            )
         return table
 
     def summary_lines(self) -> list[str]:
@@ -133,42 +151,51 @@ class PruningSummary:
         return lines
 
 
-def pruning_summary(
-    method: str,
-    target_sparsity: float,
-    sparsity: float,
-    widths: list[int],
-    prunable: tuple[bool, ...],
-    network: Network,
-    accuracy: float,
-    accuracy_before_finetune: float | None,
-    seconds: float,
-    trained_steps: tuple[str, ...],
-    counts: list[dict[str, int]],
-) -> PruningSummary:
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run reports beside its network and masks: method, target, accuracies, time, steps."""
+
+    method: str
+    target_sparsity: float
+    accuracy: float
+    accuracy_before_finetune: float | None
+    seconds: float
+    trained_steps: tuple[str, ...]
+
+
+def pruning_summary(record: RunRecord, network: Network, widths: list[int], masks: Masks) -> PruningSummary:
     """Compare the exported ``network`` with the dense architecture ``widths``.
 
-    ``counts``: per layer the trainable, frozen and zero parameters and the untrained
-    weights during training (:meth:`~prunemip.pruning.masks.Masks.parameter_counts`).
+    Args:
+        record: the run's method, target sparsity, accuracies, time and trained steps.
+        network: the exported network.
+        widths: the dense architecture, inputs to outputs.
+        masks: the final masks: the sparsity of the prunable layers, which layers are
+            prunable, and per layer the trainable, frozen and zero parameters and the
+            untrained weights during training (:meth:`~prunemip.pruning.masks.Masks.parameter_counts`).
+
+    Returns:
+        The per-layer sizes, compression ratio and theoretical speed-up with ``record``'s figures.
     """
     dense_shapes = list(pairwise(widths))
+    counts = masks.parameter_counts()
     layers = tuple(
-        LayerSummary(i, shape, (layer.n_in, layer.n_out), layer.nnz, prunable[i], **count)
+        LayerSummary(i, shape, (layer.n_in, layer.n_out), layer.nnz, masks.prunable[i], **count)
         for i, (shape, layer, count) in enumerate(zip(dense_shapes, network.layers, counts, strict=True))
     )
     flops = sum(n_in * n_out for n_in, n_out in dense_shapes)
     biases_nz = sum(int(np.count_nonzero(layer.bias)) for layer in network.layers)
     return PruningSummary(
-        method=method,
-        target_sparsity=target_sparsity,
-        sparsity=sparsity,
+        method=record.method,
+        target_sparsity=record.target_sparsity,
+        sparsity=masks.sparsity,
         layers=layers,
         size=flops + sum(widths[1:]),
         size_nz=network.nnz + biases_nz,
         flops=flops,
         flops_nz=network.nnz,
-        accuracy=accuracy,
-        accuracy_before_finetune=accuracy_before_finetune,
-        seconds=seconds,
-        trained_steps=trained_steps,
+        accuracy=record.accuracy,
+        accuracy_before_finetune=record.accuracy_before_finetune,
+        seconds=record.seconds,
+        trained_steps=record.trained_steps,
     )

@@ -23,6 +23,7 @@ import math
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from prunemip.pruning.masks import Masks
 __all__ = [
     "Callback",
     "TrainConfig",
+    "TrainOptions",
     "accuracy",
     "apply_weight_decay",
     "build_mlp",
@@ -51,7 +53,17 @@ EpochLog = Callable[[dict[str, float]], None]
 
 
 def resolve_device(name: str) -> torch.device:
-    """``cpu`` or ``cuda``; asking for CUDA without a GPU is a clear error."""
+    """The torch device named ``name``.
+
+    Args:
+        name: ``cpu`` or ``cuda``.
+
+    Returns:
+        The device.
+
+    Raises:
+        PrunemipError: for another name, or ``cuda`` without a GPU.
+    """
     if name not in ("cpu", "cuda"):
         raise PrunemipError(f"unknown device {name!r}; choose cpu or cuda")
     if name == "cuda" and not torch.cuda.is_available():
@@ -62,8 +74,15 @@ def resolve_device(name: str) -> torch.device:
 def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, seed: int | None = None) -> nn.Sequential:
     """``Flatten → (Linear → ReLU)* → Linear`` with PyTorch's default initialisation.
 
-    With ``seed`` the initialisation is drawn from that seed without touching the global
-    random state.
+    Args:
+        n_inputs: input width.
+        hidden: hidden widths.
+        n_outputs: output width (classes).
+        seed: draw the initialisation from this seed without touching the global random
+            state (default: from the global state).
+
+    Returns:
+        The MLP, on the CPU.
     """
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
@@ -99,7 +118,15 @@ def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.T
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: Dataset) -> float:
-    """Fraction of ``data`` classified correctly (on the model's device)."""
+    """Fraction of ``data`` classified correctly.
+
+    Args:
+        model: the classifier (evaluated on its own device, in eval mode).
+        data: the examples and labels.
+
+    Returns:
+        The accuracy in [0, 1] (0 for no examples).
+    """
     model.eval()
     images, labels = _tensors(data, _device_of(model))
     correct = sum(
@@ -113,8 +140,15 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     """A fresh optimizer over all parameters, without weight decay (see :func:`apply_weight_decay`).
 
     ``adamw`` is Adam here: its decoupled decay is the loop's. Both use torch's fused
-    kernels (one pass over each tensor per step, same update rule): on a 784-100-100-10 MLP
-    on one CPU thread, Adam's step takes 0.15–0.17 ms instead of 0.53–0.56 ms.
+    kernels (one pass over each tensor per step, same update rule; the step time is in
+    ``experiments/benchmarks/README.md``).
+
+    Args:
+        model: the model whose parameters are optimised.
+        config: the optimizer, learning rate and momentum.
+
+    Returns:
+        Fused Adam (``adam``, ``adamw``) or SGD with heavy-ball momentum (``sgd``).
     """
     parameters = list(model.parameters())
     if config.optimizer in ("adam", "adamw"):
@@ -129,6 +163,12 @@ def apply_weight_decay(model: nn.Module, masks: Masks, config: TrainConfig, lr: 
     ``sgd``, ``adam``: L2 on the gradient, g ← g + λ·w (what torch's ``weight_decay`` does);
     ``adamw``: decoupled, w ← w − ηλ·w (torch's AdamW, before the Adam update). Pruned and
     frozen entries get neither, so their gradient stays 0 and no optimizer state builds up.
+
+    Args:
+        model: the model being trained (its gradients are computed).
+        masks: which entries are trainable.
+        config: the optimizer and λ (``weight_decay``).
+        lr: the step's learning rate η.
     """
     decay = config.weight_decay
     if not decay:
@@ -143,11 +183,21 @@ def apply_weight_decay(model: nn.Module, masks: Masks, config: TrainConfig, lr: 
 
 
 def steps_per_epoch(n_examples: int, batch_size: int) -> int:
+    """⌈n_examples / batch_size⌉ mini-batches, at least one."""
     return max(1, math.ceil(n_examples / batch_size))
 
 
 def lr_factor(step: int, total_steps: int, config: TrainConfig) -> float:
-    """Multiplier of the base learning rate at global step ``step`` of ``total_steps``."""
+    """Multiplier of the base learning rate at global step ``step`` of ``total_steps``.
+
+    Args:
+        step: the global step, from 0.
+        total_steps: the steps of the whole training phase.
+        config: the schedule (``none``, ``cosine``: ½(1 + cos(π t/T)), ``step``).
+
+    Returns:
+        The factor applied to ``config.lr``.
+    """
     progress = step / max(total_steps, 1)
     if config.schedule == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -199,30 +249,55 @@ def _progress_bar(enabled: bool, description: str, total: int) -> Iterator[Calla
         yield lambda: progress.advance(task)
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one call of :func:`train` runs: which steps, which hooks, what it reports.
+
+    ``start_step`` and ``stop_step`` (``None``: the end) delimit the global steps run;
+    ``phase`` separates the batch orders of a run's training phases (pre-training 0,
+    fine-tuning 1). ``evaluate`` adds the test accuracy to each epoch's row, ``on_epoch``
+    receives the rows as they finish and ``progress`` shows a progress bar titled
+    ``description``.
+    """
+
+    callbacks: Sequence[Callback] = ()
+    start_step: int = 0
+    stop_step: int | None = None
+    phase: int = 0
+    evaluate: Dataset | None = None
+    on_epoch: EpochLog | None = None
+    progress: bool = False
+    description: str = "training"
+
+
 def train(
     model: nn.Module,
     data: Dataset,
     config: TrainConfig,
     masks: Masks | None = None,
-    *,
-    callbacks: Sequence[Callback] = (),
-    start_step: int = 0,
-    stop_step: int | None = None,
-    phase: int = 0,
-    evaluate: Dataset | None = None,
-    on_epoch: EpochLog | None = None,
-    progress: bool = False,
-    description: str = "training",
+    options: TrainOptions | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` for global steps ``[start_step, stop_step)`` of ``config.epochs`` epochs.
 
-    A fresh optimizer is built on every call. ``masks`` (default: dense) are moved to
-    the device and kept in force; callbacks may change them in place. The batch order of
-    epoch e is the permutation drawn from ``numpy.random.default_rng([seed, phase, e])``,
-    so a run started at any step sees the same batches. Returns one row per (partial)
-    epoch: epoch (of ``epochs``), loss, train accuracy, test accuracy (with ``evaluate``),
-    learning rate, sparsity of the prunable layers, seconds.
+    A fresh optimizer is built on every call. The masks are moved to the device and kept
+    in force; callbacks may change them in place. The batch order of epoch e is the
+    permutation drawn from ``numpy.random.default_rng([seed, phase, e])``, so a run
+    started at any step sees the same batches.
+
+    Args:
+        model: the MLP to train, in place (moved to ``config.device``).
+        data: the training split.
+        config: optimizer, learning-rate schedule, batch size, epochs, seed, device.
+        masks: the masks in force (default: dense).
+        options: steps, phase, callbacks and feedback of this call (default: all steps,
+            phase 0, no callbacks, silent).
+
+    Returns:
+        One row per (partial) epoch: epoch (of ``epochs``), loss, train accuracy, test
+        accuracy (with ``options.evaluate``), learning rate, sparsity of the prunable
+        layers, seconds.
     """
+    options = options or TrainOptions()
     device = resolve_device(config.device)
     model.to(device)
     masks = masks if masks is not None else Masks.dense(model)
@@ -231,17 +306,18 @@ def train(
     images, labels = _tensors(data, device)
     per_epoch = steps_per_epoch(len(labels), config.batch_size)
     total = config.epochs * per_epoch
-    stop = total if stop_step is None else min(stop_step, total)
+    stop = total if options.stop_step is None else min(options.stop_step, total)
     optimizer = make_optimizer(model, config)
+    callbacks = options.callbacks
     history: list[dict[str, float]] = []
     with (
         _untrainable_tensors_off(model, masks),
-        _progress_bar(progress, description, max(stop - start_step, 0)) as advance,
+        _progress_bar(options.progress, options.description, max(stop - options.start_step, 0)) as advance,
     ):
-        step = start_step
+        step = options.start_step
         while step < stop:
             epoch = step // per_epoch
-            rng = np.random.default_rng([config.seed, phase, epoch])
+            rng = np.random.default_rng([config.seed, options.phase, epoch])
             order = torch.from_numpy(rng.permutation(len(labels))).to(device)
             started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0
             model.train()
@@ -281,9 +357,9 @@ def train(
                 "sparsity": masks.sparsity,
                 "seconds": time.perf_counter() - started,
             }
-            if evaluate is not None:
-                row["test_accuracy"] = accuracy(model, evaluate)
+            if options.evaluate is not None:
+                row["test_accuracy"] = accuracy(model, options.evaluate)
             history.append(row)
-            if on_epoch is not None:
-                on_epoch(row)
+            if options.on_epoch is not None:
+                options.on_epoch(row)
     return history
