@@ -20,14 +20,11 @@ Two ways to bound (``rs_bounds``), both differentiable:
   by its upper line a_u·z + c_u (a_u = u/(u − l), c_u = −ul/(u − l)) where Λ's entry is
   positive and its lower line a_l·z (a_l = 1 if u ≥ −l, else 0) where it is negative; the
   lower bound swaps the two. Interval bounds grow with depth until l·u ≪ −1, where
-  tanh(1 + l·u) is flat and the RS loss has no gradient. On a Fashion-MNIST 6x100 net
-  (neuron pruning to 39 per layer) the median l·u of the unstable neurons, layer by layer
-  over L∞ 0.05 balls, was −6, −22, −132, −896, −6442, −46496 by intervals and −6, −7,
-  −15, −66, −347, −1648 by CROWN. It costs a (n_k × n_in) matrix per neuron layer and
+  tanh(1 + l·u) is flat and the RS loss has no gradient; the linear relaxation keeps the
+  deep layers' l·u informative. It costs a (n_k × n_in) matrix per neuron layer and
   image, so it runs on the first :data:`CROWN_IMAGES` images of each (shuffled) batch,
-  and only over the neurons neuron pruning kept (the removed ones are exact zeros): on a
-  random 6x100 net keeping 39 neurons per layer, a step (forward and backward) over both
-  balls took 0.13–0.15 s instead of 0.36–0.45 s over all 100 (one thread, idle machine).
+  and only over the neurons neuron pruning kept (the removed ones are exact zeros). The
+  measured saturation and step times are in ``experiments/benchmarks/README.md``.
 
 Over an L1 ball, a linear function is also bounded by Hölder's inequality,
 |λ·(x − x0)| ≤ δ·‖λ‖∞, which is what makes the bounds useful there: the bounding box of a
