@@ -1,27 +1,27 @@
 """``prunemip demo``: dense vs 90 %-sparse on the embedded digits data, end to end.
 
 Trains a small MLP on scikit-learn's 8×8 digits, makes a sparse copy by global magnitude
-pruning plus masked fine-tuning, attacks the same test images on both with HiGHS, and
-reports accuracy, MIP size and solve effort side by side.
+pruning plus masked fine-tuning (both through the pruning pipeline, as ``prunemip train``
+and ``prunemip prune`` do), attacks the same test images on both with HiGHS, and reports
+accuracy, MIP size and solve effort side by side.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from prunemip.data import Dataset, load_dataset
 from prunemip.engine.attack import AttackResult, find_adversarial_example
 from prunemip.network import Network
-from prunemip.pruning.config import PruneConfig, TrainConfig
-from prunemip.pruning.export import export_network, training_metadata
-from prunemip.pruning.masks import Masks
-from prunemip.pruning.methods import post_training_masks
-from prunemip.pruning.training import accuracy, build_mlp, train
+from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig
+from prunemip.pruning.pipeline import prune_network, run_training
 from prunemip.solvers.highs import HighsOptions
 
 
@@ -32,6 +32,8 @@ class DemoConfig:
     The demo measures the MIP itself, so by default its attacks use interval bounds and no
     gradient attack first (``prunemip attack`` runs the full pipeline: on these small
     networks its gradient attack and linear bounds settle almost every image before a MIP).
+    ``runs_dir`` keeps the training runs' directories (default: a temporary folder, removed
+    at the end).
     """
 
     hidden: tuple[int, ...] = (64, 64)
@@ -48,6 +50,7 @@ class DemoConfig:
     device: str = "cpu"
     bounds: str = "ia"
     gradient_attack: bool = False
+    runs_dir: str | Path | None = None
 
 
 @dataclass
@@ -94,47 +97,53 @@ def attack_images(test: Dataset, networks: list[Network], count: int) -> list[in
 def train_dense_and_pruned(config: DemoConfig, log: Log = print) -> tuple[list[ModelReport], Dataset]:
     """Train the dense MLP, prune a copy by global magnitude and fine-tune it.
 
-    Returns both models' reports (without attacks) and the test split.
+    Both models come from the pruning pipeline, as with ``prunemip train`` and
+    ``prunemip prune``: :func:`~prunemip.pruning.pipeline.run_training` (method ``dense``),
+    then :func:`~prunemip.pruning.pipeline.prune_network` (method ``magnitude``, which ranks
+    a trained model's weights globally) with the masks fixed while fine-tuning.
+
+    Args:
+        config: the architecture, training budget, sparsity, seed, device and runs folder.
+        log: receives one line per trained model.
+
+    Returns:
+        Both models' reports (without attacks) and the test split.
     """
-    train_data = load_dataset("digits", "train", seed=config.seed)
-    test_data = load_dataset("digits", "test", seed=config.seed)
-    spec = train_data.input_spec()
-    train_config = TrainConfig(
-        epochs=config.epochs, batch_size=64, lr=config.lr, schedule="none", seed=config.seed,
+    train = TrainConfig(
+        epochs=config.epochs,
+        batch_size=64,
+        lr=config.lr,
+        schedule="none",
+        seed=config.seed,
         device=config.device,
-    )  # fmt: skip
-
-    start = time.perf_counter()
-    model = build_mlp(train_data.flat().shape[1], config.hidden, len(train_data.classes), seed=config.seed)
-    masks = Masks.dense(model)
-    train(model, train_data, train_config, masks)
-    dense = export_network(model, masks, spec, training_metadata(train_data, train_config, method="dense"))
-    dense_accuracy = accuracy(model, test_data)
-    log(
-        f"trained dense {dense.architecture} in {time.perf_counter() - start:.1f} s: "
-        f"accuracy {dense_accuracy:.3f}"
     )
-
-    start = time.perf_counter()
-    sparse_model = copy.deepcopy(model)
-    prune = PruneConfig(method="magnitude", sparsity=config.sparsity).for_trained_model()
-    sparse_masks = post_training_masks(
-        prune, sparse_model, Masks.dense(sparse_model), train_data, config.seed
-    )
-    finetune = replace(train_config, epochs=config.finetune_epochs, seed=config.seed + 1)
-    train(sparse_model, train_data, finetune, sparse_masks)
-    metadata = training_metadata(train_data, finetune, method="global_magnitude", sparsity=config.sparsity)
-    sparse = export_network(sparse_model, sparse_masks, spec, metadata)
-    sparse_accuracy = accuracy(sparse_model, test_data)
-    log(
-        f"pruned to {sparse.sparsity:.0%} sparsity (hidden layers {config.sparsity:.0%}) and fine-tuned "
-        f"in {time.perf_counter() - start:.1f} s: accuracy {sparse_accuracy:.3f}"
-    )
+    dense_config = RunConfig(dataset="digits", hidden=config.hidden, train=train, data_seed=config.seed)
+    prune = PruneConfig(method="magnitude", sparsity=config.sparsity, finetune_epochs=config.finetune_epochs)
+    with _runs_dir(config) as runs:
+        start = time.perf_counter()
+        dense = run_training(dense_config, runs)
+        log(
+            f"trained dense {dense.network.architecture} in {time.perf_counter() - start:.1f} s: "
+            f"accuracy {dense.summary.accuracy:.3f}"
+        )
+        start = time.perf_counter()
+        sparse = prune_network(dense.network, replace(dense_config, prune=prune), runs)
+        log(
+            f"pruned to {sparse.network.sparsity:.0%} sparsity (hidden layers {config.sparsity:.0%}) and "
+            f"fine-tuned in {time.perf_counter() - start:.1f} s: accuracy {sparse.summary.accuracy:.3f}"
+        )
     reports = [
-        ModelReport("dense", dense, dense_accuracy),
-        ModelReport(f"pruned {config.sparsity:.0%}", sparse, sparse_accuracy),
+        ModelReport("dense", dense.network, dense.summary.accuracy),
+        ModelReport(f"pruned {config.sparsity:.0%}", sparse.network, sparse.summary.accuracy),
     ]
-    return reports, test_data
+    return reports, load_dataset("digits", "test", seed=config.seed)
+
+
+def _runs_dir(config: DemoConfig) -> contextlib.AbstractContextManager[str | Path]:
+    """``config.runs_dir``, or a temporary folder removed on exit."""
+    if config.runs_dir is None:
+        return tempfile.TemporaryDirectory(prefix="prunemip-demo-")
+    return contextlib.nullcontext(config.runs_dir)
 
 
 def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
