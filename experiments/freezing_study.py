@@ -54,10 +54,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pruned 90% random": {"method": "random", "sparsity": 0.9},
     "frozen 90% random": {"freeze": "random", "freeze_fraction": 0.9},
     "frozen 90% snip (FreezeNet)": {"freeze": "snip", "freeze_fraction": 0.9},
-    "pruned 45% + frozen 45% snip": {"method": "snip", "sparsity": 0.45,
-                                     "freeze": "snip", "freeze_fraction": 0.45},
+    "pruned 45% + frozen 45% snip": {
+        "method": "snip",
+        "sparsity": 0.45,
+        "freeze": "snip",
+        "freeze_fraction": 0.45,
+    },
     "frozen layer 1": {"freeze_layers": (1,)},
-}  # fmt: skip
+}
 
 
 def train_variants(args: argparse.Namespace) -> dict[str, tuple[Outcome, float]]:
@@ -88,24 +92,40 @@ def attack(network: Network, test: Dataset, images: list[int], eps: float, limit
     rows = []
     for index in images:
         result = find_adversarial_example(
-            network, test.flat()[index], int(test.labels[index]), norm="linf", radius=eps, mode="decide",
-            bounds="linear", options=options, pgd=False,
-        )  # fmt: skip
+            network,
+            test.flat()[index],
+            int(test.labels[index]),
+            norm="linf",
+            radius=eps,
+            mode="decide",
+            bounds="linear",
+            options=options,
+            pgd=False,
+        )
         encoding = result.encoding
-        rows.append({
-            "image": index, "status": result.status, "solve_seconds": result.solve_seconds,
-            "total_seconds": result.total_seconds, "mip_nnz": encoding.nonzeros if encoding else 0,
-            "binaries": encoding.binaries if encoding else 0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "image": index,
+                "status": result.status,
+                "solve_seconds": result.solve_seconds,
+                "total_seconds": result.total_seconds,
+                "mip_nnz": encoding.nonzeros if encoding else 0,
+                "binaries": encoding.binaries if encoding else 0,
+            }
+        )
     return rows
 
 
 def training_row(name: str, outcome: Outcome, seconds: float) -> dict[str, Any]:
     report = outcome.summary
     return {
-        "network": name, "accuracy": report.accuracy, "train_seconds": seconds, **report.parameter_totals(),
-        "weight_gradients_saved": report.gradient_saving, "weights_nnz": outcome.network.nnz,
-    }  # fmt: skip
+        "network": name,
+        "accuracy": report.accuracy,
+        "train_seconds": seconds,
+        **report.parameter_totals(),
+        "weight_gradients_saved": report.gradient_saving,
+        "weights_nnz": outcome.network.nnz,
+    }
 
 
 def mip_row(name: str, eps: float, rows: list[dict[str, Any]], limit: float) -> dict[str, Any]:
@@ -115,12 +135,16 @@ def mip_row(name: str, eps: float, rows: list[dict[str, Any]], limit: float) -> 
         return shifted_geometric_mean([r[key] if r["status"] in SOLVED else limit for r in rows])
 
     return {
-        "network": name, "eps": eps, "mip_nnz": float(np.mean([r["mip_nnz"] for r in rows])),
+        "network": name,
+        "eps": eps,
+        "mip_nnz": float(np.mean([r["mip_nnz"] for r in rows])),
         "binaries": float(np.mean([r["binaries"] for r in rows])),
         "decided": sum(r["status"] in SOLVED for r in rows),
-        "adversarial": sum(r["status"] == "adversarial" for r in rows), "images": len(rows),
-        "sgm_solve_seconds": sgm("solve_seconds"), "sgm_total_seconds": sgm("total_seconds"),
-    }  # fmt: skip
+        "adversarial": sum(r["status"] == "adversarial" for r in rows),
+        "images": len(rows),
+        "sgm_solve_seconds": sgm("solve_seconds"),
+        "sgm_total_seconds": sgm("total_seconds"),
+    }
 
 
 def markdown(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
@@ -131,15 +155,23 @@ def markdown(rows: list[dict[str, Any]], columns: dict[str, str]) -> str:
 
 
 TRAINING_COLUMNS = {
-    "network": "{network}", "accuracy": "{accuracy:.3f}", "train s": "{train_seconds:.2f}",
-    "trainable": "{trainable}", "frozen": "{frozen}", "zero": "{zero}",
-    "weight grads saved": "{weight_gradients_saved:.1%}", "weight nnz": "{weights_nnz}",
-}  # fmt: skip
+    "network": "{network}",
+    "accuracy": "{accuracy:.3f}",
+    "train s": "{train_seconds:.2f}",
+    "trainable": "{trainable}",
+    "frozen": "{frozen}",
+    "zero": "{zero}",
+    "weight grads saved": "{weight_gradients_saved:.1%}",
+    "weight nnz": "{weights_nnz}",
+}
 MIP_COLUMNS = {
-    "network": "{network}", "MIP nnz": "{mip_nnz:.0f}", "binaries": "{binaries:.1f}",
+    "network": "{network}",
+    "MIP nnz": "{mip_nnz:.0f}",
+    "binaries": "{binaries:.1f}",
     "decided (adversarial)": "{decided}/{images} ({adversarial})",
-    "MIP solve sgm s": "{sgm_solve_seconds:.2f}", "attack sgm s": "{sgm_total_seconds:.2f}",
-}  # fmt: skip
+    "MIP solve sgm s": "{sgm_solve_seconds:.2f}",
+    "attack sgm s": "{sgm_total_seconds:.2f}",
+}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -180,8 +212,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for eps in args.eps:
         print(f"\nε = {eps:g}\n")
         print(markdown([row for row in mips if row["eps"] == eps], MIP_COLUMNS))
-    result = {"args": {**vars(args), "out": str(args.out)}, "images": images, "training": training,
-              "mip": mips, "runs": runs}  # fmt: skip
+    result = {
+        "args": {**vars(args), "out": str(args.out)},
+        "images": images,
+        "training": training,
+        "mip": mips,
+        "runs": runs,
+    }
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     return result

@@ -11,32 +11,22 @@ from test_cli import assert_user_error, run
 from prunemip.model_io import load_network
 
 TINY = ["--arch", "16,16", "--epochs", "2", "--batch-size", "64", "--lr", "0.005", "--quiet"]
+RIGL = ["--method", "rigl", "--sparsity", "0.8", "--update-interval", "5"]
 
 
 def test_train_reports_and_saves_a_model_the_attack_command_loads(tmp_path, capsys) -> None:
     runs = str(tmp_path / "runs")
     model = tmp_path / "model.pt"
-    code, out, _ = run(
-        ["train", *TINY, "--method", "rigl", "--sparsity", "0.8", "--update-interval", "5",
-         "--runs-dir", runs, "-o", str(model)],
-        capsys,
-    )  # fmt: skip
+    code, out, _ = run(["train", *TINY, *RIGL, "--runs-dir", runs, "-o", str(model)], capsys)
     assert code == 0, out
     assert "Pruning report: rigl" in out and "compression ratio" in out and "theoretical speed-up" in out
     network = load_network(model)
     assert network.metadata["method"] == "rigl" and network.metadata["hparams"]["sparsity"] == 0.8
-    code, out, _ = run(
-        ["train", *TINY, "--method", "rigl", "--sparsity", "0.8", "--update-interval", "5",
-         "--runs-dir", runs, "-o", str(tmp_path / "model.npz")],
-        capsys,
-    )  # fmt: skip
+    code, out, _ = run(["train", *TINY, *RIGL, "--runs-dir", runs, "-o", str(tmp_path / "model.npz")], capsys)
     assert code == 0 and "nothing was retrained" in out
     assert load_network(tmp_path / "model.npz").nnz == network.nnz
-    code, out, _ = run(
-        ["attack", str(model), "--dataset", "digits", "--index", "0", "--eps", "0.01", "--time-limit", "20",
-         "--json", "", "--png", ""],
-        capsys,
-    )  # fmt: skip
+    attack = ["--dataset", "digits", "--index", "0", "--eps", "0.01", "--time-limit", "20"]
+    code, out, _ = run(["attack", str(model), *attack, "--json", "", "--png", ""], capsys)
     assert code == 0
     assert any(word in out for word in ("adversarial", "robust", "misclassified", "timeout"))
 
@@ -46,11 +36,9 @@ def test_prune_an_existing_model_with_fine_tuning(tmp_path, capsys) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(64, 20), torch.nn.ReLU(), torch.nn.Linear(20, 10))
     torch.save(model.state_dict(), dense)
     pruned = tmp_path / "pruned.npz"
-    code, out, _ = run(
-        ["prune", str(dense), "--dataset", "digits", "--method", "magnitude", "--sparsity", "0.9",
-         "--finetune", "1", "--quiet", "--runs-dir", str(tmp_path / "runs"), "-o", str(pruned)],
-        capsys,
-    )  # fmt: skip
+    method = ["--method", "magnitude", "--sparsity", "0.9", "--finetune", "1"]
+    output = ["--quiet", "--runs-dir", str(tmp_path / "runs"), "-o", str(pruned)]
+    code, out, _ = run(["prune", str(dense), "--dataset", "digits", *method, *output], capsys)
     assert code == 0, out
     assert "before fine-tuning" in out
     network = load_network(pruned)
@@ -95,6 +83,6 @@ def test_prune_refuses_a_method_that_trains_from_scratch(tmp_path, capsys) -> No
     dense = tmp_path / "dense.pt"
     model = torch.nn.Sequential(torch.nn.Linear(64, 8), torch.nn.ReLU(), torch.nn.Linear(8, 10))
     torch.save(model.state_dict(), dense)
-    code, _, err = run(["prune", str(dense), "--method", "rigl", "--sparsity", "0.5", "--quiet",
-                        "--runs-dir", str(tmp_path)], capsys)  # fmt: skip
+    options = ["--method", "rigl", "--sparsity", "0.5", "--quiet"]
+    code, _, err = run(["prune", str(dense), *options, "--runs-dir", str(tmp_path)], capsys)
     assert_user_error(code, err, "prunemip train")

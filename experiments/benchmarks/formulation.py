@@ -65,17 +65,29 @@ def main(argv: list[str] | None = None) -> dict:
                 for seed in args.seeds:
                     for formulation in FORMULATIONS:
                         result = find_adversarial_example(
-                            network, flat[index], int(test_data.labels[index]), norm="linf", radius=eps,
-                            mode=args.mode, formulation=formulation,
+                            network,
+                            flat[index],
+                            int(test_data.labels[index]),
+                            norm="linf",
+                            radius=eps,
+                            mode=args.mode,
+                            formulation=formulation,
                             options=HighsOptions(time_limit=args.time_limit, random_seed=seed),
-                        )  # fmt: skip
+                        )
                         decided = result.status in ("adversarial", "robust")
-                        runs.append({
-                            "net": name, "eps": eps, "image": index, "seed": seed, "formulation": formulation,
-                            "status": result.status,
-                            "seconds": result.total_seconds if decided else args.time_limit,
-                            "nodes": result.nodes, "nnz": result.encoding.nonzeros if result.encoding else 0,
-                        })  # fmt: skip
+                        runs.append(
+                            {
+                                "net": name,
+                                "eps": eps,
+                                "image": index,
+                                "seed": seed,
+                                "formulation": formulation,
+                                "status": result.status,
+                                "seconds": result.total_seconds if decided else args.time_limit,
+                                "nodes": result.nodes,
+                                "nnz": result.encoding.nonzeros if result.encoding else 0,
+                            }
+                        )
             print(f"  {name} eps={eps}: {len(images) * len(args.seeds)} instances done", flush=True)
 
     print(f"\n{args.mode} mode, L∞, time limit {args.time_limit:g} s, HiGHS seeds {args.seeds}")
@@ -103,8 +115,17 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{name:>12} {eps:>5g} {formulation:>12} {solved:>3}/{len(rows):<3} {sgm:>8.3f} "
                     f"{nnz:>7} {ratio:>17}"
                 )
-                summary.append({"net": name, "eps": eps, "formulation": formulation, "solved": solved,
-                                "instances": len(rows), "sgm_seconds": sgm, "median_nnz": nnz})  # fmt: skip
+                summary.append(
+                    {
+                        "net": name,
+                        "eps": eps,
+                        "formulation": formulation,
+                        "solved": solved,
+                        "instances": len(rows),
+                        "sgm_seconds": sgm,
+                        "median_nnz": nnz,
+                    }
+                )
     overall = {
         f: shifted_geometric_mean([r["seconds"] for r in runs if r["formulation"] == f]) for f in FORMULATIONS
     }

@@ -57,18 +57,24 @@ class Setting:
 
 SETTINGS = {
     "digits": Setting(
-        "digits", (100, 100), TrainConfig(epochs=30, batch_size=64, lr=2e-3),
+        "digits",
+        (100, 100),
+        TrainConfig(epochs=30, batch_size=64, lr=2e-3),
         {"finetune_epochs": 15, "update_interval": 25},
     ),
     "fashion-mnist": Setting(
-        "fashion-mnist", (100, 100), TrainConfig(epochs=10, batch_size=256, lr=2e-3),
+        "fashion-mnist",
+        (100, 100),
+        TrainConfig(epochs=10, batch_size=256, lr=2e-3),
         {"finetune_epochs": 5, "update_interval": 100},
     ),
-}  # fmt: skip
+}
 QUICK = Setting(
-    "digits", (32, 32), TrainConfig(epochs=2, batch_size=64, lr=3e-3),
+    "digits",
+    (32, 32),
+    TrainConfig(epochs=2, batch_size=64, lr=3e-3),
     {"finetune_epochs": 1, "update_interval": 10, "synflow_iterations": 10},
-)  # fmt: skip
+)
 
 
 def _config(setting: Setting, method: str, sparsity: float, seed: int) -> RunConfig:
@@ -95,12 +101,20 @@ def run_chain(
             start = time.perf_counter()
             outcome = run_training(_config(setting, method, sparsity, seed), runs)
             report = outcome.summary
-            rows.append({
-                "dataset": setting.dataset, "method": method, "sparsity": sparsity, "seed": seed,
-                "accuracy": report.accuracy, "achieved_sparsity": report.sparsity,
-                "seconds": time.perf_counter() - start, "trained_steps": list(report.trained_steps),
-                "exported": outcome.network.architecture, "compression_ratio": report.compression_ratio,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "dataset": setting.dataset,
+                    "method": method,
+                    "sparsity": sparsity,
+                    "seed": seed,
+                    "accuracy": report.accuracy,
+                    "achieved_sparsity": report.sparsity,
+                    "seconds": time.perf_counter() - start,
+                    "trained_steps": list(report.trained_steps),
+                    "exported": outcome.network.architecture,
+                    "compression_ratio": report.compression_ratio,
+                }
+            )
     return rows
 
 
@@ -136,9 +150,12 @@ def print_table(rows: list[dict], dataset: str, sparsities: list[float], methods
 def _accuracies(rows: list[dict], dataset: str, method: str, sparsity: float) -> list[float]:
     """Every seed's accuracy of ``method`` at ``sparsity`` (dense: at any sparsity)."""
     return [
-        r["accuracy"] for r in rows if r["dataset"] == dataset and r["method"] == method
+        r["accuracy"]
+        for r in rows
+        if r["dataset"] == dataset
+        and r["method"] == method
         and (r["sparsity"] == sparsity or method == "dense")
-    ]  # fmt: skip
+    ]
 
 
 def _mean(rows: list[dict], dataset: str, method: str, sparsity: float) -> float | None:
@@ -163,8 +180,9 @@ def goals(
     unstructured = [m for m in methods if m not in STRUCTURED | {"dense"}]
     if "fashion-mnist" in datasets and 0.9 in sparsities:
         dense = _mean(rows, "fashion-mnist", "dense", 0.0) or 0.0
-        best, accuracy = max(((m, _mean(rows, "fashion-mnist", m, 0.9) or 0.0) for m in unstructured),
-                             key=lambda item: item[1])  # fmt: skip
+        best, accuracy = max(
+            ((m, _mean(rows, "fashion-mnist", m, 0.9) or 0.0) for m in unstructured), key=lambda item: item[1]
+        )
         gap = 100 * (dense - accuracy)
         lines.append(
             f"{'PASS' if gap <= 1.5 else 'FAIL'}: fashion-mnist at 90 %: best unstructured {best} "

@@ -88,13 +88,18 @@ def _add_method_options(parser: argparse.ArgumentParser, default_method: str, na
     )
     _option(group, "--sparsity", "sparsity", "fraction of prunable weights removed, in [0, 1)", type=float)
     _option(
-        group, "--allocation", "allocation",
+        group,
+        "--allocation",
+        "allocation",
         f"per-layer allocation: {', '.join(ALLOCATIONS)} (default: {_allocation_defaults()})",
-    )  # fmt: skip
+    )
     group.add_argument(
-        "--prune-output", action="store_true", dest="prune_output", default=None,
+        "--prune-output",
+        action="store_true",
+        dest="prune_output",
+        default=None,
         help="also prune the output layer (default: keep it dense)",
-    )  # fmt: skip
+    )
     _option(group, "--finetune", "finetune_epochs", "fine-tuning epochs after pruning", type=int)
     _option(group, "--score-per-class", "score_per_class", "SNIP/GraSP images per class", type=int)
     _option(group, "--grasp-temperature", "grasp_temperature", "GraSP logit temperature T", type=float)
@@ -103,12 +108,15 @@ def _add_method_options(parser: argparse.ArgumentParser, default_method: str, na
 
 def add_train_parser(commands: Any, formatter: Any) -> None:
     parser = commands.add_parser(
-        "train", formatter_class=formatter, help="train (and prune) an MLP with any pruning method",
+        "train",
+        formatter_class=formatter,
+        help="train (and prune) an MLP with any pruning method",
         description=(
             "Train a ReLU MLP with a pruning method, export W ⊙ M (float64) with disconnected\n"
             "neurons folded away, and report sparsity, compression, speed-up and accuracy. Steps are\n"
             "saved under --runs-dir in a folder named by the configuration's hash: a re-run resumes.\n\n"
-            "methods:\n" + "\n".join(f"  {name:<17}{spec.summary}" for name, spec in METHODS.items())
+            "methods:\n"
+            + "\n".join(f"  {name:<17}{spec.summary}" for name, spec in METHODS.items())
             + "\n\nfreezing at initialisation (--freeze; with dense or random, magnitude, snip, grasp,\n"
             "synflow): frozen weights keep their initial values, get no gradient and no optimizer\n"
             "state, and are exported as ordinary nonzero weights, so they do not shrink the MIP:\n"
@@ -125,40 +133,61 @@ def add_train_parser(commands: Any, formatter: Any) -> None:
             "      -o pruned-and-frozen.npz\n"
             "  prunemip train --freeze-layers 1 -o first-layer-frozen.npz"
         ),
-    )  # fmt: skip
+    )
     _add_data_options(parser)
     parser.add_argument("--arch", default="100,100", help="hidden widths, comma-separated (100,100)")
     _add_training_options(parser)
     _add_method_options(parser, "dense", list(METHODS))
     method = parser.add_argument_group("method options")
-    _option(method, "--imp-rounds", "imp_rounds", "IMP rounds (default: as many as --imp-fraction needs)",
-            type=int)  # fmt: skip
-    _option(method, "--imp-fraction", "imp_fraction", "IMP: fraction of the remaining weights per round",
-            type=float)  # fmt: skip
+    _option(
+        method,
+        "--imp-rounds",
+        "imp_rounds",
+        "IMP rounds (default: as many as --imp-fraction needs)",
+        type=int,
+    )
+    _option(
+        method,
+        "--imp-fraction",
+        "imp_fraction",
+        "IMP: fraction of the remaining weights per round",
+        type=float,
+    )
     _option(method, "--rewind-iteration", "rewind_iteration", "IMP: rewind to this iteration", type=int)
     _option(method, "--drop-fraction", "drop_fraction", "SET/RigL: initial drop fraction α", type=float)
-    _option(method, "--update-interval", "update_interval", "SET/RigL/GMP: steps between mask updates",
-            type=int)  # fmt: skip
+    _option(
+        method, "--update-interval", "update_interval", "SET/RigL/GMP: steps between mask updates", type=int
+    )
     _option(method, "--dst-end", "dst_end", "SET/RigL: last update, as a fraction of training", type=float)
     _option(method, "--gmp-begin", "gmp_begin", "GMP: start, as a fraction of training", type=float)
     _option(method, "--gmp-end", "gmp_end", "GMP: end of the cubic ramp, fraction of training", type=float)
-    _option(method, "--group-lasso", "group_lasso", "group-lasso λ (a step shrinks a neuron by lr·λ)",
-            type=float)  # fmt: skip
+    _option(
+        method, "--group-lasso", "group_lasso", "group-lasso λ (a step shrinks a neuron by lr·λ)", type=float
+    )
     freezing = parser.add_argument_group("freezing at initialisation (dimensionality-reduced training)")
     _option(freezing, "--freeze", "freeze", f"freezing method: {', '.join(FREEZERS)}")
-    _option(freezing, "--freeze-fraction", "freeze_fraction",
-            "fraction of the prunable weights frozen in all (sparsity + it <= 1)", type=float)  # fmt: skip
+    _option(
+        freezing,
+        "--freeze-fraction",
+        "freeze_fraction",
+        "fraction of the prunable weights frozen in all (sparsity + it <= 1)",
+        type=float,
+    )
     freezing.add_argument(
-        "--freeze-layers", dest="freeze_layers", default=None,
+        "--freeze-layers",
+        dest="freeze_layers",
+        default=None,
         help="linear layers frozen whole (weights and bias), numbered from 1, e.g. 1,2",
-    )  # fmt: skip
+    )
     _add_output_options(parser)
 
 
 def add_prune_parser(commands: Any, formatter: Any) -> None:
     post = [name for name, spec in METHODS.items() if spec.post_training]
     parser = commands.add_parser(
-        "prune", formatter_class=formatter, help="prune a trained model once and fine-tune it",
+        "prune",
+        formatter_class=formatter,
+        help="prune a trained model once and fine-tune it",
         description=(
             "Prune an already-trained ReLU MLP (any model file prunemip reads) with a one-shot\n"
             "method, fine-tune it with the masks fixed, export and report. Zero weights stay pruned."
@@ -169,7 +198,7 @@ def add_prune_parser(commands: Any, formatter: Any) -> None:
             "      -o pruned.npz\n"
             "  prunemip prune model.npz --dataset fashion-mnist --method neuron-magnitude --sparsity 0.5"
         ),
-    )  # fmt: skip
+    )
     parser.add_argument("model", help="trained network file (.pt, .onnx, .npz)")
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module")
     _add_data_options(parser)

@@ -1,7 +1,7 @@
 """The one registry of pruning and freezing methods, chosen by name (torch-free).
 
 Each pruning entry names a method, its family (which decides the training schedule run
-by :mod:`prunemip.pruning.pipeline`), a one-line summary, the :class:`PruneConfig`
+by :mod:`prunemip.pruning.methods`), a one-line summary, the :class:`PruneConfig`
 fields it reads, and whether ``prunemip prune`` can apply it to an already-trained
 model. The mask logic of each family lives in its own module (``scores``, ``imp``,
 ``dst``, ``gmp``, ``structured``).
@@ -53,38 +53,109 @@ METHODS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
         MethodSpec("dense", "dense", "no pruning (the baseline)"),
-        MethodSpec("random", "pai", "random mask at initialisation", _SCORED, True, "global"),
+        MethodSpec(
+            "random",
+            "pai",
+            "random mask at initialisation",
+            _SCORED,
+            post_training=True,
+            default_allocation="global",
+        ),
         # At initialisation |w| ~ U(±1/√fan_in): a global ranking compares layers on different
         # scales and empties the widest one (layer collapse, Tanaka et al. 2020), so each layer
         # ranks its own weights, as in Frankle & Carbin 2019 for small networks; trained weights
         # share one scale and are ranked globally.
-        MethodSpec("magnitude", "pai", "|w| (at initialisation; on a trained model with `prune`)",
-                   _SCORED, True, "layer", trained_allocation="global"),
-        MethodSpec("snip", "pai", "SNIP |g ⊙ w| on one mini-batch (Lee et al. 2019)",
-                   (*_SCORED, "score_per_class"), True, "global"),
-        MethodSpec("grasp", "pai", "GraSP: remove the largest −θ ⊙ Hg (Wang et al. 2020)",
-                   (*_SCORED, "score_per_class", "grasp_temperature"), True, "global"),
-        MethodSpec("synflow", "pai", "iterative data-free synaptic flow (Tanaka et al. 2020)",
-                   (*_SCORED, "synflow_iterations"), True, "global"),
+        MethodSpec(
+            "magnitude",
+            "pai",
+            "|w| (at initialisation; on a trained model with `prune`)",
+            _SCORED,
+            post_training=True,
+            default_allocation="layer",
+            trained_allocation="global",
+        ),
+        MethodSpec(
+            "snip",
+            "pai",
+            "SNIP |g ⊙ w| on one mini-batch (Lee et al. 2019)",
+            (*_SCORED, "score_per_class"),
+            post_training=True,
+            default_allocation="global",
+        ),
+        MethodSpec(
+            "grasp",
+            "pai",
+            "GraSP: remove the largest −θ ⊙ Hg (Wang et al. 2020)",
+            (*_SCORED, "score_per_class", "grasp_temperature"),
+            post_training=True,
+            default_allocation="global",
+        ),
+        MethodSpec(
+            "synflow",
+            "pai",
+            "iterative data-free synaptic flow (Tanaka et al. 2020)",
+            (*_SCORED, "synflow_iterations"),
+            post_training=True,
+            default_allocation="global",
+        ),
         MethodSpec("imp", "imp", "iterative magnitude pruning with rewinding (Frankle & Carbin 2019)", _IMP),
-        MethodSpec("imp-reinit", "imp", "lottery control: IMP's final mask, re-initialised weights",
-                   _IMP, run_as="imp"),
-        MethodSpec("imp-random", "imp", "lottery control: random mask with IMP's per-layer counts",
-                   _IMP, run_as="imp"),
-        MethodSpec("set", "dst", "SET: magnitude drop, random growth (Mocanu et al. 2018)", _DST,
-                   default_allocation="erk"),
-        MethodSpec("rigl", "dst", "RigL: magnitude drop, dense-gradient growth (Evci et al. 2020)", _DST,
-                   default_allocation="erk"),
-        MethodSpec("gmp", "gmp", "gradual magnitude pruning, cubic schedule (Zhu & Gupta 2018)",
-                   (*_SCORED, "gmp_begin", "gmp_end", "update_interval"), default_allocation="global"),
-        MethodSpec("neuron-magnitude", "structured", "remove neurons with the smallest ‖W[j,:]‖₂, fine-tune",
-                   (*_TARGET, "finetune_epochs"), True),
-        MethodSpec("neuron-random", "structured", "structured control: remove random neurons, fine-tune",
-                   (*_TARGET, "finetune_epochs"), True),
-        MethodSpec("group-lasso", "structured", "proximal group lasso on neurons (Wen et al. 2016), "
-                   "then neuron pruning and fine-tuning", (*_TARGET, "finetune_epochs", "group_lasso")),
+        MethodSpec(
+            "imp-reinit",
+            "imp",
+            "lottery control: IMP's final mask, re-initialised weights",
+            _IMP,
+            run_as="imp",
+        ),
+        MethodSpec(
+            "imp-random",
+            "imp",
+            "lottery control: random mask with IMP's per-layer counts",
+            _IMP,
+            run_as="imp",
+        ),
+        MethodSpec(
+            "set",
+            "dst",
+            "SET: magnitude drop, random growth (Mocanu et al. 2018)",
+            _DST,
+            default_allocation="erk",
+        ),
+        MethodSpec(
+            "rigl",
+            "dst",
+            "RigL: magnitude drop, dense-gradient growth (Evci et al. 2020)",
+            _DST,
+            default_allocation="erk",
+        ),
+        MethodSpec(
+            "gmp",
+            "gmp",
+            "gradual magnitude pruning, cubic schedule (Zhu & Gupta 2018)",
+            (*_SCORED, "gmp_begin", "gmp_end", "update_interval"),
+            default_allocation="global",
+        ),
+        MethodSpec(
+            "neuron-magnitude",
+            "structured",
+            "remove neurons with the smallest ‖W[j,:]‖₂, fine-tune",
+            (*_TARGET, "finetune_epochs"),
+            post_training=True,
+        ),
+        MethodSpec(
+            "neuron-random",
+            "structured",
+            "structured control: remove random neurons, fine-tune",
+            (*_TARGET, "finetune_epochs"),
+            post_training=True,
+        ),
+        MethodSpec(
+            "group-lasso",
+            "structured",
+            "proximal group lasso on neurons (Wen et al. 2016), then neuron pruning and fine-tuning",
+            (*_TARGET, "finetune_epochs", "group_lasso"),
+        ),
     )
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -99,10 +170,13 @@ FREEZERS: dict[str, FreezeSpec] = {
     spec.name: spec
     for spec in (
         FreezeSpec("random", "freeze a uniformly random fraction of the weights at their initial values"),
-        FreezeSpec("snip", "FreezeNet: freeze the weights of smallest SNIP saliency |g ⊙ w|, train the rest "
-                   "(Wimmer et al. 2020)"),
+        FreezeSpec(
+            "snip",
+            "FreezeNet: freeze the weights of smallest SNIP saliency |g ⊙ w|, train the rest "
+            "(Wimmer et al. 2020)",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def method_names() -> list[str]:

@@ -59,9 +59,13 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
     torch.set_num_threads(1)
     spec = job.training
     train = TrainConfig(
-        epochs=spec.epochs, batch_size=spec.batch_size, lr=spec.lr, optimizer=spec.optimizer,
-        schedule="none", seed=job.seed,
-    )  # fmt: skip
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        optimizer=spec.optimizer,
+        schedule="none",
+        seed=job.seed,
+    )
     try:
         prune = PruneConfig(
             method=job.method,
@@ -74,9 +78,13 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
             f"method {job.method}: bad options {sorted(dict(job.options))} ({error})"
         ) from None
     config = RunConfig(
-        dataset=job.dataset, hidden=job.hidden, train=train, prune=prune, data_dir=job.data_dir,
+        dataset=job.dataset,
+        hidden=job.hidden,
+        train=train,
+        prune=prune,
+        data_dir=job.data_dir,
         data_seed=job.split_seed,
-    )  # fmt: skip
+    )
     with tempfile.TemporaryDirectory(prefix="prunemip-study-") as runs_dir:
         if prune.spec.post_training and not job.is_dense:
             if dense is None:
@@ -105,10 +113,17 @@ def solve_task(network: Network, x0: np.ndarray, label: int, job: SolveJob) -> d
     """Attack one image and return the result record (no file access)."""
     options = HighsOptions(time_limit=job.time_limit, threads=1, random_seed=job.solver_seed)
     result = find_adversarial_example(
-        network, x0, label, norm=job.perturbation.norm, radius=job.perturbation.radius,
-        target=_target(network, x0, label, job.target), mode=job.mode, options=options,  # type: ignore[arg-type]
-        bounds=job.bounds, pgd=job.gradient_attack,
-    )  # fmt: skip
+        network,
+        x0,
+        label,
+        norm=job.perturbation.norm,
+        radius=job.perturbation.radius,
+        target=_target(network, x0, label, job.target),
+        mode=job.mode,  # type: ignore[arg-type]
+        options=options,
+        bounds=job.bounds,
+        pgd=job.gradient_attack,
+    )
     encoding = result.encoding
     witness = result.witness
     record: dict[str, Any] = {
