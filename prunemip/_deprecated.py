@@ -11,31 +11,34 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 #: The release in which the aliases go.
 REMOVED_IN = "0.3"
 
 
-def moved_to(new: str, old: str) -> Callable[[str], Any]:
-    """A module ``__getattr__`` for the stub at ``old`` that forwards to module ``new``.
+def moved_to(new: str | Mapping[str, str], old: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for the stub at ``old`` that forwards names to where they moved.
 
     Args:
-        new: import path of the module the names now live in.
+        new: import path of the module every name now lives in, or a map from each
+            forwarded name to its module (names not in the map are not forwarded).
         old: import path of the stub (its ``__name__``).
 
     Returns:
-        The ``__getattr__`` to assign in the stub: it returns ``new``'s attribute (raising
-        ``AttributeError`` for a name ``new`` lacks) and emits a ``DeprecationWarning``.
+        The ``__getattr__`` to assign in the stub: it returns the moved attribute (raising
+        ``AttributeError`` for a name that did not move) and emits a ``DeprecationWarning``
+        pointing at the caller's line.
     """
 
     def forward(name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        value = getattr(importlib.import_module(new), name)
+        target = new if isinstance(new, str) else new.get(name)
+        if target is None or name.startswith("__"):
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(target), name)
         warnings.warn(
-            f"{old}.{name} moved to {new}.{name}; the old path goes in prunemip {REMOVED_IN}",
+            f"{old}.{name} moved to {target}.{name}; the old path goes in prunemip {REMOVED_IN}",
             DeprecationWarning,
             stacklevel=2,
         )

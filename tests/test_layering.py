@@ -104,14 +104,17 @@ def _layer(module: str) -> int:
 
 
 def _folder(module: str) -> str:
-    """The package folder holding a module (a package's ``__init__`` belongs to its own folder).
+    """The room a module belongs to: the top-level package under ``prunemip`` that holds it
+    (``prunemip.encoders.bounds.linear`` → ``prunemip.encoders``).
 
-    The modules directly in ``prunemip/`` span layers (core, io, the public face), so each
-    is a node of its own; their order is checked module by module.
+    Sub-folders of a room (``encoders/bounds/``, ``solvers/obbt/``) are parts of it; their
+    order is checked module by module. The modules directly in ``prunemip/`` span layers
+    (core, io, the public face), so each is a node of its own.
     """
-    path = MODULES[module]
-    folder = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    return module if folder == "prunemip" else folder
+    parts = module.split(".")
+    if len(parts) > 2 or MODULES[module].name == "__init__.py":
+        return ".".join(parts[:2])
+    return module
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

@@ -12,8 +12,6 @@ forwarded to their new modules for one release, with a ``DeprecationWarning``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prunemip._deprecated import moved_to
 
 #: Old name → the module it moved to. Only these are forwarded: the package's own submodules
@@ -39,7 +37,4 @@ _MOVED: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return moved_to(_MOVED[name], __name__)(name)
+__getattr__ = moved_to(_MOVED, __name__)
