@@ -258,7 +258,14 @@ def encode(
 ) -> MipModel:
     """Encode ``network`` over ``region`` as a big-M MIP (objective zero; see ``with_margin_objective``).
 
-    ``bounds`` default to interval arithmetic over the region.
+    Args:
+        network: the network.
+        region: the input region (an L1 ball adds its lifted budget row, ``InputRegion.budget_split``).
+        bounds: sound neuron bounds over the region; default interval arithmetic.
+        formulation: how pre-activations enter the rows (see ``FORMULATIONS``).
+
+    Returns:
+        The model, with the map from every neuron to its columns and the encoding statistics.
     """
     start = time.perf_counter()
     _check_inputs(network, region, bounds, formulation)
@@ -269,15 +276,11 @@ def encode(
     n0 = network.n_inputs
     input_columns = builder.add_columns("x_", np.arange(n0), region.lower, region.upper)
     l1_columns = None
-    if region.norm == "l1":
-        assert region.center is not None
-        x0 = region.center
-        p = builder.add_columns(
-            "p_", np.arange(n0), np.zeros(n0), np.minimum(region.radius, region.upper - x0)
-        )
-        n = builder.add_columns(
-            "n_", np.arange(n0), np.zeros(n0), np.minimum(region.radius, x0 - region.lower)
-        )
+    split = region.budget_split()
+    if split is not None:
+        x0, p_upper, n_upper = split
+        p = builder.add_columns("p_", np.arange(n0), np.zeros(n0), p_upper)
+        n = builder.add_columns("n_", np.arange(n0), np.zeros(n0), n_upper)
         l1_columns = (p, n)
         ones = np.ones(n0)
         builder.add_rows(

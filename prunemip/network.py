@@ -67,6 +67,18 @@ class InputSpec:
         normalization: dict[str, Any] | None = None,
         dataset: str | None = None,
     ) -> InputSpec:
+        """Validate and broadcast the bounds.
+
+        Args:
+            shape: the input shape (an int for a flat input).
+            lower: lower bound of every raw input: a scalar or one per input.
+            upper: upper bound likewise.
+            normalization: a ``{"mean", "std"}`` already folded into the first layer.
+            dataset: the dataset the inputs come from.
+
+        Returns:
+            The spec; :class:`PrunemipError` for NaN bounds, a wrong count or ``lower > upper``.
+        """
         shape_tuple = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
         size = int(np.prod(shape_tuple))
         lo = _as_bound_vector(lower, size, "input lower bound")
@@ -80,17 +92,28 @@ class InputSpec:
 
     @property
     def size(self) -> int:
+        """The number of inputs."""
         return int(np.prod(self.shape))
 
     @property
     def is_bounded(self) -> bool:
+        """Whether every input has a finite range."""
         return bool(np.all(np.isfinite(self.lower)) and np.all(np.isfinite(self.upper)))
 
     def with_range(self, lower: float | np.ndarray, upper: float | np.ndarray) -> InputSpec:
-        """The same spec with a new value range."""
+        """The same spec with a new value range.
+
+        Args:
+            lower: the new lower bound (a scalar or one per input).
+            upper: the new upper bound.
+
+        Returns:
+            The new spec.
+        """
         return InputSpec.create(self.shape, lower, upper, self.normalization, self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (a bound vector whose entries agree is one number)."""
         return {
             "shape": list(self.shape),
             "lower": _compact_vector(self.lower),
@@ -101,6 +124,15 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InputSpec:
+        """The inverse of :meth:`to_dict`; missing bounds are infinite.
+
+        Args:
+            data: a mapping with ``shape`` and optionally ``lower``, ``upper``,
+                ``normalization``, ``dataset``.
+
+        Returns:
+            The spec.
+        """
         return cls.create(
             data["shape"],
             data.get("lower", -math.inf),
@@ -124,7 +156,16 @@ class Layer:
 
     @classmethod
     def create(cls, weight: Any, bias: Any, activation: str = "relu") -> Layer:
-        """Build a layer from dense or sparse arrays; a dense array keeps its nonzeros."""
+        """Build a layer from dense or sparse arrays; a dense array keeps its nonzeros.
+
+        Args:
+            weight: shape ``(n_out, n_in)``, dense or scipy sparse (its stored entries are kept).
+            bias: ``n_out`` values.
+            activation: ``"relu"`` or ``"identity"``.
+
+        Returns:
+            The layer, weights in canonical float64 CSR.
+        """
         matrix = sp.csr_matrix(weight, dtype=np.float64, copy=True)
         matrix.sum_duplicates()
         matrix.sort_indices()
@@ -135,10 +176,12 @@ class Layer:
 
     @property
     def n_in(self) -> int:
+        """Inputs of the layer."""
         return int(self.weight.shape[1])
 
     @property
     def n_out(self) -> int:
+        """Neurons of the layer."""
         return int(self.weight.shape[0])
 
     @property
@@ -147,10 +190,18 @@ class Layer:
         return int(np.count_nonzero(self.weight.data))
 
     def apply(self, h: np.ndarray) -> np.ndarray:
-        """Pre-activation ``W h + b`` for a batch ``h`` of shape ``(batch, n_in)``."""
+        """Pre-activation ``W h + b`` for a batch ``h`` of shape ``(batch, n_in)``.
+
+        Args:
+            h: the layer's inputs, shape ``(batch, n_in)``.
+
+        Returns:
+            Shape ``(batch, n_out)``.
+        """
         return (self.weight @ h.T).T + self.bias
 
     def activate(self, z: np.ndarray) -> np.ndarray:
+        """The activation applied to pre-activations ``z`` (ReLU or identity)."""
         return np.maximum(z, 0.0) if self.activation == "relu" else z
 
 
@@ -169,6 +220,7 @@ class LayerSummary:
 
     @property
     def sparsity(self) -> float:
+        """Fraction of the layer's weights that are zero."""
         return 1.0 - self.nnz / self.dense_size if self.dense_size else 0.0
 
 
@@ -215,12 +267,25 @@ class Network:
     ) -> Network:
         """Build a network from per-layer ``(n_out, n_in)`` weights and biases.
 
-        Hidden layers default to ReLU and the last layer to identity.
+        Args:
+            weights: per layer, a dense or sparse ``(n_out, n_in)`` matrix.
+            biases: per layer, ``n_out`` values.
+            input_spec: the inputs' shape and range (default: flat, unbounded).
+            activations: per layer; default ReLU for hidden layers and identity for the last.
+            metadata: free-form provenance.
+
+        Returns:
+            The network; :class:`PrunemipError` for mismatched counts or shapes, non-finite
+            values or an unknown activation.
         """
         if len(weights) != len(biases):
             raise PrunemipError(f"{len(weights)} weight matrices but {len(biases)} bias vectors")
+        if not weights:
+            raise PrunemipError("a network needs at least one layer")
         if activations is None:
             activations = ["relu"] * (len(weights) - 1) + ["identity"]
+        if len(activations) != len(weights):
+            raise PrunemipError(f"{len(weights)} weight matrices but {len(activations)} activations")
         layers = tuple(Layer.create(w, b, a) for w, b, a in zip(weights, biases, activations, strict=True))
         spec = input_spec or InputSpec.create(layers[0].n_in)
         return cls(layers, spec, dict(metadata or {}))
@@ -228,10 +293,12 @@ class Network:
     # ----------------------------------------------------------------- properties
     @property
     def n_inputs(self) -> int:
+        """Inputs of the network."""
         return self.layers[0].n_in
 
     @property
     def n_outputs(self) -> int:
+        """Outputs (logits) of the network."""
         return self.layers[-1].n_out
 
     @property
@@ -241,10 +308,12 @@ class Network:
 
     @property
     def nnz(self) -> int:
+        """Nonzero weights over all layers."""
         return sum(layer.nnz for layer in self.layers)
 
     @property
     def dense_size(self) -> int:
+        """Weights of the dense network of the same widths."""
         return sum(layer.n_in * layer.n_out for layer in self.layers)
 
     @property
@@ -254,6 +323,7 @@ class Network:
 
     @property
     def n_relu(self) -> int:
+        """ReLU neurons over all layers."""
         return sum(layer.n_out for layer in self.layers if layer.activation == "relu")
 
     @property
@@ -274,11 +344,25 @@ class Network:
         )
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Float64 logits for one input (any shape with ``n_inputs`` entries) or a batch."""
+        """Float64 logits for one input or a batch.
+
+        Args:
+            x: one input (any shape with ``n_inputs`` entries) or a batch ``(batch, …)``.
+
+        Returns:
+            Shape ``(n_outputs,)`` for one input, else ``(batch, n_outputs)``; an error for a wrong size.
+        """
         return self.layers[-1].activate(self.pre_activations(x)[-1])
 
     def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
-        """Pre-activation values ``ẑ`` of every layer (batch-shaped like the input)."""
+        """Pre-activation values ``ẑ`` of every layer.
+
+        Args:
+            x: one input or a batch, as for :meth:`forward`.
+
+        Returns:
+            Per layer, ``(n_k,)`` for one input or ``(batch, n_k)`` for a batch.
+        """
         h, single = self._as_batch(x)
         values = []
         for layer in self.layers:
@@ -287,16 +371,64 @@ class Network:
             h = layer.activate(z)
         return values
 
+    def forward_with_preactivations(self, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Logits and every layer's pre-activations, for the reverse pass of :meth:`input_gradient`.
+
+        Args:
+            x: one input or a batch, as for :meth:`forward`.
+
+        Returns:
+            The logits, shape ``(batch, n_outputs)``, and per layer its pre-activations
+            ``ẑ_k``, shape ``(batch, n_k)`` (2-D even for one input).
+        """
+        pre = [np.atleast_2d(z) for z in self.pre_activations(x)]
+        return self.layers[-1].activate(pre[-1]), pre
+
+    def input_gradient(
+        self, pre: Sequence[np.ndarray], grad_output: np.ndarray, layer: int | None = None
+    ) -> np.ndarray:
+        """``∂(Σ grad_output ⊙ y)/∂x`` per row, by reverse mode through the sparse layers.
+
+        Through a ReLU ``h_k = max(ẑ_k, 0)``: ``∂/∂ẑ_k = ∂/∂h_k ⊙ [ẑ_k > 0]`` (the subgradient
+        0 at ``ẑ = 0``); through the affine map: ``∂/∂h_{k−1} = W_kᵀ ∂/∂ẑ_k`` (``h_{−1} = x``).
+
+        Args:
+            pre: the pre-activations of :meth:`forward_with_preactivations` at the points.
+            grad_output: shape ``(batch, n)``: weights of the logits ``y`` (``n = n_outputs``),
+                or, with ``layer``, of that layer's pre-activations ``ẑ_layer`` (``n = n_layer``).
+            layer: differentiate ``ẑ_layer`` instead of the logits.
+
+        Returns:
+            The input gradients, shape ``(batch, n_inputs)``.
+        """
+        top = len(self.layers) - 1 if layer is None else layer
+        g = grad_output
+        for k in range(top, -1, -1):
+            current = self.layers[k]
+            if current.activation == "relu" and (k < top or layer is None):
+                g = g * (pre[k] > 0.0)
+            g = np.asarray((current.weight.T @ g.T).T)
+        return g
+
     def predict(self, x: np.ndarray) -> np.ndarray | int:
-        """Predicted class (argmax of the logits)."""
+        """Predicted class (argmax of the logits).
+
+        Args:
+            x: one input or a batch, as for :meth:`forward`.
+
+        Returns:
+            The class for one input, an array of classes for a batch.
+        """
         logits = self.forward(x)
         return int(np.argmax(logits)) if logits.ndim == 1 else np.argmax(logits, axis=1)
 
     # ----------------------------------------------------------------- derived networks
     def with_input_spec(self, spec: InputSpec) -> Network:
+        """The same layers with another input spec (e.g. a value range)."""
         return replace(self, input_spec=spec)
 
     def with_metadata(self, **items: Any) -> Network:
+        """The same network with ``items`` added to its metadata."""
         return replace(self, metadata={**self.metadata, **items})
 
     def fold_input_normalization(self, mean: Any, std: Any) -> Network:
@@ -304,6 +436,13 @@ class Network:
 
         With ``s = 1/std``: ``W ((x - mean) s) + b = (W diag(s)) x + (b - W (mean s))``.
         The result takes raw inputs; the normalisation is recorded in the input spec.
+
+        Args:
+            mean: a scalar or one value per input.
+            std: likewise, finite and nonzero.
+
+        Returns:
+            The folded network (the first layer's sparsity pattern is kept).
         """
         n = self.n_inputs
         mean_vec = _as_bound_vector(mean, n, "normalisation mean")
@@ -324,6 +463,7 @@ class Network:
 
     # ----------------------------------------------------------------- reporting
     def summary(self) -> list[LayerSummary]:
+        """Per layer: shape, activation, nonzeros and neurons without inputs or outputs."""
         rows = []
         for index, layer in enumerate(self.layers):
             w = layer.weight.copy()

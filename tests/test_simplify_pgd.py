@@ -26,7 +26,7 @@ from prunemip.encoders.bounds.interval import interval_bounds
 from prunemip.encoders.bounds.linear import linear_bounds
 from prunemip.encoders.simplify import simplify, simplify_network
 from prunemip.engine.attack import find_adversarial_example, target_order
-from prunemip.engine.falsify import PgdOptions, pgd_attack, project_l1_box
+from prunemip.engine.falsify import PgdOptions, pgd_attack
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.bounds import ObbtOptions, compute_bounds
@@ -121,7 +121,7 @@ def test_l1_box_projection_is_feasible_and_a_projection(n, seed, radius):
     x0 = rng.random(n)
     region = InputRegion.ball("l1", x0, radius, 0.0, 1.0)
     points = x0 + rng.normal(size=(5, n)) * rng.choice([0.01, 1.0, 10.0])
-    projected = project_l1_box(points, region)
+    projected = region.nearest(points)
     # Reference: bisection on the threshold λ of d = clip(soft_λ(v − x0), lo − x0, hi − x0).
     v = points - x0
     lam_low, lam_high = np.zeros(len(v)), np.abs(v).max(axis=1) + 1.0

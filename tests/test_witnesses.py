@@ -10,7 +10,7 @@ from test_bounds_methods import FAST, norms, scaled
 
 from prunemip.encoders.bounds.interval import interval_bounds
 from prunemip.encoders.bounds.linear import linear_bounds
-from prunemip.encoders.bounds.witnesses import first_layer_maximisers, witnessed_unstable
+from prunemip.encoders.bounds.witnesses import witnessed_unstable
 from prunemip.regions import InputRegion
 from prunemip.solvers.bounds import compute_bounds
 from prunemip.solvers.methods import BOUNDS_METHODS
@@ -22,7 +22,7 @@ def test_first_layer_maximisers_are_in_the_region_and_reach_the_lp_maximum(seed,
     weight = rng.normal(size=(4, n)) * (rng.random((4, n)) < 0.8)
     x0 = rng.random(n)
     region = InputRegion.ball(norm, x0, radius, 0.0, 1.0)
-    points = first_layer_maximisers(weight, region)
+    points = region.maximisers(weight)
     for row, x in enumerate(points):
         assert region.contains(x, tol=1e-12)
         if norm == "linf":  # max over a box: each coordinate at the end its weight points to

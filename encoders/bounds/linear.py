@@ -13,8 +13,9 @@ DeepPoly): with ``ẑ_k ≤ Λ_m ẑ_m + c`` (``Λ_k = C``),
   ``α ∈ [0, 1]``; by default ``α ∈ {0, 1}``, 1 when ``u > −l`` (the area-minimising
   choice of both papers), or per row as optimised below; stable neurons are exact
   (``h = ẑ`` or ``h = 0``); so ``Λ_{m−1} = G⁺ diag(a) + G⁻ diag(α)``, ``c += G⁺ t``;
-* at the input, ``max_x Λ_0 x + c`` over the region, exactly: a box (L∞ ball ∩ input box)
-  gives ``Λ⁺ hi + Λ⁻ lo``; an L1 ball ∩ box ``{x0 + d : ‖d‖₁ ≤ δ, lo ≤ x0 + d ≤ hi}``
+* at the input, ``max_x Λ_0 x + c`` over the region, exactly: the region's support function
+  (:meth:`InputRegion.support <prunemip.regions.InputRegion.support>`): a box (L∞ ball ∩
+  input box) gives ``Λ⁺ hi + Λ⁻ lo``; an L1 ball ∩ box ``{x0 + d : ‖d‖₁ ≤ δ, lo ≤ x0 + d ≤ hi}``
   gives, for any ``λ ≥ 0`` (Lagrangian duality of the budget row),
   ``Λ x0 + λ δ + Σ_i cap_i · max(|Λ_i| − λ, 0)`` with ``cap_i`` the room towards the sign of
   ``Λ_i``; the greedy (fractional-knapsack) threshold ``λ`` makes it the exact maximum,
@@ -32,9 +33,8 @@ ReLUs of the layers below, convex for one ReLU layer below. :func:`alpha_bounds`
 every row ``[e_j; −e_j]`` of an unstable neuron its own slopes, found by a few projected
 Adam steps in torch (float64, autograd) over the already tightened bounds of the earlier
 layers, then recomputes the bound rigorously here and intersects it with the previous
-one. On 12 images of the dense 2x200 benchmark nets it left the LP stage's unstable counts
-on 11 (one neuron more on the 12th) in 0.02–0.31 s against LP's 0.13–68 s, for 0.7–16× the
-time of plain CROWN (``experiments/benchmarks/README.md``, bound quality).
+one (its tightness and cost against CROWN and LP tightening: ``experiments/benchmarks/README.md``,
+bound quality).
 
 Soundness in floating point. The argument never needs the computed ``Λ`` to be the
 exact one: each step keeps the invariant "``ẑ_k ≤ Λ̃_m ẑ_m + c̃ + s`` holds exactly for
@@ -70,7 +70,7 @@ from prunemip.encoders.bounds.interval import (
 )
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
-from prunemip.regions import InputRegion
+from prunemip.regions import InputRegion, round_up_nonnegative
 
 if TYPE_CHECKING:
     import torch
@@ -85,17 +85,19 @@ ALPHA_CHUNK_ENTRIES = 4_000_000
 ALPHA_MAX_WEIGHTS = 25_000_000
 
 
-def _round_up_nonnegative(values: np.ndarray) -> np.ndarray:
-    """A float ≥ the exact value of a non-negative quantity computed with a few roundings."""
-    return np.nextafter(values * (1.0 + 4.0 * UNIT_ROUNDOFF), np.inf)
-
-
 def relu_relaxation(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slopes and intercepts of valid lines ``α ẑ ≤ ReLU(ẑ) ≤ a ẑ + t`` on ``[lower, upper]``.
 
     Stably active: ``a = α = 1, t = 0``; stably inactive: all 0; unstable: the chord of
     the ReLU (``a = u/(u − l)``, ``t`` rounded up so that the float line stays above both
     end points) and ``α = 1`` if ``u > −l`` else 0.
+
+    Args:
+        lower: sound lower bounds of the pre-activations.
+        upper: sound upper bounds.
+
+    Returns:
+        The upper slopes ``a``, upper intercepts ``t`` and lower slopes ``α``, per neuron.
     """
     active = lower >= 0.0
     unstable = (lower < 0.0) & (upper > 0.0)
@@ -108,7 +110,7 @@ def relu_relaxation(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, n
         slope = np.minimum(slope, 1.0)
         # The line a·ẑ + t lies above the (convex) ReLU on [l, u] iff it does at both ends:
         # a·l + t ≥ 0 and a·u + t ≥ u.
-        intercept[unstable] = _round_up_nonnegative(np.maximum(-slope * lo, hi * (1.0 - slope)))
+        intercept[unstable] = round_up_nonnegative(np.maximum(-slope * lo, hi * (1.0 - slope)))
         slope_up[unstable] = slope
         slope_low[unstable] = (hi > -lo).astype(np.float64)
     return slope_up, intercept, slope_low
@@ -116,33 +118,6 @@ def relu_relaxation(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, n
 
 def _relaxation(activation: str, lower: np.ndarray, upper: np.ndarray) -> Relaxation:
     return relu_relaxation(lower, upper) if activation == "relu" else None
-
-
-def _concretize(G: np.ndarray, region: InputRegion) -> tuple[np.ndarray, np.ndarray]:
-    """``max_x G x`` per row over the region, and a bound on its float64 rounding error."""
-    lo, hi = region.lower, region.upper
-    n = lo.size
-    magnitude = np.maximum(np.abs(lo), np.abs(hi))
-    if region.norm != "l1" or region.center is None:
-        value = np.maximum(G, 0.0) @ hi + np.minimum(G, 0.0) @ lo
-        return value, gamma(n + 2) * (np.abs(G) @ magnitude)
-    x0, radius = region.center, region.radius
-    room_up = _round_up_nonnegative(np.maximum(hi - x0, 0.0))
-    room_down = _round_up_nonnegative(np.maximum(x0 - lo, 0.0))
-    weight = np.abs(G)
-    room = np.where(G > 0.0, room_up, room_down)
-    # The greedy threshold: fill coordinates by decreasing |G_i| until the budget δ is used.
-    order = np.argsort(-weight, axis=1, kind="stable")
-    sorted_weight = np.take_along_axis(weight, order, axis=1)
-    filled = np.cumsum(np.take_along_axis(room, order, axis=1), axis=1)
-    reaches = filled >= radius
-    first = np.argmax(reaches, axis=1)
-    rows = np.arange(G.shape[0])
-    threshold = np.where(reaches[rows, first], sorted_weight[rows, first], 0.0) if n else np.zeros(len(rows))
-    excess = np.maximum(weight - threshold[:, None], 0.0)
-    value = G @ x0 + threshold * radius + np.sum(room * excess, axis=1)
-    error = gamma(n + 3) * (weight @ np.abs(x0) + threshold * radius + np.sum(room * weight, axis=1))
-    return value, error
 
 
 def _post_magnitude(activation: str, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -167,6 +142,18 @@ def linear_upper_bound(
     they define the ReLU relaxations. ``lower_slopes[m]`` (optional, shape ``(n_m,)`` or one
     row per coefficient row) replaces the lower slopes ``α`` of layer ``m``'s unstable
     ReLUs, clipped to ``[0, 1]``; stable neurons keep their exact lines.
+
+    Args:
+        network: the network.
+        region: the input region.
+        layer: the layer whose pre-activations ``ẑ_layer`` are bounded.
+        coefficients: the rows ``C``, shape ``(m, n_layer)``.
+        lower: sound lower bounds per layer (at least up to ``layer − 1``).
+        upper: sound upper bounds likewise.
+        lower_slopes: optional lower slopes per layer (α-CROWN).
+
+    Returns:
+        Per row, a float upper bound of ``max_x C ẑ_layer`` over the region.
     """
     C = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
     layers = network.layers
@@ -206,9 +193,9 @@ def linear_upper_bound(
         z_max = np.maximum(np.abs(lower[m - 1]), np.abs(upper[m - 1]))
         slack += gamma(G.shape[1] + 1) * (np.abs(const) + added) + 2.0 * UNIT_ROUNDOFF * (np.abs(Lam) @ z_max)
         const = const + added
-    value, error = _concretize(G, region)
+    value, magnitude, terms = region.support(G)
     total = const + value
-    slack += error + gamma(2) * (np.abs(const) + np.abs(value))
+    slack += gamma(terms) * magnitude + gamma(2) * (np.abs(const) + np.abs(value))
     return total + 2.0 * slack + RELATIVE_TOLERANCE * np.abs(total)
 
 
@@ -266,30 +253,6 @@ def linear_bounds(
 
 
 # ----------------------------------------------------------------------- α-CROWN
-def _torch_concretize(G: torch.Tensor, region: InputRegion) -> torch.Tensor:
-    """``max_x G x`` per row over the region, as :func:`_concretize` without its error term.
-
-    For the L1 ball the greedy threshold ``λ`` is held constant: the value is an upper bound
-    for every ``λ ≥ 0`` and, by Danskin's theorem, its gradient at the optimal ``λ`` is the
-    gradient of the maximum.
-    """
-    import torch
-
-    lo, hi = torch.from_numpy(region.lower), torch.from_numpy(region.upper)
-    if region.norm != "l1" or region.center is None:
-        return G.clamp(min=0.0) @ hi + G.clamp(max=0.0) @ lo
-    x0 = torch.from_numpy(region.center)
-    weight = G.abs()
-    room = torch.where(G > 0.0, (hi - x0).clamp(min=0.0), (x0 - lo).clamp(min=0.0))
-    with torch.no_grad():
-        sorted_weight, order = torch.sort(weight, dim=1, descending=True, stable=True)
-        reaches = torch.cumsum(torch.gather(room, 1, order), dim=1) >= region.radius
-        first = torch.argmax(reaches.to(torch.int8), dim=1, keepdim=True)
-        threshold = torch.where(torch.gather(reaches, 1, first), torch.gather(sorted_weight, 1, first), 0.0)
-    excess = (weight - threshold).clamp(min=0.0)
-    return G @ x0 + threshold.squeeze(1) * region.radius + torch.sum(room * excess, dim=1)
-
-
 def _optimised_slopes(
     weights: Sequence[torch.Tensor],
     network: Network,
@@ -345,7 +308,7 @@ def _optimised_slopes(
             positive = G.clamp(min=0.0)
             Lam = positive * slope_up + G.clamp(max=0.0) * slope_low
             const = const + positive @ intercept
-        return const + Lam @ biases[0] + _torch_concretize(Lam @ weights[0], region)
+        return const + Lam @ biases[0] + region.support_torch(Lam @ weights[0])
 
     beta1, beta2, eps = 0.9, 0.999, 1e-8
     moments = {m: (torch.zeros_like(a), torch.zeros_like(a)) for m, a in alpha.items()}

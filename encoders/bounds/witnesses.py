@@ -8,10 +8,11 @@ unstable count of any sound bounds, and ``bounds.n_unstable − proved`` is the 
 tighter method could still gain.
 
 The inputs: the region's midpoint, random points and the exact maximiser and minimiser of
-every first-layer pre-activation (a box vertex; over an L1 ball ∩ box, the greedy
+every first-layer pre-activation (:meth:`InputRegion.maximisers
+<prunemip.regions.InputRegion.maximisers>`: a box vertex; over an L1 ball ∩ box, the greedy
 solution of the fractional knapsack max Σ|w_i| t_i s.t. Σ t_i ≤ δ, 0 ≤ t_i ≤ room_i), so
 the first layer's count is exact; then projected steepest ascent on ±ẑ_j (the gradient
-attack's steps, :class:`prunemip.engine.falsify.Ascent`), one chain per neuron and missing sign,
+attack's steps, :class:`prunemip.regions.Ascent`), one chain per neuron and missing sign,
 started from the best point seen so far and batched per layer. Every point evaluated
 counts as a witness for every neuron of every layer.
 """
@@ -23,15 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from prunemip.encoders.bounds.interval import NeuronBounds
-from prunemip.engine.falsify import (
-    Ascent,
-    PgdOptions,
-    forward_with_preactivations,
-    input_gradient,
-    random_points,
-)
 from prunemip.network import Network
-from prunemip.regions import InputRegion
+from prunemip.regions import Ascent, InputRegion
 
 #: How far from zero a float64 pre-activation must be to witness a sign.
 SIGN_TOLERANCE = 1e-9
@@ -88,21 +82,6 @@ class _Extremes:
             self.argmin[k][better_low] = x[bottom[better_low]]
 
 
-def first_layer_maximisers(weight: np.ndarray, region: InputRegion) -> np.ndarray:
-    """Row j: an input of the region that maximises ``weight[j] · x`` (``weight`` dense)."""
-    lo, hi = region.lower, region.upper
-    if region.norm != "l1" or region.center is None:
-        return np.where(weight > 0.0, hi, lo)
-    x0 = region.center
-    room = np.where(weight > 0.0, hi - x0, x0 - lo) * (weight != 0.0)
-    order = np.argsort(-np.abs(weight), axis=1, kind="stable")
-    room_sorted = np.take_along_axis(room, order, axis=1)
-    spent_before = np.cumsum(room_sorted, axis=1) - room_sorted
-    take = np.zeros_like(weight)
-    np.put_along_axis(take, order, np.clip(region.radius - spent_before, 0.0, room_sorted), axis=1)
-    return np.clip(x0 + np.sign(weight) * take, lo, hi)
-
-
 def witnessed_unstable(
     network: Network,
     region: InputRegion,
@@ -114,22 +93,31 @@ def witnessed_unstable(
 ) -> WitnessedInstability:
     """Hidden neurons proved unstable over ``region`` by pairs of its inputs.
 
-    ``bounds`` (sound, for the same region) spare the search for a sign they exclude;
-    ``steps`` ascent steps per chain, ``samples`` random points first.
+    Args:
+        network: the network.
+        region: the input region.
+        bounds: sound bounds for the same region; they spare the search for a sign they exclude.
+        steps: ascent steps per chain.
+        samples: random points evaluated first.
+        seed: the random points' seed.
+
+    Returns:
+        Per hidden layer the highest and lowest pre-activations seen, and the neurons they prove
+        unstable.
     """
     hidden = [k for k, layer in enumerate(network.layers) if layer.activation == "relu"]
     extremes = _Extremes(len(network.layers))
 
     def evaluate(x: np.ndarray) -> list[np.ndarray]:
-        _, pre = forward_with_preactivations(network, x)
+        _, pre = network.forward_with_preactivations(x)
         extremes.record(x, pre)
         return pre
 
     rng = np.random.default_rng(seed)
     first = network.layers[0].weight.toarray()
-    extremes_of_first = [first_layer_maximisers(sign * first, region) for sign in (1.0, -1.0)]
-    evaluate(np.vstack([region.midpoint[None, :], random_points(region, rng, samples), *extremes_of_first]))
-    ascent = Ascent.of(region, PgdOptions(steps=steps))
+    extremes_of_first = [region.maximisers(sign * first) for sign in (1.0, -1.0)]
+    evaluate(np.vstack([region.midpoint[None, :], region.sample(rng, samples), *extremes_of_first]))
+    ascent = Ascent.of(region)
     for k in hidden:
         width = network.layers[k].n_out
         can_be_positive = np.ones(width, bool) if bounds is None else bounds.upper[k] > 0.0
@@ -143,10 +131,10 @@ def witnessed_unstable(
         x = np.vstack([extremes.argmax[k][want_high], extremes.argmin[k][want_low]])
         rows = np.arange(neurons.size)
         for step in range(steps):
-            pre = evaluate(x) if step else forward_with_preactivations(network, x)[1]
+            pre = evaluate(x) if step else network.forward_with_preactivations(x)[1]
             grad = np.zeros((neurons.size, width))
             grad[rows, neurons] = signs
-            x = ascent.step(x, input_gradient(network, pre, grad, layer=k), step, steps)
+            x = ascent.step(x, network.input_gradient(pre, grad, layer=k), step, steps)
         evaluate(x)
     return WitnessedInstability(
         tuple(hidden),

@@ -36,7 +36,6 @@ from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
 from prunemip.encoders.mip_model import MipModel, NameBlock
 from prunemip.engine.attack import ROBUST_TOLERANCE
-from prunemip.engine.falsify import forward_with_preactivations, input_gradient
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.pruning.sparsify import magnitude_prune
@@ -186,7 +185,7 @@ class _Search:
         x = np.vstack([(lo + hi) / 2, starts])
         rows = np.arange(len(x))
         for step in range(GRADIENT_STEPS + 1):
-            outputs, pre = forward_with_preactivations(self.network, x)
+            outputs, pre = self.network.forward_with_preactivations(x)
             slack = rhs - outputs @ coefficients.T
             for row in np.flatnonzero(np.min(slack, axis=1) >= 0.0):
                 if self.accept(x[row], disjunct):
@@ -194,7 +193,7 @@ class _Search:
             if step == GRADIENT_STEPS or self.remaining() <= 0:
                 return False
             tightest = np.argmin(slack, axis=1)
-            gradient = input_gradient(self.network, pre, -coefficients[tightest[rows]])
+            gradient = self.network.input_gradient(pre, -coefficients[tightest[rows]])
             size = (hi - lo) * (0.25 * (1.0 - step / GRADIENT_STEPS) + 0.01)
             x = np.clip(x + size * np.sign(gradient), lo, hi)
         return False
