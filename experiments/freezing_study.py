@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from prunemip.data import Dataset, load_dataset
-from prunemip.engine.attack import find_adversarial_example
+from prunemip.engine.attack import AttackOptions, find_adversarial_example
 from prunemip.network import Network
 from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig
 from prunemip.pruning.pipeline import Outcome, run_training
@@ -88,7 +88,12 @@ def train_variants(args: argparse.Namespace) -> dict[str, tuple[Outcome, float]]
 
 def attack(network: Network, test: Dataset, images: list[int], eps: float, limit: float) -> list[dict]:
     """The untargeted decide-mode L∞ MIP on each image; one row per image."""
-    options = HighsOptions(time_limit=limit, threads=1, random_seed=0)
+    options = AttackOptions(
+        mode="decide",
+        bounds="linear",
+        highs=HighsOptions(time_limit=limit, threads=1, random_seed=0),
+        pgd=False,
+    )
     rows = []
     for index in images:
         result = find_adversarial_example(
@@ -97,10 +102,7 @@ def attack(network: Network, test: Dataset, images: list[int], eps: float, limit
             int(test.labels[index]),
             norm="linf",
             radius=eps,
-            mode="decide",
-            bounds="linear",
             options=options,
-            pgd=False,
         )
         encoding = result.encoding
         rows.append(

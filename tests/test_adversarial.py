@@ -25,11 +25,12 @@ from hypothesis import strategies as st
 from prunemip.encoders.bigm import encode
 from prunemip.engine.attack import (
     ROBUST_TOLERANCE,
-    _outcome_status,
+    AttackOptions,
     check_witness,
     find_adversarial_example,
     target_order,
 )
+from prunemip.engine.targets import outcome_status
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
@@ -68,7 +69,13 @@ def test_witnesses_are_in_the_region_with_forward_pass_margins(network, seed, no
     target = target_order(network.forward(x0), label)[-1] if targeted else None
     radius = float(rng.choice([0.05, 0.3, 1.0]))
     result = find_adversarial_example(
-        network, x0, label, norm=norm, radius=radius, target=target, mode=mode, options=EXACT
+        network,
+        x0,
+        label,
+        norm=norm,
+        radius=radius,
+        target=target,
+        options=AttackOptions(mode=mode, highs=EXACT),
     )
     assert result.status in ("adversarial", "robust")
     check_result(network, result)
@@ -107,7 +114,9 @@ def test_robust_is_never_claimed_when_brute_force_finds_an_adversarial(
     x0 = near_decision_boundary(network, rng) if near_boundary else rng.random(network.n_inputs)
     label = int(network.predict(x0))
     region = ball_region(network, x0, norm, radius)
-    result = find_adversarial_example(network, x0, label, region, mode=mode, options=EXACT)
+    result = find_adversarial_example(
+        network, x0, label, region, options=AttackOptions(mode=mode, highs=EXACT)
+    )
     check_result(network, result)
     optimum = max(
         brute_force_margin(network, region, t, label) for t in target_order(network.forward(x0), label)
@@ -135,7 +144,9 @@ def test_sampled_adversarial_is_found_on_a_larger_net(rng):
         label = int(network.predict(x0))
         for norm, radius in (("linf", 0.15), ("l1", 1.0)):
             region = ball_region(network, x0, norm, radius)
-            result = find_adversarial_example(network, x0, label, region, options=HighsOptions(threads=1))
+            result = find_adversarial_example(
+                network, x0, label, region, options=AttackOptions(highs=HighsOptions(threads=1))
+            )
             check_result(network, result)
             assert result.status in ("adversarial", "robust")
             logits = network.forward(sample_region(region, rng, 2000))
@@ -152,20 +163,28 @@ def test_untargeted_order_runner_up_first_and_decide_stops_at_first_adversarial(
     network = Network.from_arrays([w], [np.array([3.0, 1.0, 2.0, 0.0])], InputSpec.create(1, 0, 1))
     x0 = np.array([0.0])
     assert target_order(network.forward(x0), 0) == [2, 1, 3]
-    decide = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="decide", pgd=False)
+    decide = find_adversarial_example(
+        network, x0, 0, norm="linf", radius=1.0, options=AttackOptions(mode="decide", pgd=False)
+    )
     assert [o.target for o in decide.targets] == [2, 1]
     assert [o.status for o in decide.targets] == ["robust", "adversarial"]
     assert decide.status == "adversarial" and decide.witness.target == 1
-    optimize = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="optimize")
+    optimize = find_adversarial_example(
+        network, x0, 0, norm="linf", radius=1.0, options=AttackOptions(mode="optimize")
+    )
     assert [o.target for o in optimize.targets] == [2, 1, 3]
     assert optimize.witness.target == 1 and optimize.best_margin == pytest.approx(2.0)
-    robust = find_adversarial_example(network, x0, 0, norm="linf", radius=0.1, mode="decide")
+    robust = find_adversarial_example(
+        network, x0, 0, norm="linf", radius=0.1, options=AttackOptions(mode="decide")
+    )
     assert robust.status == "robust" and [o.target for o in robust.targets] == [2, 1, 3]
     targeted = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, target=3)
     assert targeted.status == "robust" and [o.target for o in targeted.targets] == [3]
     # With the gradient attack (the default), decide mode needs no MIP here: its point is
     # adversarial, and re-checked like every witness.
-    quick = find_adversarial_example(network, x0, 0, norm="linf", radius=1.0, mode="decide")
+    quick = find_adversarial_example(
+        network, x0, 0, norm="linf", radius=1.0, options=AttackOptions(mode="decide")
+    )
     assert quick.status == "adversarial" and quick.targets == () and quick.witness.target == 1
     assert quick.witness.margin == pytest.approx(2.0) and quick.pgd_seconds > 0
 
@@ -195,7 +214,9 @@ def test_eps_zero_is_robust_for_a_correct_prediction(rng):
     x0 = rng.random(4)
     label = int(network.predict(x0))
     for norm in ("linf", "l1"):
-        result = find_adversarial_example(network, x0, label, norm=norm, radius=0.0, mode="optimize")
+        result = find_adversarial_example(
+            network, x0, label, norm=norm, radius=0.0, options=AttackOptions(mode="optimize")
+        )
         assert result.status == "robust" and result.encoding.binaries == 0
         logits = network.forward(x0)
         assert result.best_margin == pytest.approx(np.max(np.delete(logits, label)) - logits[label])
@@ -222,9 +243,13 @@ def test_time_limit_is_shared_by_the_targets():
     x0 = rng.random(64)
     label = int(network.predict(x0))
     result = find_adversarial_example(
-        network, x0, label, norm="linf", radius=0.1, mode="optimize", options=HighsOptions(time_limit=1.0),
-        pgd=False,
-    )  # fmt: skip
+        network,
+        x0,
+        label,
+        norm="linf",
+        radius=0.1,
+        options=AttackOptions(mode="optimize", highs=HighsOptions(time_limit=1.0), pgd=False),
+    )
     assert result.status == "timeout"
     assert result.total_seconds < 5.0
     assert 1 <= len(result.targets) < 9
@@ -233,13 +258,13 @@ def test_time_limit_is_shared_by_the_targets():
 
 def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monkeypatch):
     """Decide mode: a solver incumbent > 0 whose forward pass is not adversarial is re-solved."""
-    import prunemip.engine.attack as adversarial
+    import prunemip.engine.targets as targets
 
     network = random_network(rng, [3, 6, 3], 0.0)
     x0 = rng.random(3)
     label = int(network.predict(x0))
     calls = []
-    real_solve = adversarial.solve
+    real_solve = targets.solve
 
     def fake_then_real(model, options, start=None, decide=None):
         calls.append(decide)
@@ -249,10 +274,12 @@ def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monke
             )
         return real_solve(model, options, start=start, decide=decide)
 
-    monkeypatch.setattr(adversarial, "solve", fake_then_real)
+    monkeypatch.setattr(targets, "solve", fake_then_real)
     target = target_order(network.forward(x0), label)[0]
     # Interval bounds: the linear relaxation would prove this margin without any MIP.
-    result = find_adversarial_example(network, x0, label, norm="linf", radius=0.0, target=target, bounds="ia")
+    result = find_adversarial_example(
+        network, x0, label, norm="linf", radius=0.0, target=target, options=AttackOptions(bounds="ia")
+    )
     assert calls[0] is not None and calls[0].target == 0.0 and calls[1] is None  # then it optimises
     assert result.status == "robust" and not result.found
     check_result(network, result)
@@ -261,13 +288,18 @@ def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monke
 LOOSE = {"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
 
 
+def loose_mips(time_limit: float) -> AttackOptions:
+    """Interval bounds, no gradient attack, HiGHS feasibility tolerances of 0.05."""
+    return AttackOptions(bounds="ia", pgd=False, highs=HighsOptions(time_limit=time_limit, extra=LOOSE))
+
+
 def _spy_on_solves(monkeypatch, delay: float = 0.0) -> list[tuple[int, float, float | None, SolveResult]]:
     """Record (target class, feasibility tolerance, decide proof, result) per HiGHS solve,
     sleeping ``delay`` seconds after each."""
-    import prunemip.engine.attack as adversarial
+    import prunemip.engine.targets as targets
 
     calls = []
-    real_solve = adversarial.solve
+    real_solve = targets.solve
 
     def spy(model, options, start=None, decide=None):
         target = list(model.output_columns).index(int(np.argmax(model.objective)))
@@ -277,7 +309,7 @@ def _spy_on_solves(monkeypatch, delay: float = 0.0) -> list[tuple[int, float, fl
         time.sleep(delay)
         return result
 
-    monkeypatch.setattr(adversarial, "solve", spy)
+    monkeypatch.setattr(targets, "solve", spy)
     return calls
 
 
@@ -310,10 +342,7 @@ def test_a_verdict_within_the_solver_tolerances_is_settled_with_tighter_ones(mon
     target = target_order(network.forward(x0), label)[0]
     optimum = optima[[t for t in range(3) if t != label].index(target)]
     calls = _spy_on_solves(monkeypatch)
-    result = find_adversarial_example(
-        network, x0, label, region, target=target, bounds="ia", pgd=False,
-        options=HighsOptions(time_limit=20, extra=LOOSE),
-    )  # fmt: skip
+    result = find_adversarial_example(network, x0, label, region, target=target, options=loose_mips(20))
     outcome = result.targets[0]
     assert result.encoding.binaries > 0  # a branch-and-bound MIP, not an LP
     assert [tolerance for _, tolerance, _, _ in calls] == [0.05, pytest.approx(5e-5)]
@@ -332,9 +361,7 @@ def test_unknown_targets_are_solved_again_after_every_target_had_its_first_solve
     """Untargeted: a re-solve never takes time from a target not yet solved once."""
     network, x0, label, region, _ = _robust_instance_with_binaries()
     calls = _spy_on_solves(monkeypatch)
-    result = find_adversarial_example(
-        network, x0, label, region, bounds="ia", pgd=False, options=HighsOptions(time_limit=20, extra=LOOSE)
-    )
+    result = find_adversarial_example(network, x0, label, region, options=loose_mips(20))
     others = target_order(network.forward(x0), label)
     tolerances = [tolerance for _, tolerance, *_ in calls]
     first = tolerances.count(0.05)
@@ -348,10 +375,7 @@ def test_no_second_solve_once_the_time_is_spent(monkeypatch):
     network, x0, label, region, _ = _robust_instance_with_binaries()
     target = target_order(network.forward(x0), label)[0]
     calls = _spy_on_solves(monkeypatch, delay=0.6)
-    result = find_adversarial_example(
-        network, x0, label, region, target=target, bounds="ia", pgd=False,
-        options=HighsOptions(time_limit=0.5, extra=LOOSE),
-    )  # fmt: skip
+    result = find_adversarial_example(network, x0, label, region, target=target, options=loose_mips(0.5))
     assert len(calls) == 1
     assert result.status == "unknown" and not result.found
     check_result(network, result)
@@ -387,13 +411,13 @@ def test_robust_needs_a_dual_bound_clear_of_zero():
         return SolveResult(status, "", objective, dual_bound, None, 0, 0, 0.0, None, 0.0, None)
 
     tolerance = ROBUST_TOLERANCE
-    assert _outcome_status(result(SolveStatus.OPTIMAL, -1e-7, 5e-7), None, tolerance) == "unknown"
-    assert _outcome_status(result(SolveStatus.DECIDED_AT_MOST, -0.17, 1.6e-12), None, tolerance) == "unknown"
-    assert _outcome_status(result(SolveStatus.OPTIMAL, -0.5, -0.49995), None, tolerance) == "robust"
-    assert _outcome_status(result(SolveStatus.DECIDED_AT_MOST, None, -0.1), None, tolerance) == "robust"
-    assert _outcome_status(result(SolveStatus.OPTIMAL, 0.0, 0.0), None, tolerance) == "unknown"
-    assert _outcome_status(result(SolveStatus.OPTIMAL, -1e-7, -1e-7), None, tolerance) == "unknown"
-    assert _outcome_status(result(SolveStatus.TIME_LIMIT, -1.0, 2.0), None, tolerance) == "timeout"
+    assert outcome_status(result(SolveStatus.OPTIMAL, -1e-7, 5e-7), None, tolerance) == "unknown"
+    assert outcome_status(result(SolveStatus.DECIDED_AT_MOST, -0.17, 1.6e-12), None, tolerance) == "unknown"
+    assert outcome_status(result(SolveStatus.OPTIMAL, -0.5, -0.49995), None, tolerance) == "robust"
+    assert outcome_status(result(SolveStatus.DECIDED_AT_MOST, None, -0.1), None, tolerance) == "robust"
+    assert outcome_status(result(SolveStatus.OPTIMAL, 0.0, 0.0), None, tolerance) == "unknown"
+    assert outcome_status(result(SolveStatus.OPTIMAL, -1e-7, -1e-7), None, tolerance) == "unknown"
+    assert outcome_status(result(SolveStatus.TIME_LIMIT, -1.0, 2.0), None, tolerance) == "timeout"
 
 
 def test_tiny_positive_margin_is_not_reported_robust():
@@ -405,7 +429,9 @@ def test_tiny_positive_margin_is_not_reported_robust():
     )
     x0 = np.array([0.5, 0.5])
     for mode in ("decide", "optimize"):
-        result = find_adversarial_example(network, x0, 0, norm="linf", radius=0.3, mode=mode)
+        result = find_adversarial_example(
+            network, x0, 0, norm="linf", radius=0.3, options=AttackOptions(mode=mode)
+        )
         assert result.status != "robust"
         check_result(network, result)
 
@@ -438,7 +464,7 @@ def test_user_mistakes_are_one_line_errors(rng):
         ({"label": label, "radius": float("inf")}, "radius"),
         ({"label": label, "radius": None}, "radius"),
         ({"label": label, "norm": "l2"}, "norm"),
-        ({"label": label, "mode": "prove"}, "mode"),
+        ({"label": label, "options": AttackOptions(mode="prove")}, "mode"),
         ({"label": label, "x0": np.full(4, 0.5)}, "4 values"),
         ({"label": label, "x0": np.array([0.5, 1.5, 0.5])}, "outside the input range"),
         ({"label": label, "x0": np.array([0.5, np.nan, 0.5])}, "NaN"),

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from prunemip.encoders.bigm import FORMULATIONS, TINY, encode
 from prunemip.encoders.bounds.interval import interval_bounds
 from prunemip.encoders.mip_model import NeuronStatus
-from prunemip.engine.attack import find_adversarial_example
+from prunemip.engine.attack import AttackOptions, find_adversarial_example
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
@@ -343,7 +343,9 @@ def test_tiny_weights_never_reach_the_solver_and_robustness_stays_sound():
         for x in (x0, np.array([1.0, 0.0]), np.array([0.0, 1.0])):
             assert model.constraint_violation(model.solution_from_input(x)) <= 1e-12
         for mode in ("decide", "optimize"):
-            result = find_adversarial_example(network, x0, 0, region, mode=mode, formulation=formulation)
+            result = find_adversarial_example(
+                network, x0, 0, region, options=AttackOptions(mode=mode, formulation=formulation)
+            )
             assert result.status != "robust"
 
 

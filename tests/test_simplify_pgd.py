@@ -25,7 +25,7 @@ from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import interval_bounds
 from prunemip.encoders.bounds.linear import linear_bounds
 from prunemip.encoders.simplify import simplify, simplify_network
-from prunemip.engine.attack import find_adversarial_example, target_order
+from prunemip.engine.attack import AttackOptions, find_adversarial_example, target_order
 from prunemip.engine.falsify import PgdOptions, pgd_attack
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
@@ -169,8 +169,12 @@ def test_gradient_attack_finds_an_easy_adversarial_and_seeds_the_mip(rng):
         assert quick.status == "adversarial"
         check_result(network, quick)
         found += quick.targets == ()  # answered by the gradient attack alone
-        optimize = find_adversarial_example(network, x0, label, region, mode="optimize")
-        plain = find_adversarial_example(network, x0, label, region, mode="optimize", pgd=False, bounds="ia")
+        optimize = find_adversarial_example(
+            network, x0, label, region, options=AttackOptions(mode="optimize")
+        )
+        plain = find_adversarial_example(
+            network, x0, label, region, options=AttackOptions(mode="optimize", pgd=False, bounds="ia")
+        )
         assert optimize.best_margin == pytest.approx(plain.best_margin, abs=1e-6)
         if checked == 4:
             break
@@ -196,9 +200,14 @@ def test_robust_is_never_claimed_against_brute_force_with_any_bounds(
     label = int(network.predict(x0))
     region = ball_region(network, x0, norm, radius)
     result = find_adversarial_example(
-        network, x0, label, region, options=EXACT, bounds=method, pgd=pgd,
-        bounds_options=ObbtOptions(budget=2.0, time_per_mip=1.0),
-    )  # fmt: skip
+        network,
+        x0,
+        label,
+        region,
+        options=AttackOptions(
+            highs=EXACT, bounds=method, pgd=pgd, bounds_options=ObbtOptions(budget=2.0, time_per_mip=1.0)
+        ),
+    )
     check_result(network, result)
     optimum = max(
         brute_force_margin(network, region, t, label) for t in target_order(network.forward(x0), label)
@@ -217,16 +226,20 @@ def test_bounds_given_as_a_name_or_precomputed(rng):
     x0 = rng.random(6)
     label = int(network.predict(x0))
     region = ball_region(network, x0, "linf", 0.05)
-    named = find_adversarial_example(network, x0, label, region, bounds="lp", pgd=False, mode="optimize")
+    named = find_adversarial_example(
+        network, x0, label, region, options=AttackOptions(bounds="lp", pgd=False, mode="optimize")
+    )
     stages = [stage["method"] for stage in named.encoding.bounds_stages]
     assert stages == ["ia", "linear", "lp"]
     bounds = compute_bounds(network, region, "linear")
-    given_bounds = find_adversarial_example(network, x0, label, region, bounds=bounds, pgd=False)
+    given_bounds = find_adversarial_example(
+        network, x0, label, region, options=AttackOptions(bounds=bounds, pgd=False)
+    )
     assert [s["method"] for s in given_bounds.encoding.bounds_stages] == ["ia", "linear"]
     assert named.status == given_bounds.status
     # Decide mode stops refining once no target is open: robust by the linear bounds, no LP, no MIP.
     decided = find_adversarial_example(
-        network, x0, label, ball_region(network, x0, "linf", 1e-4), bounds="lp"
+        network, x0, label, ball_region(network, x0, "linf", 1e-4), options=AttackOptions(bounds="lp")
     )
     assert decided.status == "robust" and decided.pgd_seconds == 0.0
     assert [s["method"] for s in decided.encoding.bounds_stages] == ["ia", "linear"]
@@ -236,18 +249,18 @@ def test_bounds_given_as_a_name_or_precomputed(rng):
 @pytest.mark.parametrize("pays", [True, False])
 def test_auto_tightens_by_lp_before_the_first_mip_and_solves_each_target_once(rng, monkeypatch, pays):
     """``auto`` runs its LP stage (when it pays) before any MIP, and never re-solves a target."""
-    import prunemip.engine.attack as adversarial
+    import prunemip.engine.targets as targets
     import prunemip.solvers.bounds as pipeline
 
     monkeypatch.setattr(pipeline, "lp_pays", lambda bounds: pays)
-    real = adversarial._TargetMip.solve
+    real = targets.TargetMip.solve
     calls = []
 
     def recorded(mip, options, start=None):
         calls.append((mip.target, [s["method"] for s in mip.objective_model.stats.bounds_stages]))
         return real(mip, options, start)
 
-    monkeypatch.setattr(adversarial._TargetMip, "solve", recorded)
+    monkeypatch.setattr(targets.TargetMip, "solve", recorded)
     network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
     solved = 0
     for _ in range(30):
@@ -255,7 +268,9 @@ def test_auto_tightens_by_lp_before_the_first_mip_and_solves_each_target_once(rn
         x0 = rng.random(3)
         label = int(network.predict(x0))
         region = ball_region(network, x0, "linf", 0.3)
-        result = find_adversarial_example(network, x0, label, region, pgd=False, options=EXACT)
+        result = find_adversarial_example(
+            network, x0, label, region, options=AttackOptions(pgd=False, highs=EXACT)
+        )
         check_result(network, result)
         stages = [s["method"] for s in result.encoding.bounds_stages]
         if not calls:
@@ -289,17 +304,17 @@ def test_sub_mip_heuristics_are_off_only_in_decide_mode_after_the_gradient_attac
     rng, monkeypatch, mode, pgd, extra, expected
 ):
     """The gradient attack has searched the region, so decide-mode MIPs skip RINS and RENS."""
-    import prunemip.engine.attack as adversarial
+    import prunemip.engine.targets as targets
     from prunemip.solvers.highs import HighsOptions
 
-    real = adversarial._TargetMip.solve
+    real = targets.TargetMip.solve
     seen = []
 
     def recorded(mip, options, start=None):
         seen.append(dict(options.extra))
         return real(mip, options, start)
 
-    monkeypatch.setattr(adversarial._TargetMip, "solve", recorded)
+    monkeypatch.setattr(targets.TargetMip, "solve", recorded)
     network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
     options = HighsOptions(time_limit=30, threads=1, extra=extra)
     for _ in range(30):
@@ -307,7 +322,7 @@ def test_sub_mip_heuristics_are_off_only_in_decide_mode_after_the_gradient_attac
         label = int(network.predict(x0))
         region = ball_region(network, x0, "linf", 0.3)
         result = find_adversarial_example(
-            network, x0, label, region, mode=mode, pgd=pgd, bounds="ia", options=options
+            network, x0, label, region, options=AttackOptions(mode=mode, pgd=pgd, bounds="ia", highs=options)
         )
         check_result(network, result)
         if seen:

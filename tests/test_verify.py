@@ -13,7 +13,7 @@ from conftest import brute_force_margin
 from torch import nn
 
 from prunemip.cli import USER_ERROR, main
-from prunemip.engine.verify import verify
+from prunemip.engine.verify import VerifyOptions, verify
 from prunemip.errors import PrunemipError
 from prunemip.model_io import load_network
 from prunemip.network import InputSpec, Layer, Network
@@ -85,7 +85,7 @@ def test_verdicts_match_brute_force(tiny_onnx, extremes, tmp_path, surrogate, bo
     }
     for name, text in cases.items():
         prop = load_vnnlib(write(tmp_path, f"{name}.vnnlib", text))
-        result = verify(network, prop, 30.0, surrogate_sparsity=surrogate, bounds=bounds)
+        result = verify(network, prop, 30.0, VerifyOptions(bounds=bounds, surrogate_sparsity=surrogate))
         assert result.verdict == name.split("-")[0], (name, result)
         if result.verdict == "sat":
             assert prop.satisfied_by(result.x, network.forward(result.x))
@@ -124,7 +124,7 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
     loose = HighsOptions(
         threads=1, extra={"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
     )
-    result = verify(network, prop, 30.0, options=loose, bounds="ia")
+    result = verify(network, prop, 30.0, VerifyOptions(bounds="ia", highs=loose))
     assert result.verdict == "unsat" and result.stage == "mip"
     assert tolerances == [0.05, pytest.approx(5e-5)]
 
@@ -146,7 +146,7 @@ def test_bounds_and_mip_share_the_time_budget(tiny_onnx, extremes, tmp_path, mon
 
     monkeypatch.setattr(verify_module, "continue_bounds", slow_bounds)
     monkeypatch.setattr(verify_module, "solve", lambda *a, **k: solves.append(1))
-    result = verify(network, prop, 1.0, bounds="lp")
+    result = verify(network, prop, 1.0, VerifyOptions(bounds="lp"))
     assert result.verdict == "timeout" and result.disjuncts == ["timeout"] and not solves
 
 
@@ -186,46 +186,7 @@ def test_batch_mode_writes_one_line_per_instance(tiny_onnx, extremes, tmp_path, 
     assert "2 instances: sat 1, unsat 1" in capsys.readouterr().out
 
 
-# ----------------------------------------------------------------------- parser
-def test_parser_reads_linear_terms_and_disjunctions():
-    text = HEADER + BOX + "(assert (or (and (<= Y_0 3) (> Y_1 (* 2 Y_0))) (< (+ Y_0 Y_1 -1) 0.5)))\n"
-    prop = parse_vnnlib(text)
-    assert (prop.n_inputs, prop.n_outputs, len(prop.disjuncts)) == (2, 2, 2)
-    first, second = prop.disjuncts
-    np.testing.assert_array_equal(first.lower, [-1, -1])
-    assert [(list(c.coefficients), c.rhs, c.strict) for c in first.constraints] == [
-        ([1.0, 0.0], 3.0, False),
-        ([2.0, -1.0], 0.0, True),
-    ]
-    assert [(list(c.coefficients), c.rhs, c.strict) for c in second.constraints] == [([1.0, 1.0], 1.5, True)]
-    # An empty input box removes its disjunct; the property is then unsat.
-    empty = parse_vnnlib(
-        HEADER + "(assert (>= X_0 1))(assert (<= X_0 0))(assert (<= X_1 1))(assert (>= X_1 0))"
-    )
-    assert empty.disjuncts == ()
-
-
-@pytest.mark.parametrize(
-    ("text", "line", "fragment"),
-    [
-        (HEADER + "(assert (<= X_0 1)\n", 5, "never closed"),
-        (HEADER + BOX + "\n(assert (<= (* Y_0 Y_1) 1))", 10, "not linear"),
-        (HEADER + BOX + "(assert (<= (+ X_0 Y_0) 1))", 9, "mix inputs"),
-        (HEADER + BOX + "(assert (<= (+ X_0 X_1) 1))", 9, "single inputs"),
-        (HEADER + BOX + "(assert (= Y_0 1))", 9, "unsupported constraint"),
-        (HEADER + BOX + "(assert (<= Y_7 1))", 9, "before its declare-const"),
-        (HEADER + "(declare-fun f () Real)", 5, "unsupported command"),
-        ("(declare-const Z_0 Real)", 1, "X_<i> or Y_<j>"),
-        (HEADER + ")", 5, "unmatched"),
-    ],
-)
-def test_malformed_vnnlib_points_at_the_line(text, line, fragment):
-    with pytest.raises(PrunemipError) as error:
-        parse_vnnlib(text, "prop.vnnlib")
-    message = str(error.value)
-    assert f"prop.vnnlib:{line}:" in message and fragment in message and "\n" not in message
-
-
+# ----------------------------------------------------------------------- property errors
 def test_unbounded_input_and_size_mismatch_are_errors(tiny_onnx):
     with pytest.raises(PrunemipError, match="X_1 has no finite"):
         parse_vnnlib(HEADER + "(assert (>= X_0 -1.0))\n(assert (<= X_0 1.0))\n(assert (<= Y_0 1))")

@@ -54,7 +54,7 @@ from bench_nets import ARCHS, DATASETS, build_pair
 
 from prunemip.data import load_dataset
 from prunemip.encoders.bounds.witnesses import witnessed_unstable
-from prunemip.engine.attack import find_adversarial_example
+from prunemip.engine.attack import AttackOptions, find_adversarial_example
 from prunemip.regions import InputRegion
 from prunemip.solvers.bounds import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.solvers.highs import HighsOptions
@@ -252,19 +252,16 @@ def attack(
 
 def _attack(network, x0, label, region, pipeline, options, time_limit, **more):
     if pipeline == "default":
-        return find_adversarial_example(network, x0, label, region, options=options, **more)
-    if pipeline == "pgd+linear":  # the default without its LP stage
-        return find_adversarial_example(network, x0, label, region, options=options, bounds="linear", **more)
-    if pipeline == "pgd+lp":  # the default with its LP stage always on (budget: a quarter of the limit)
-        return find_adversarial_example(
-            network, x0, label, region, options=options, bounds="lp",
-            bounds_options=ObbtOptions(budget=min(30.0, 0.25 * time_limit)), **more,
-        )  # fmt: skip
-    bounds_options = ObbtOptions(budget=0.5 * time_limit) if pipeline in ("lp", "mip") else None
-    return find_adversarial_example(
-        network, x0, label, region, options=options, bounds=pipeline, pgd=False,
-        bounds_options=bounds_options, **more,
-    )  # fmt: skip
+        settings = AttackOptions(highs=options, **more)
+    elif pipeline == "pgd+linear":  # the default without its LP stage
+        settings = AttackOptions(highs=options, bounds="linear", **more)
+    elif pipeline == "pgd+lp":  # the default with its LP stage always on (budget: a quarter of the limit)
+        budget = ObbtOptions(budget=min(30.0, 0.25 * time_limit))
+        settings = AttackOptions(highs=options, bounds="lp", bounds_options=budget, **more)
+    else:
+        budget = ObbtOptions(budget=0.5 * time_limit) if pipeline in ("lp", "mip") else None
+        settings = AttackOptions(highs=options, bounds=pipeline, pgd=False, bounds_options=budget, **more)
+    return find_adversarial_example(network, x0, label, region, options=settings)
 
 
 def run_solve(args: argparse.Namespace) -> list[dict]:

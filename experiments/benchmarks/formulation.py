@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from prunemip.data import Dataset
-from prunemip.engine.attack import find_adversarial_example
+from prunemip.engine.attack import AttackOptions, find_adversarial_example
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
 from prunemip.study.demo import DemoConfig, train_dense_and_pruned
@@ -70,9 +70,11 @@ def main(argv: list[str] | None = None) -> dict:
                             int(test_data.labels[index]),
                             norm="linf",
                             radius=eps,
-                            mode=args.mode,
-                            formulation=formulation,
-                            options=HighsOptions(time_limit=args.time_limit, random_seed=seed),
+                            options=AttackOptions(
+                                mode=args.mode,
+                                formulation=formulation,
+                                highs=HighsOptions(time_limit=args.time_limit, random_seed=seed),
+                            ),
                         )
                         decided = result.status in ("adversarial", "robust")
                         runs.append(

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from prunemip.data import load_dataset
-from prunemip.engine.attack import find_adversarial_example
-from prunemip.engine.verify import verify
+from prunemip.engine.attack import AttackOptions, find_adversarial_example
+from prunemip.engine.verify import VerifyOptions, verify
 from prunemip.model_io import load_network
 from prunemip.solvers.highs import HighsOptions
 from prunemip.vnnlib import load_vnnlib
@@ -103,15 +103,17 @@ def main(argv: list[str] | None = None) -> dict:
                 prop_path.write_text(robustness_vnnlib(x0, label, eps, 10))
                 prop = load_vnnlib(prop_path)
                 for surrogate in (None, args.surrogate_sparsity):
-                    result = verify(network, prop, limit, surrogate_sparsity=surrogate)
+                    result = verify(network, prop, limit, VerifyOptions(surrogate_sparsity=surrogate))
                     wrong = False
                     if result.verdict == "sat":
                         wrong = not prop.satisfied_by(result.x, network.forward(result.x))
                     elif result.verdict == "unsat" and depth <= 2:
+                        exact = AttackOptions(
+                            mode="optimize", highs=HighsOptions(time_limit=limit, threads=1)
+                        )
                         check = find_adversarial_example(
-                            pixels, x0, label, norm="linf", radius=eps, mode="optimize",
-                            options=HighsOptions(time_limit=limit, threads=1),
-                        )  # fmt: skip
+                            pixels, x0, label, norm="linf", radius=eps, options=exact
+                        )
                         wrong = check.found
                     rows.append({
                         "net": f"{depth}x{args.width}", "eps": eps, "image": index, "label": label,

@@ -133,7 +133,7 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
     from prunemip.cli.outputs import write_json
     from prunemip.cli.plotting import save_adversarial_png
     from prunemip.cli.tables import attack_table, bounds_table
-    from prunemip.engine.attack import find_adversarial_example
+    from prunemip.engine.attack import AttackOptions, find_adversarial_example
     from prunemip.solvers.highs import HighsOptions
 
     instance = _instance(args)
@@ -144,25 +144,23 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
             raise PrunemipError(f"--{option} must name a {suffix} file, got {path!r}")
         if path and not Path(path).resolve().parent.is_dir():
             raise PrunemipError(f"--{option}: folder {Path(path).parent} does not exist")
-    options = HighsOptions(
+    highs = HighsOptions(
         time_limit=args.time_limit,
         threads=args.threads,
         random_seed=args.solver_seed,
         mip_rel_gap=args.gap,
         log=args.log,
     )
-    result = find_adversarial_example(
-        instance.network,
-        instance.x0,
-        instance.label,
-        region,
-        target=args.target,
+    options = AttackOptions(
         mode=args.mode,
-        formulation=_formulation(args),
-        options=options,
         bounds=args.bounds,
         bounds_options=_bounds_options(args),
+        formulation=_formulation(args),
+        highs=highs,
         pgd=not args.no_pgd,
+    )
+    result = find_adversarial_example(
+        instance.network, instance.x0, instance.label, region, target=args.target, options=options
     )
     console.print(f"{instance.source}: label {instance.label}, clean prediction {result.clean_prediction}")
     if result.pgd_seconds:

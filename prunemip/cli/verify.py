@@ -89,22 +89,20 @@ def _verify_one(
     network_path: str, property_path: str, timeout: float, args: argparse.Namespace
 ) -> VerifyResult:
     """Load a network and a property and decide it within ``timeout`` seconds."""
-    from prunemip.engine.verify import verify
+    from prunemip.engine.verify import VerifyOptions, verify
     from prunemip.model_io import load_network
     from prunemip.solvers.highs import HighsOptions
     from prunemip.vnnlib import load_vnnlib
 
     network = load_network(network_path, trust_pickle=args.trust_pickle)
     prop = load_vnnlib(property_path)
-    return verify(
-        network,
-        prop,
-        timeout,
-        surrogate_sparsity=args.surrogate_sparsity,
-        options=HighsOptions(threads=1, random_seed=args.seed),
-        seed=args.seed,
+    options = VerifyOptions(
         bounds=args.bounds,
+        surrogate_sparsity=args.surrogate_sparsity,
+        highs=HighsOptions(threads=1, random_seed=args.seed),
+        seed=args.seed,
     )
+    return verify(network, prop, timeout, options)
 
 
 def _instance_rows(listing: Path) -> list[list[str]]:

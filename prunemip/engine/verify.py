@@ -35,7 +35,7 @@ from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
 from prunemip.encoders.mip_model import MipModel, NameBlock
-from prunemip.engine.attack import ROBUST_TOLERANCE
+from prunemip.engine.targets import ROBUST_TOLERANCE
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.pruning.sparsify import magnitude_prune
@@ -65,6 +65,12 @@ class VerifyResult:
 
 
 def check_sizes(network: Network, prop: Property) -> None:
+    """Raise :class:`PrunemipError` unless ``prop`` declares the network's input and output counts.
+
+    Args:
+        network: the network.
+        prop: the property.
+    """
     if prop.n_inputs != network.n_inputs or prop.n_outputs != network.n_outputs:
         raise PrunemipError(
             f"{prop.source} declares {prop.n_inputs} inputs and {prop.n_outputs} outputs, but the network "
@@ -73,14 +79,20 @@ def check_sizes(network: Network, prop: Property) -> None:
 
 
 def slack_model(model: MipModel, disjunct: Disjunct) -> MipModel:
-    """Add a free column ``t`` and rows ``c_k·y + t ≤ d_k``; maximise ``t``."""
+    """Add a free column ``t`` and rows ``c_k·y + t ≤ d_k``; maximise ``t``.
+
+    Args:
+        model: the encoded network over the disjunct's box.
+        disjunct: the output constraints ``c_k·y ≤ d_k``.
+
+    Returns:
+        The model whose optimum is the smallest slack ``min_k (d_k − c_k·y)``, maximised.
+    """
     n_rows, n_cols = model.n_rows, model.n_cols
     coefficients = np.array([c.coefficients for c in disjunct.constraints])
-    rows = sp.csr_matrix(
-        (coefficients.ravel(), (np.repeat(np.arange(len(coefficients)), coefficients.shape[1]),
-                                np.tile(model.output_columns, len(coefficients)))),
-        shape=(len(coefficients), n_cols),
-    )  # fmt: skip
+    row_index = np.repeat(np.arange(len(coefficients)), coefficients.shape[1])
+    column_index = np.tile(model.output_columns, len(coefficients))
+    rows = sp.csr_matrix((coefficients.ravel(), (row_index, column_index)), shape=(len(coefficients), n_cols))
     t_column = sp.csr_matrix(np.vstack([np.zeros((n_rows, 1)), np.ones((len(coefficients), 1))]))
     matrix = sp.hstack([sp.vstack([model.matrix, rows]), t_column]).tocsc()
     matrix.eliminate_zeros()
@@ -303,19 +315,34 @@ def _ruled_out_by_bounds(network: Network, disjunct: Disjunct, bounds: NeuronBou
     return bool(np.any((smallest > rhs) | (strict & (smallest >= rhs))))
 
 
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How :func:`verify` searches."""
+
+    #: a method of :func:`~prunemip.solvers.bounds.compute_bounds` for each input box
+    bounds: str = DEFAULT_BOUNDS
+    #: search a magnitude-pruned copy of this sparsity first (its incumbents checked on the network)
+    surrogate_sparsity: float | None = None
+    highs: HighsOptions = field(default_factory=lambda: HighsOptions(threads=1))
+    seed: int = 0  #: seed of the random and gradient falsification
+
+
 def verify(
-    network: Network,
-    prop: Property,
-    timeout: float,
-    *,
-    surrogate_sparsity: float | None = None,
-    options: HighsOptions | None = None,
-    seed: int = 0,
-    bounds: str = DEFAULT_BOUNDS,
+    network: Network, prop: Property, timeout: float, options: VerifyOptions | None = None
 ) -> VerifyResult:
-    """Decide ``prop`` on ``network`` within ``timeout`` seconds (``bounds``: a method of
-    :func:`~prunemip.solvers.bounds.compute_bounds`)."""
+    """Decide ``prop`` on ``network`` within ``timeout`` seconds.
+
+    Args:
+        network: the network.
+        prop: the VNN-LIB property (a disjunction of input boxes with output constraints).
+        timeout: the budget in seconds (> 0).
+        options: how to search (default :class:`VerifyOptions`).
+
+    Returns:
+        The verdict, with a counterexample checked by the forward pass for ``sat``.
+    """
     start = time.perf_counter()
+    options = options or VerifyOptions()
     check_sizes(network, prop)
     if timeout <= 0:
         raise PrunemipError(f"the timeout must be positive, got {timeout}")
@@ -323,9 +350,9 @@ def verify(
         network,
         prop,
         start + timeout,
-        options or HighsOptions(threads=1),
-        np.random.default_rng(seed),
-        bounds,
+        options.highs,
+        np.random.default_rng(options.seed),
+        options.bounds,
     )
 
     def done(verdict: Verdict, stage: str, outcomes: list[str]) -> VerifyResult:
@@ -348,8 +375,8 @@ def verify(
     outcomes = ["unsat (bounds)"] * (len(prop.disjuncts) - len(open_disjuncts))
     if not open_disjuncts:
         return done("unsat", "bounds", outcomes)
-    if surrogate_sparsity is not None:
-        surrogate = magnitude_prune(network, surrogate_sparsity)
+    if options.surrogate_sparsity is not None:
+        surrogate = magnitude_prune(network, options.surrogate_sparsity)
         share = search.remaining() / 2 / len(open_disjuncts)
         for disjunct in open_disjuncts:
             if search.mip(surrogate, disjunct, share, check_original=True) == "sat":

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from prunemip.data import Dataset, load_dataset
-from prunemip.engine.attack import AttackResult, find_adversarial_example
+from prunemip.engine.attack import AttackOptions, AttackResult, find_adversarial_example
 from prunemip.network import Network
 from prunemip.pruning.config import PruneConfig, RunConfig, TrainConfig
 from prunemip.pruning.pipeline import prune_network, run_training
@@ -150,7 +150,12 @@ def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
     """Train, prune, attack; returns the dense and the sparse model's reports."""
     reports, test_data = train_dense_and_pruned(config, log)
     images = attack_images(test_data, [report.network for report in reports], config.images)
-    options = HighsOptions(time_limit=config.time_limit, random_seed=config.seed)
+    options = AttackOptions(
+        mode=config.mode,
+        bounds=config.bounds,
+        highs=HighsOptions(time_limit=config.time_limit, random_seed=config.seed),
+        pgd=config.gradient_attack,
+    )
     norm_name = "L∞" if config.norm == "linf" else "L1"
     first = "gradient attack, then " if config.gradient_attack else ""
     log(
@@ -166,10 +171,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
                 label,
                 norm=config.norm,
                 radius=config.radius,
-                mode=config.mode,
                 options=options,
-                bounds=config.bounds,
-                pgd=config.gradient_attack,
             )
             report.attacks.append(result)
             log(

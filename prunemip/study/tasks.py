@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prunemip.engine.attack import find_adversarial_example, target_order
+from prunemip.engine.attack import AttackOptions, find_adversarial_example, target_order
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
@@ -111,7 +111,12 @@ def _target(network: Network, x0: np.ndarray, label: int, rule: str) -> int | No
 
 def solve_task(network: Network, x0: np.ndarray, label: int, job: SolveJob) -> dict[str, Any]:
     """Attack one image and return the result record (no file access)."""
-    options = HighsOptions(time_limit=job.time_limit, threads=1, random_seed=job.solver_seed)
+    options = AttackOptions(
+        mode=job.mode,  # type: ignore[arg-type]
+        bounds=job.bounds,
+        highs=HighsOptions(time_limit=job.time_limit, threads=1, random_seed=job.solver_seed),
+        pgd=job.gradient_attack,
+    )
     result = find_adversarial_example(
         network,
         x0,
@@ -119,10 +124,7 @@ def solve_task(network: Network, x0: np.ndarray, label: int, job: SolveJob) -> d
         norm=job.perturbation.norm,
         radius=job.perturbation.radius,
         target=_target(network, x0, label, job.target),
-        mode=job.mode,  # type: ignore[arg-type]
         options=options,
-        bounds=job.bounds,
-        pgd=job.gradient_attack,
     )
     encoding = result.encoding
     witness = result.witness
