@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bounds.interval import gamma
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
+from prunemip.rounding import gamma
 
 
 @dataclass(frozen=True)

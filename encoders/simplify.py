@@ -24,9 +24,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bounds.interval import NeuronBounds, gamma
+from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.errors import PrunemipError
 from prunemip.network import Layer, Network
+from prunemip.rounding import gamma
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import numpy as np
 
 from prunemip.errors import PrunemipError
+from prunemip.rounding import round_up_nonnegative
 
 if TYPE_CHECKING:
     import torch
@@ -42,20 +43,6 @@ BALL_NORMS: tuple[str, ...] = ("linf", "l1")
 NORMS: tuple[str, ...] = (*BALL_NORMS, "box")
 #: Fraction of the coordinates one steepest-ascent step in an L1 ball moves (see :class:`Ascent`).
 L1_STEP_FRACTION = 0.05
-#: Higham's unit roundoff ``u`` of float64.
-_UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2.0
-
-
-def round_up_nonnegative(values: np.ndarray) -> np.ndarray:
-    """A float ≥ the exact value of a non-negative quantity computed with a few roundings.
-
-    Args:
-        values: float64 results of a few roundings each, of exact values ``≥ 0``.
-
-    Returns:
-        ``values·(1 + 4u)`` rounded up to the next float (``u = 2⁻⁵³``).
-    """
-    return np.nextafter(values * (1.0 + 4.0 * _UNIT_ROUNDOFF), np.inf)
 
 
 class Support(NamedTuple):

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "prunemip.keys",
             "prunemip.network",
             "prunemip.regions",
+            "prunemip.rounding",
             "prunemip._deprecated",
             "prunemip.adversarial",
             "prunemip.witnesses",

@@ -9,6 +9,7 @@ The LP and MIP tightening stages and the ``compute_bounds`` pipeline that runs t
 live in :mod:`prunemip.solvers` (they need HiGHS).
 """
 
-from prunemip.encoders.bounds.interval import NeuronBounds, gamma, interval_bounds
+from prunemip.encoders.bounds.interval import NeuronBounds, interval_bounds
+from prunemip.rounding import gamma
 
 __all__ = ["NeuronBounds", "gamma", "interval_bounds"]

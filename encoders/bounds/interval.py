@@ -28,23 +28,10 @@ import scipy.sparse as sp
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
+from prunemip.rounding import gamma
 
-UNIT_ROUNDOFF = 2.0**-53
 #: Extra outward widening, relative to the bound's magnitude, on top of the rounding bound.
 RELATIVE_TOLERANCE = 1e-12
-
-
-def gamma(n: np.ndarray | int) -> np.ndarray:
-    """Higham's ``γ_n = n·u/(1 − n·u)``: the relative error bound of an ``n``-term float64 dot product.
-
-    Args:
-        n: the number of terms (a count, or an array of counts).
-
-    Returns:
-        ``γ_n`` for each count.
-    """
-    count = np.asarray(n, dtype=np.float64)
-    return count * UNIT_ROUNDOFF / (1.0 - count * UNIT_ROUNDOFF)
 
 
 @dataclass(frozen=True)

@@ -61,16 +61,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prunemip.encoders.bounds.interval import (
-    RELATIVE_TOLERANCE,
-    UNIT_ROUNDOFF,
-    NeuronBounds,
-    gamma,
-    interval_bounds,
-)
+from prunemip.encoders.bounds.interval import RELATIVE_TOLERANCE, NeuronBounds, interval_bounds
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
-from prunemip.regions import InputRegion, round_up_nonnegative
+from prunemip.regions import InputRegion
+from prunemip.rounding import UNIT_ROUNDOFF, gamma, round_up_nonnegative
 
 if TYPE_CHECKING:
     import torch

@@ -154,7 +154,7 @@ def _bound_pair(network: Network, input_bounds: InputBounds) -> tuple[np.ndarray
     if isinstance(input_bounds, InputSpec):
         lower, upper = input_bounds.lower, input_bounds.upper
     elif isinstance(input_bounds, InputRegion):
-        if input_bounds.norm == "l1":
+        if not input_bounds.is_box:
             raise PrunemipError(
                 "an L1 region is not a box: add the L1 constraint to your own model and pass its "
                 "bounding box as input_bounds"

@@ -41,11 +41,12 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip.encoders.bounds.interval import NeuronBounds, gamma
+from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.ideal_cuts import CutRows, IdealCutSeparator
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
 from prunemip.network import Network
 from prunemip.regions import InputRegion
+from prunemip.rounding import gamma
 from prunemip.solvers.highs import to_highs
 from prunemip.solvers.obbt.common import (
     ObbtOptions,
