@@ -22,7 +22,7 @@ from prunemip.network import Network
 if TYPE_CHECKING:
     from prunemip.engine.attack import AttackResult
     from prunemip.regions import InputRegion
-    from prunemip.solvers.obbt import ObbtOptions
+    from prunemip.solvers.bounds import ObbtOptions
 
 
 def add_encode_parser(commands: Any, formatter: Any) -> None:
@@ -99,7 +99,7 @@ def run_encode(args: argparse.Namespace, console: Console) -> None:
     from prunemip.encoders.bigm import encode
     from prunemip.encoders.writers import write_model
     from prunemip.engine.attack import target_order
-    from prunemip.solvers.obbt import compute_bounds
+    from prunemip.solvers.bounds import compute_bounds
 
     instance = _instance(args)
     region = _region(instance, args)
@@ -220,7 +220,7 @@ def _formulation(args: argparse.Namespace) -> str:
 
 def _bounds_options(args: argparse.Namespace) -> ObbtOptions | None:
     """LP/MIP tightening options from ``--bounds-budget`` and ``--lp-cuts``; ``None`` for the defaults."""
-    from prunemip.solvers.obbt import ObbtOptions
+    from prunemip.solvers.bounds import ObbtOptions
 
     if args.bounds_budget is None and not args.lp_cuts:
         return None
