@@ -16,7 +16,7 @@ LP stage only where it pays (:func:`lp_pays`), within a budget (:func:`auto_lp_b
 Adding a bounds method: its name and summary go in the registry
 :mod:`prunemip.solvers.methods` (which the CLI's ``--bounds`` and a study's ``bounds`` read),
 its stage (a :data:`Stage`) in a module of its own, and one line binding the two in
-:data:`STAGES` below; ``tests/test_bounds_methods.py`` checks that :data:`STAGES` binds
+:data:`STAGES` below; ``tests/solvers/test_bounds_pipeline.py`` checks that :data:`STAGES` binds
 exactly the registry's methods.
 """
 

@@ -49,6 +49,12 @@ EXACT = HighsOptions(
 )
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
+norms = st.sampled_from(["linf", "l1"])
+
+
+def scaled(count: int) -> int:
+    """Fewer examples than the profile for the slower properties (the thorough profile scales them up)."""
+    return max(count, settings().max_examples * count // 50)
 
 
 # ----------------------------------------------------------------------- networks

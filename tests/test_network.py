@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import assert_one_line, random_network, seeds, sparse_networks
 from hypothesis import given
 from hypothesis import strategies as st
 
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
+from tests.conftest import assert_one_line, random_network, seeds, sparse_networks
 
 
 def dense_forward(network: Network, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

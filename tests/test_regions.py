@@ -9,15 +9,14 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import assert_one_line, seeds
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.optimize import linprog, minimize
 
 from prunemip.errors import PrunemipError
 from prunemip.regions import Ascent, InputRegion
+from tests.conftest import assert_one_line, norms, seeds
 
-norms = st.sampled_from(["linf", "l1"])
 radii = st.sampled_from([0.0, 0.05, 0.4, 1.5, 20.0])
 UNIT_ROUNDOFF = 2.0**-53
 

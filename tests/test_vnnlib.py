@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_one_line
 
 from prunemip.errors import PrunemipError
 from prunemip.vnnlib import MAX_DISJUNCTS, counterexample_text, load_vnnlib, parse_vnnlib
+from tests.conftest import assert_one_line
 
 HEADER = (
     "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"

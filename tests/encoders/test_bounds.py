@@ -7,14 +7,6 @@ import itertools
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import (
-    ball_region,
-    exact_pre_activations,
-    random_network,
-    sample_region,
-    seeds,
-    sparse_networks,
-)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,6 +15,14 @@ from prunemip.encoders.bounds.interval import interval_bounds, interval_layer
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
+from tests.conftest import (
+    ball_region,
+    exact_pre_activations,
+    random_network,
+    sample_region,
+    seeds,
+    sparse_networks,
+)
 
 
 def assert_contains(bounds, network, points):

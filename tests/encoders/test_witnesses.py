@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import ball_region, l1_ball_lp_maximum, seeds, sparse_networks
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bounds_methods import FAST, norms, scaled
 
 from prunemip.encoders.bounds.interval import interval_bounds
 from prunemip.encoders.bounds.linear import linear_bounds
@@ -14,6 +12,8 @@ from prunemip.encoders.bounds.witnesses import witnessed_unstable
 from prunemip.regions import InputRegion
 from prunemip.solvers.bounds import compute_bounds
 from prunemip.solvers.methods import BOUNDS_METHODS
+from tests.conftest import ball_region, l1_ball_lp_maximum, norms, scaled, seeds, sparse_networks
+from tests.solvers.test_bounds_pipeline import FAST
 
 
 @given(seeds, st.integers(2, 12), norms, st.sampled_from([0.05, 0.5, 3.0]))

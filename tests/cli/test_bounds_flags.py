@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_cli import assert_user_error, correct_index, digits_model, run  # noqa: F401 (fixtures)
 
 from prunemip.cli import USER_ERROR, main
+from tests.cli.test_cli import assert_user_error, correct_index, digits_model, run  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("method", ["ia", "linear", "lp", "auto"])

@@ -8,7 +8,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line
 from torch import nn
 
 import prunemip.pruning.context as context
@@ -23,6 +22,7 @@ from prunemip.pruning.gmp import GradualMagnitude
 from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.scores import ScoreInputs, prune_by_scores
 from prunemip.pruning.training import Callback, TrainOptions, build_mlp, lr_factor, train
+from tests.conftest import assert_one_line
 
 TINY = TrainConfig(epochs=2, batch_size=64, lr=3e-3)
 

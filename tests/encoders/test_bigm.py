@@ -5,16 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import (
-    EXACT,
-    ball_region,
-    brute_force_margin,
-    random_network,
-    sample_region,
-    seeds,
-    sparse_networks,
-    tiny_networks,
-)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,9 +17,19 @@ from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import solve
 from prunemip.solvers.result import SolveStatus
+from tests.conftest import (
+    EXACT,
+    ball_region,
+    brute_force_margin,
+    norms,
+    random_network,
+    sample_region,
+    seeds,
+    sparse_networks,
+    tiny_networks,
+)
 
 formulations = st.sampled_from(FORMULATIONS)
-norms = st.sampled_from(["linf", "l1"])
 
 
 def solved_outputs(model):

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EXACT, assert_one_line, random_network
 
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.mip_model import NeuronStatus
@@ -17,6 +16,7 @@ from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import solve
+from tests.conftest import EXACT, assert_one_line, random_network
 
 pyo = pytest.importorskip("pyomo.environ")
 

@@ -8,10 +8,8 @@ import itertools
 from dataclasses import replace
 
 import numpy as np
-from conftest import EXACT, ball_region, random_network, sample_region, seeds, sparse_networks
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bounds import assert_contains
 
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.ideal_cuts import IdealCutSeparator
@@ -19,8 +17,9 @@ from prunemip.encoders.mip_model import NeuronStatus
 from prunemip.solvers.bounds import ObbtOptions, compute_bounds
 from prunemip.solvers.highs import solve
 from prunemip.solvers.result import SolveStatus
+from tests.conftest import EXACT, ball_region, norms, random_network, sample_region, seeds, sparse_networks
+from tests.encoders.test_bounds import assert_contains
 
-norms = st.sampled_from(["linf", "l1"])
 #: No LP skipped for a small possible gain, so that both runs solve every LP they could gain by.
 EVERY_LP = ObbtOptions(time_per_lp=1.0, budget=10.0, filter_tolerance=0.0)
 EVERY_LP_CUTS = replace(EVERY_LP, cut_rounds=4)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import highspy
 import numpy as np
 import pytest
-from conftest import EXACT, random_network
 
 from prunemip.embed.base import EmbeddedNetwork
 from prunemip.embed.highs import add_network
@@ -23,6 +22,7 @@ from prunemip.network import Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import solve
 from prunemip.solvers.result import SolveStatus
+from tests.conftest import EXACT, random_network
 
 pyo = pytest.importorskip("pyomo.environ")
 pytest.importorskip("omlt")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import highspy
 import numpy as np
 import pytest
-from conftest import EXACT, ball_region, random_network
 
 from prunemip.encoders import writers
 from prunemip.encoders.bigm import FORMULATIONS, encode
@@ -14,6 +13,7 @@ from prunemip.errors import PrunemipError
 from prunemip.network import Layer, Network
 from prunemip.solvers.highs import solve
 from prunemip.solvers.result import SolveStatus
+from tests.conftest import EXACT, ball_region, random_network
 
 
 def read_and_solve(path):

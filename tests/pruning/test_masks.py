@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import assert_one_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -23,6 +22,7 @@ from prunemip.pruning.masks import Masks, linear_layers, select, top_mask, zero_
 from prunemip.pruning.scores import magnitudes
 from prunemip.pruning.sparsify import magnitude_prune
 from prunemip.pruning.training import apply_weight_decay, build_mlp, make_optimizer
+from tests.conftest import assert_one_line
 
 WIDTHS = (6, 5, 4, 3)
 

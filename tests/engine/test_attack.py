@@ -8,17 +8,6 @@ import time
 
 import numpy as np
 import pytest
-from conftest import (
-    EXACT,
-    assert_one_line,
-    ball_region,
-    brute_force_margin,
-    random_network,
-    sample_region,
-    seeds,
-    sparse_networks,
-    tiny_networks,
-)
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -37,8 +26,19 @@ from prunemip.regions import InputRegion
 from prunemip.solvers.bounds import compute_bounds
 from prunemip.solvers.highs import HighsOptions
 from prunemip.solvers.result import SolveResult, SolveStatus
+from tests.conftest import (
+    EXACT,
+    assert_one_line,
+    ball_region,
+    brute_force_margin,
+    norms,
+    random_network,
+    sample_region,
+    seeds,
+    sparse_networks,
+    tiny_networks,
+)
 
-norms = st.sampled_from(["linf", "l1"])
 modes = st.sampled_from(["decide", "optimize"])
 
 

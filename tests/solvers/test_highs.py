@@ -8,13 +8,13 @@ import math
 import highspy
 import numpy as np
 import pytest
-from conftest import EXACT, ball_region, random_network
 
 from prunemip.encoders.bigm import encode
 from prunemip.engine.attack import target_order
 from prunemip.errors import PrunemipError
 from prunemip.solvers.highs import DecisionRule, HighsOptions, objective_cutoff, solve, to_highs
 from prunemip.solvers.result import SolveResult, SolveStatus
+from tests.conftest import EXACT, ball_region, random_network
 
 ONE_THREAD = HighsOptions(time_limit=60.0, threads=1)
 

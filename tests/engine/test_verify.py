@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import brute_force_margin
 from torch import nn
 
 from prunemip.cli import USER_ERROR, main
@@ -19,6 +18,7 @@ from prunemip.model_io import load_network
 from prunemip.network import InputSpec, Layer, Network
 from prunemip.regions import InputRegion
 from prunemip.vnnlib import load_vnnlib, parse_vnnlib
+from tests.conftest import brute_force_margin
 
 HEADER = (
     "(declare-const X_0 Real)\n(declare-const X_1 Real)\n(declare-const Y_0 Real)\n(declare-const Y_1 Real)\n"

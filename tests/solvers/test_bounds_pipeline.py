@@ -8,21 +8,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import (
-    EXACT,
-    ball_region,
-    brute_force_margin,
-    exact_pre_activations,
-    l1_ball_lp_maximum,
-    random_network,
-    sample_region,
-    seeds,
-    sparse_networks,
-    tiny_networks,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_bounds import assert_contains, assert_contains_exactly, badly_scaled_networks, cancelling_network
 
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import interval_bounds
@@ -38,14 +25,26 @@ from prunemip.solvers.methods import BOUNDS_CHOICES, BOUNDS_METHODS
 from prunemip.solvers.obbt.lp import _LpData, lp_tighten, safe_lower_bound
 from prunemip.solvers.obbt.mip import mip_tighten
 from prunemip.solvers.result import SolveStatus
-
-norms = st.sampled_from(["linf", "l1"])
-
-
-def scaled(count: int) -> int:
-    """Fewer examples than the profile for the slower properties (the thorough profile scales them up)."""
-    return max(count, settings().max_examples * count // 50)
-
+from tests.conftest import (
+    EXACT,
+    ball_region,
+    brute_force_margin,
+    exact_pre_activations,
+    l1_ball_lp_maximum,
+    norms,
+    random_network,
+    sample_region,
+    scaled,
+    seeds,
+    sparse_networks,
+    tiny_networks,
+)
+from tests.encoders.test_bounds import (
+    assert_contains,
+    assert_contains_exactly,
+    badly_scaled_networks,
+    cancelling_network,
+)
 
 FAST = ObbtOptions(time_per_lp=1.0, budget=5.0, time_per_mip=2.0)
 #: The LP stage with ideal-formulation cuts (``encoders.ideal_cuts``).

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -28,6 +27,7 @@ from prunemip.pruning.regularizers import Regularizer, ball_bounds, interval_bou
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, synflow_scores
 from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms, random_neuron_scores
 from prunemip.pruning.training import build_mlp
+from tests.conftest import assert_one_line
 
 WIDTHS = (12, 10, 8, 4)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "experiments" / "benchmarks"
 
 
 @pytest.mark.slow

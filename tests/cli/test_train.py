@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import assert_user_error, run
 
 from prunemip.model_io import load_network
+from tests.cli.test_cli import assert_user_error, run
 
 TINY = ["--arch", "16,16", "--epochs", "2", "--batch-size", "64", "--lr", "0.005", "--quiet"]
 RIGL = ["--method", "rigl", "--sparsity", "0.8", "--update-interval", "5"]

@@ -105,7 +105,7 @@ def test_architectures_parse():
 
 
 def test_shipped_study_configs_are_valid():
-    configs = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.toml"))
+    configs = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.toml"))
     assert configs, "experiments/ should hold the study configs"
     for path in configs:
         config = load_config(path)

@@ -10,9 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line
-from test_cli import assert_user_error, run
-from test_training import DECAYING, UntrainedChecker
 from torch import nn
 
 import prunemip.pruning.pipeline as pipeline
@@ -25,6 +22,9 @@ from prunemip.pruning.masks import Masks, linear_layers
 from prunemip.pruning.registry import FREEZERS
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, score_batch
 from prunemip.pruning.training import TrainOptions, apply_weight_decay, build_mlp, make_optimizer, train
+from tests.cli.test_cli import assert_user_error, run
+from tests.conftest import assert_one_line
+from tests.pruning.test_training import DECAYING, UntrainedChecker
 
 TINY = TrainConfig(epochs=2, batch_size=64, lr=3e-3)
 HIDDEN = (24, 16)
@@ -266,7 +266,7 @@ def test_train_cli_refuses_bad_freezing_in_one_line(tmp_path, capsys, monkeypatc
 # ----------------------------------------------------------------------- the study script
 @pytest.mark.slow
 def test_freezing_study_quick(capsys, tmp_path) -> None:
-    path = Path(__file__).resolve().parents[1] / "experiments" / "freezing_study.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "freezing_study.py"
     spec = importlib.util.spec_from_file_location("freezing_study", path)
     assert spec is not None and spec.loader is not None
     study = importlib.util.module_from_spec(spec)

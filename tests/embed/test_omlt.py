@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_one_line, random_network
 
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
+from tests.conftest import assert_one_line, random_network
 
 pyo = pytest.importorskip("pyomo.environ")
 pytest.importorskip("omlt")

@@ -8,7 +8,6 @@ import highspy
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import assert_one_line, random_network
 
 from prunemip.embed.highs import add_network
 from prunemip.encoders.bigm import encode
@@ -16,6 +15,7 @@ from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import HighsOptions, solve
+from tests.conftest import assert_one_line, random_network
 
 EXACT = HighsOptions(time_limit=60.0, threads=1, mip_rel_gap=0.0, extra={"mip_abs_gap": 0.0})
 
