@@ -75,18 +75,12 @@ def test_wheel_works_in_a_fresh_virtual_environment(wheel: Path, tmp_path: Path)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
-    )  # fmt: skip
+    purelib = [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    site = Path(subprocess.run(purelib, check=True, capture_output=True, text=True).stdout.strip())
     # Third-party packages come from the current environment; prunemip itself must not.
     (site / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    install = [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)]
+    subprocess.run(install, check=True, capture_output=True)
     check = (
         "import prunemip, prunemip.encoders.bigm, prunemip.solvers.highs, importlib.util as u;"
         "assert u.find_spec('encoders') is None and u.find_spec('solvers') is None;"

@@ -69,9 +69,9 @@ def _speedup_plot(rows: list[Any], folder: Path) -> list[Path]:
         base = dense_accuracy.get((row.architecture, row.perturbation))
         if row.method == DENSE or base is None or math.isnan(row.median_speedup):
             continue
-        axis.scatter(100 * (base - row.accuracy_mean), row.median_speedup, s=18)
-        axis.annotate(f"{row.architecture} {row.method} {row.sparsity:g}", (100 * (base - row.accuracy_mean),
-                      row.median_speedup), fontsize=6)  # fmt: skip
+        point = (100 * (base - row.accuracy_mean), row.median_speedup)
+        axis.scatter(*point, s=18)
+        axis.annotate(f"{row.architecture} {row.method} {row.sparsity:g}", point, fontsize=6)
     axis.axhline(1.0, color="gray", linewidth=0.8)
     axis.set_xlabel("accuracy drop against dense (points)")
     axis.set_ylabel("median speed-up against dense")

@@ -146,22 +146,24 @@ def test_results_log_survives_a_torn_line(tmp_path):
 
 
 # ----------------------------------------------------------------------- report
+def model_record(method, sparsity, accuracy, nnz=10, **extra):
+    keys = {"kind": "model", "key": f"m-{method}{sparsity}"}
+    setting = {"architecture": "2x8", "method": method, "sparsity": sparsity}
+    return keys | setting | {"accuracy": accuracy, "nnz": nnz} | extra
+
+
 def solve_record(method, sparsity, image, status, seconds, binaries=10, found=False):
-    return {
-        "kind": "solve", "key": f"{method}{sparsity}{image}", "model_key": f"m-{method}{sparsity}",
-        "architecture": "2x8", "method": method, "sparsity": sparsity, "seed": 0, "image": image,
-        "perturbation": "Linf=0.05", "solver_seed": 0, "status": status, "seconds": seconds,
-        "time_limit": 100.0, "binaries": binaries, "bigm_width": 1.0, "found": found,
-        "target_rule": "runner-up",
-    }  # fmt: skip
+    keys = {"kind": "solve", "key": f"{method}{sparsity}{image}", "model_key": f"m-{method}{sparsity}"}
+    setting = {"architecture": "2x8", "method": method, "sparsity": sparsity, "seed": 0, "image": image}
+    instance = {"perturbation": "Linf=0.05", "solver_seed": 0, "target_rule": "runner-up"}
+    outcome = {"status": status, "seconds": seconds, "time_limit": 100.0, "binaries": binaries}
+    return keys | setting | instance | outcome | {"bigm_width": 1.0, "found": found}
 
 
 def test_report_aggregates_a_hand_made_results_file(tmp_path):
     records = [
-        {"kind": "model", "key": "m-dense0.0", "architecture": "2x8", "method": "dense",
-         "sparsity": 0.0, "accuracy": 0.9, "nnz": 100},
-        {"kind": "model", "key": "m-magnitude0.9", "architecture": "2x8", "method": "magnitude",
-         "sparsity": 0.9, "accuracy": 0.88, "nnz": 10},
+        model_record("dense", 0.0, 0.9, nnz=100),
+        model_record("magnitude", 0.9, 0.88),
         solve_record("dense", 0.0, 0, "robust", 9.0),
         solve_record("dense", 0.0, 1, "timeout", 100.0),
         solve_record("dense", 0.0, 2, "adversarial", 3.0, found=True),
@@ -170,7 +172,7 @@ def test_report_aggregates_a_hand_made_results_file(tmp_path):
         solve_record("magnitude", 0.9, 1, "robust", 4.0, binaries=4),
         solve_record("magnitude", 0.9, 2, "adversarial", 0.5, binaries=3, found=True),
         solve_record("magnitude", 0.9, 3, "robust", 0.1, binaries=1),
-    ]  # fmt: skip
+    ]
     dense, pruned = summarize(records)
     assert (dense.method, dense.solved, dense.instances, dense.misclassified) == ("dense", 2, 3, 1)
     assert dense.sgm_seconds == pytest.approx(shifted_geometric_mean([9.0, 100.0, 3.0]))
@@ -193,20 +195,17 @@ def test_report_aggregates_a_hand_made_results_file(tmp_path):
 def test_a_method_with_options_is_a_row_of_its_own(tmp_path):
     """The same method and sparsity with and without a regulariser are two settings."""
     options = {"rs_weight": 0.001, "rs_eps": 0.05}
+    rs = {"options": options, "model_key": "m-rs"}
     regularised = [
-        {**solve_record("magnitude", 0.9, image, "robust", 0.5), "options": options,
-         "key": f"rs{image}", "model_key": "m-rs"}
-        for image in range(3)
-    ]  # fmt: skip
+        solve_record("magnitude", 0.9, i, "robust", 0.5) | rs | {"key": f"rs{i}"} for i in range(3)
+    ]
     records = [
-        {"kind": "model", "key": "m-magnitude0.9", "architecture": "2x8", "method": "magnitude",
-         "sparsity": 0.9, "accuracy": 0.88, "nnz": 10, "options": {}},
-        {"kind": "model", "key": "m-rs", "architecture": "2x8", "method": "magnitude",
-         "sparsity": 0.9, "accuracy": 0.86, "nnz": 10, "options": options},
+        model_record("magnitude", 0.9, 0.88, options={}),
+        model_record("magnitude", 0.9, 0.86, options=options, key="m-rs"),
         *(solve_record("dense", 0.0, image, "timeout", 100.0) for image in range(3)),
         *(solve_record("magnitude", 0.9, image, "robust", 10.0) for image in range(3)),
         *regularised,
-    ]  # fmt: skip
+    ]
     rows = {row.method: row for row in summarize(records)}
     assert set(rows) == {"dense", "magnitude", "magnitude [rs_eps=0.05, rs_weight=0.001]"}
     plain, rs = rows["magnitude"], rows["magnitude [rs_eps=0.05, rs_weight=0.001]"]
@@ -217,17 +216,17 @@ def test_a_method_with_options_is_a_row_of_its_own(tmp_path):
 def test_pooled_table_judges_settings_within_the_accuracy_budget(tmp_path):
     """Perturbations pool per setting; the best setting is the fastest one within budget."""
 
-    def model(method, sparsity, accuracy):
-        return {"kind": "model", "key": f"m-{method}{sparsity}", "architecture": "2x8", "method": method,
-                "sparsity": sparsity, "accuracy": accuracy, "nnz": 10}  # fmt: skip
-
     def on_ball(record, perturbation):
         return {**record, "perturbation": perturbation, "key": record["key"] + perturbation}
 
     dense = [solve_record("dense", 0.0, 0, "timeout", 100.0), solve_record("dense", 0.0, 1, "robust", 20.0)]
     within = [solve_record("magnitude", 0.5, i, "robust", 10.0) for i in range(2)]
     too_lossy = [solve_record("magnitude", 0.9, i, "robust", 0.1) for i in range(2)]
-    records = [model("dense", 0.0, 0.90), model("magnitude", 0.5, 0.89), model("magnitude", 0.9, 0.87)]
+    records = [
+        model_record("dense", 0.0, 0.90),
+        model_record("magnitude", 0.5, 0.89),
+        model_record("magnitude", 0.9, 0.87),
+    ]
     for perturbation in ("Linf=0.05", "L1=5"):
         records += [on_ball(r, perturbation) for r in dense + within + too_lossy]
     rows = summarize_pooled(records, accuracy_budget=1.5)
@@ -380,13 +379,12 @@ def test_solve_task_uses_the_configured_bounds_and_gradient_attack(bounds, gradi
     from prunemip.study.tasks import solve_task
 
     rng = np.random.default_rng(0)
-    network = Network.from_arrays(
-        [rng.normal(size=(12, 6)), rng.normal(size=(3, 12))], [rng.normal(size=12), np.zeros(3)],
-        InputSpec.create(6, 0.0, 1.0),
-    )  # fmt: skip
+    weights = [rng.normal(size=(12, 6)), rng.normal(size=(3, 12))]
+    biases = [rng.normal(size=12), np.zeros(3)]
+    network = Network.from_arrays(weights, biases, InputSpec.create(6, 0.0, 1.0))
     x0 = rng.random(6)
-    job = SolveJob("m", "d", 0, Perturbation("linf", 0.3), "untargeted", "optimize", 10.0, bounds, 0,
-                   gradient_attack=gradient_attack)  # fmt: skip
+    ball, target, mode, time_limit, seed = Perturbation("linf", 0.3), "untargeted", "optimize", 10.0, 0
+    job = SolveJob("m", "d", 0, ball, target, mode, time_limit, bounds, seed, gradient_attack=gradient_attack)
     record = solve_task(network, x0, int(network.predict(x0)), job)
     assert record["bounds_stages"][-1] == bounds
     assert (record["pgd_seconds"] > 0) == gradient_attack
