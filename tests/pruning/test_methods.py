@@ -1,11 +1,10 @@
-"""Pruning invariants (reference/pruning.md §9): masks, allocations, scores, IMP, DST, GMP,
-structured pruning, regularisers and export."""
+"""Pruning invariants (reference/pruning.md §9): the registry, masks, allocations, scores, IMP, GMP
+and structured pruning; DST, regularisers and export have modules of their own."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -13,17 +12,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from prunemip.errors import PrunemipError
-from prunemip.network import InputSpec
 from prunemip.pruning import METHODS, method_spec
 from prunemip.pruning.allocation import erk_densities, keep_counts
 from prunemip.pruning.config import PruneConfig
-from prunemip.pruning.dst import DynamicSparsity, cosine_drop_fraction, drop_and_grow
-from prunemip.pruning.export import export_network, remove_dead_neurons
 from prunemip.pruning.gmp import cubic_sparsity
 from prunemip.pruning.imp import imp_densities, imp_masks, random_masks_like
 from prunemip.pruning.masks import Masks, linear_layers, select
 from prunemip.pruning.methods import RUNNERS
-from prunemip.pruning.regularizers import Regularizer, ball_bounds, interval_bounds, l1_penalty, rs_loss
 from prunemip.pruning.scores import SCORES, ScoreInputs, prune_by_scores, synflow_scores
 from prunemip.pruning.structured import GroupLassoProximal, neuron_masks, neuron_norms, random_neuron_scores
 from prunemip.pruning.training import build_mlp
@@ -277,113 +272,6 @@ def test_random_mask_control_keeps_per_layer_counts() -> None:
     assert not torch.equal(control.weight[0], masks.weight[0])
 
 
-# ----------------------------------------------------------------------- DST
-def test_cosine_drop_fraction_schedule() -> None:
-    assert cosine_drop_fraction(0, 0.3, 100) == pytest.approx(0.3)
-    assert cosine_drop_fraction(50, 0.3, 100) == pytest.approx(0.15)
-    assert cosine_drop_fraction(100, 0.3, 100) == pytest.approx(0.0)
-    assert cosine_drop_fraction(500, 0.3, 100) == pytest.approx(0.0)
-
-
-@given(seed=st.integers(0, 2**16), fraction=st.floats(0.0, 0.9))
-def test_drop_and_grow_rules(seed: int, fraction: float) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    weight = torch.randn(9, 7, generator=generator)
-    mask = torch.rand(9, 7, generator=generator) < 0.4
-    grads = torch.randn(9, 7, generator=generator).abs()
-    kept, grown = drop_and_grow(weight * mask, mask, grads, fraction)
-    n_active = int(mask.sum())
-    n_prune = math.floor(n_active * fraction)
-    assert int(kept.sum()) == n_active - n_prune and int(grown.sum()) == n_prune
-    assert not bool((kept & grown).any())
-    assert bool((kept <= mask).all())  # only active weights are kept
-    if n_prune:
-        assert float((weight.abs())[kept].min()) >= float(weight.abs()[mask & ~kept].max())
-        assert float(grads[grown].min()) >= float(grads[~kept & ~grown].max())
-
-
-def _dst_setup(mode: str):
-    model = mlp()
-    masks = prune_by_scores("random", model, Masks.dense(model), ScoreInputs(seed=1), 0.7, "erk")
-    masks.apply(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    images, labels = batch()
-    for _ in range(3):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(images), labels).backward()
-        masks.mask_gradients(model)
-        optimizer.step()
-        masks.apply(model)
-    optimizer.zero_grad()
-    nn.functional.cross_entropy(model(images), labels).backward()
-    return model, masks, optimizer
-
-
-class _RecordingDST(DynamicSparsity):
-    def update(self, step, model, masks, optimizer, grow_scores):
-        self.seen = [None if s is None else s.clone() for s in grow_scores]
-        self.before = masks.copy()
-        super().update(step, model, masks, optimizer, grow_scores)
-
-
-@pytest.mark.parametrize("mode", ["rigl", "set"])
-def test_dst_update_keeps_counts_zeroes_new_weights_and_their_optimizer_state(mode: str) -> None:
-    model, masks, optimizer = _dst_setup(mode)
-    before = masks.copy()
-    weights_before = [layer.weight.detach().clone() for layer in linear_layers(model)]
-    callback = _RecordingDST(mode, 0.5, 10, 100, seed=2)
-    if mode == "rigl":
-        assert callback.before_step(0, model, masks, optimizer) is False  # no optimizer step on an update
-    else:
-        callback.after_step(0, model, masks, optimizer, 1e-2)
-    assert callback.updates == 1
-    for index, layer in enumerate(linear_layers(model)):
-        old, new = before.weight[index], masks.weight[index]
-        assert int(old.sum()) == int(new.sum())
-        if not masks.prunable[index]:
-            assert torch.equal(old, new)
-            continue
-        grown = new & ~old
-        assert bool(grown.any())
-        assert bool((layer.weight[grown] == 0).all())
-        stayed = new & old
-        assert torch.equal(layer.weight.detach()[stayed], weights_before[index][stayed])
-        state = optimizer.state[layer.weight]
-        for key in ("exp_avg", "exp_avg_sq"):
-            assert bool((state[key][grown] == 0).all()) and bool((state[key][~new] == 0).all())
-
-
-def test_rigl_grow_scores_are_the_dense_gradient() -> None:
-    model, masks, optimizer = _dst_setup("rigl")
-    images, labels = batch()
-    effective = [
-        (layer.weight * m).detach().requires_grad_()
-        for layer, m in zip(linear_layers(model), masks.weight, strict=True)
-    ]
-    h = images
-    for i, (w, layer) in enumerate(zip(effective, linear_layers(model), strict=True)):
-        h = nn.functional.linear(h, w, layer.bias.detach())
-        h = torch.relu(h) if i < len(effective) - 1 else h
-    dense = torch.autograd.grad(nn.functional.cross_entropy(h, labels), effective)
-    callback = _RecordingDST("rigl", 0.3, 10, 100)
-    callback.before_step(0, model, masks, optimizer)
-    for index, (seen, expected) in enumerate(zip(callback.seen, dense, strict=True)):
-        torch.testing.assert_close(seen, expected)
-        inactive = ~callback.before.weight[index]
-        if masks.prunable[index]:
-            assert bool((seen[inactive] != 0).any())  # the gradient is dense, not masked
-
-
-def test_dst_updates_only_until_the_end_step_and_at_the_interval() -> None:
-    callback = DynamicSparsity("set", 0.3, interval=10, end_step=35)
-    due = []
-    for step in range(60):
-        if callback.due(step):
-            due.append(step)
-            callback.last_update = step
-    assert due == [0, 10, 20, 30]
-
-
 # ----------------------------------------------------------------------- GMP
 def test_cubic_schedule() -> None:
     assert cubic_sparsity(0, 0.9, 10, 110) == 0.0
@@ -435,185 +323,3 @@ def test_group_lasso_proximal_step_reaches_exact_zeros() -> None:
     for before, after in zip(norms, neuron_norms(model, with_bias=True), strict=True):
         assert bool((after[before <= threshold] == 0).all())
         torch.testing.assert_close(after[before > threshold], before[before > threshold] - threshold)
-
-
-# ----------------------------------------------------------------------- regularisers
-def test_interval_bounds_contain_sampled_pre_activations() -> None:
-    model = mlp()
-    x0 = torch.rand(1, WIDTHS[0])
-    eps = 0.1
-    lower, upper = (x0 - eps).clamp(0, 1), (x0 + eps).clamp(0, 1)
-    bounds = interval_bounds(model, lower, upper)
-    assert_contain(model, bounds, lower + torch.rand(500, WIDTHS[0]) * (upper - lower))
-
-
-def assert_contain(model: nn.Module, bounds, samples: torch.Tensor, tol: float = 1e-5) -> None:
-    """Every hidden pre-activation of every sample lies within ``bounds``."""
-    h = samples
-    with torch.no_grad():
-        for layer, (low, high) in zip(linear_layers(model)[:-1], bounds, strict=True):
-            z = layer(h)
-            assert bool((z >= low - tol).all() and (z <= high + tol).all())
-            h = torch.relu(z)
-
-
-def l1_ball_samples(x0: torch.Tensor, delta: float, n: int, seed: int = 0) -> torch.Tensor:
-    """Points of the L1 ball of radius ``delta`` around ``x0`` within [0, 1]: random
-    directions at random radii, and every vertex x0 ± δ·e_i, all clipped to the box
-    (clipping only moves a point towards x0)."""
-    generator = torch.Generator().manual_seed(seed)
-    size = x0.shape[1]
-    directions = torch.randn(n, size, generator=generator) * (torch.rand(n, size, generator=generator) < 0.2)
-    directions = directions / directions.abs().sum(dim=1, keepdim=True).clamp(min=1e-12)
-    radii = delta * torch.rand(n, 1, generator=generator)
-    vertices = delta * torch.cat([torch.eye(size), -torch.eye(size)])
-    return (x0 + torch.cat([directions * radii, vertices])).clamp(0, 1)
-
-
-@pytest.mark.parametrize("delta", [0.3, 5.0])
-def test_l1_ball_bounds_contain_the_ball_and_beat_its_bounding_box(delta: float) -> None:
-    model = mlp()
-    x0 = torch.rand(1, WIDTHS[0], generator=torch.Generator().manual_seed(3))
-    bounds = ball_bounds(model, x0, ("l1", delta))
-    samples = l1_ball_samples(x0, delta, 2000)
-    assert bool(((samples - x0).abs().sum(dim=1) <= delta + 1e-5).all())
-    assert_contain(model, bounds, samples)
-    box = interval_bounds(model, (x0 - delta).clamp(0, 1), (x0 + delta).clamp(0, 1))
-    for (low, high), (box_low, box_high) in zip(bounds, box, strict=True):
-        assert bool((low >= box_low - 1e-6).all() and (high <= box_high + 1e-6).all())
-    if delta == 5.0:  # the box is all of [0, 1]^n: only Hölder's bound makes the first layer tight
-        assert bool((bounds[0][1] - bounds[0][0] < box[0][1] - box[0][0] - 1e-3).any())
-
-
-@pytest.mark.parametrize(("norm", "radius"), [("linf", 0.1), ("l1", 2.0)])
-def test_crown_rs_bounds_contain_the_ball_and_beat_intervals_on_a_deep_net(norm: str, radius: float) -> None:
-    widths = (12, 16, 16, 16, 16, 4)
-    model = mlp(widths, seed=2)
-    x0 = torch.rand(3, widths[0], generator=torch.Generator().manual_seed(4))
-    crown = ball_bounds(model, x0, (norm, radius), method="crown")
-    ia = ball_bounds(model, x0, (norm, radius))
-    for image in range(3):
-        centre = x0[image : image + 1]
-        if norm == "l1":
-            samples = l1_ball_samples(centre, radius, 1000, seed=image)
-        else:
-            low, high = (centre - radius).clamp(0, 1), (centre + radius).clamp(0, 1)
-            corners = torch.where(torch.rand(500, widths[0]) < 0.5, low, high)
-            samples = torch.cat([low + torch.rand(500, widths[0]) * (high - low), corners])
-        assert_contain(model, [(low[image], high[image]) for low, high in crown], samples)
-    widths_crown = sum(float((high - low).detach().sum()) for low, high in crown[1:])
-    widths_ia = sum(float((high - low).detach().sum()) for low, high in ia[1:])
-    for (low, high), (ia_low, ia_high) in zip(crown, ia, strict=True):
-        assert bool((low >= ia_low).all() and (high <= ia_high).all())
-    assert widths_crown < 0.9 * widths_ia
-
-
-@pytest.mark.parametrize(("norm", "radius"), [("linf", 0.1), ("l1", 2.0)])
-def test_crown_rs_bounds_of_removed_neurons_match_the_compacted_net(norm: str, radius: float) -> None:
-    """Neurons zeroed by neuron pruning (no weights in, zero bias) are skipped by the CROWN
-    substitution: the kept neurons' bounds equal those of the net without them, the removed
-    ones are exactly [0, 0]."""
-    widths = (12, 16, 16, 16, 4)
-    model = mlp(widths, seed=5, dtype=torch.float64)
-    layers = linear_layers(model)
-    kept = [torch.tensor([0, 2, 3, 5, 8, 9, 11, 14]), torch.tensor([1, 4, 6, 7, 10, 15])]
-    kept.append(torch.arange(0, 16, 2))
-    with torch.no_grad():
-        for layer, rows in zip(layers[:-1], kept, strict=True):
-            removed = ~torch.isin(torch.arange(layer.out_features), rows)
-            layer.weight[removed] = 0.0
-            layer.bias[removed] = 0.0
-    compact = mlp((12, 8, 6, 8, 4), dtype=torch.float64)
-    with torch.no_grad():
-        for small, big, rows, columns in zip(
-            linear_layers(compact), layers, [*kept, torch.arange(4)], [torch.arange(12), *kept], strict=True
-        ):
-            small.weight.copy_(big.weight[rows][:, columns])
-            small.bias.copy_(big.bias[rows])
-    x0 = torch.rand(3, widths[0], generator=torch.Generator().manual_seed(6), dtype=torch.float64)
-    full = ball_bounds(model, x0, (norm, radius), method="crown")
-    small = ball_bounds(compact, x0, (norm, radius), method="crown")
-    for (low, high), (small_low, small_high), rows in zip(full, small, kept, strict=True):
-        torch.testing.assert_close(low[:, rows], small_low)
-        torch.testing.assert_close(high[:, rows], small_high)
-        removed = ~torch.isin(torch.arange(low.shape[1]), rows)
-        assert bool((low[:, removed] == 0).all() and (high[:, removed] == 0).all())
-
-
-def test_rs_loss_sums_one_term_per_ball() -> None:
-    model = mlp()
-    images, _ = batch()
-    config = PruneConfig(rs_weight=0.5, rs_eps=0.05, rs_l1=2.0)
-    assert config.rs_balls == (("linf", 0.05), ("l1", 2.0))
-    total = Regularizer(0.0, 0.5, config.rs_balls).extra_loss(model, images)
-    expected = 0.5 * (rs_loss(model, images, 0.05) + rs_loss(model, images, 2.0, norm="l1"))
-    assert total is not None
-    torch.testing.assert_close(total, expected)
-    assert PruneConfig(rs_weight=0.5, rs_eps=0.0, rs_l1=2.0).rs_balls == (("l1", 2.0),)
-    with pytest.raises(PrunemipError) as error:
-        PruneConfig(rs_weight=0.5, rs_eps=0.0)
-    assert_one_line(error, "--rs-eps", "--rs-l1")
-    with pytest.raises(PrunemipError):
-        PruneConfig(rs_weight=0.5, rs_l1=-1.0)
-    with pytest.raises(PrunemipError) as error:
-        PruneConfig(rs_weight=0.5, rs_bounds="lp")
-    assert_one_line(error, "lp", "crown")
-
-
-def test_rs_loss_is_differentiable_and_l1_is_the_weight_norm() -> None:
-    model = mlp()
-    images, _ = batch()
-    loss = rs_loss(model, images, 0.1)
-    loss.backward()
-    assert all(
-        layer.weight.grad is not None and bool(layer.weight.grad.abs().sum() > 0)
-        for layer in linear_layers(model)[:-1]
-    )
-    expected = sum(float(layer.weight.detach().abs().sum()) for layer in linear_layers(model))
-    assert l1_penalty(model).item() == pytest.approx(expected)
-
-
-# ----------------------------------------------------------------------- export
-def test_remove_dead_neurons_folds_constants_and_drops_unused_ones() -> None:
-    rng = np.random.default_rng(0)
-    weights = [rng.normal(size=(5, 3)), rng.normal(size=(4, 5)), rng.normal(size=(2, 4))]
-    biases = [rng.normal(size=5) + 1.0, rng.normal(size=4), rng.normal(size=2)]
-    weights[0][1] = 0.0  # neuron 1 of layer 1: no inputs, constant ReLU(b)
-    weights[1][:, 3] = 0.0  # neuron 3 of layer 1: no outputs
-    weights[2][:, 2] = 0.0  # neuron 2 of layer 2: no outputs -> dropped
-    weights[1][:, 4] = 0.0
-    weights[1][2, 4] = 1.5  # neuron 4 of layer 1 only feeds the dropped neuron -> dropped too
-    shrunk, new_biases, counts = remove_dead_neurons(weights, biases)
-    assert [w.shape for w in shrunk] == [(2, 3), (3, 2), (2, 3)]
-    assert counts == [{"folded": 1, "dropped": 2}, {"folded": 0, "dropped": 1}]
-    x = rng.random((50, 3))
-
-    def forward(ws, bs):
-        h = x
-        for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
-            h = h @ w.T + b
-            h = np.maximum(h, 0) if i < len(ws) - 1 else h
-        return h
-
-    np.testing.assert_allclose(forward(shrunk, new_biases), forward(weights, biases), rtol=0, atol=1e-12)
-
-
-@pytest.mark.parametrize("structured", [False, True])
-def test_export_reproduces_the_torch_logits(structured: bool) -> None:
-    model = mlp((12, 20, 16, 4))
-    if structured:
-        masks = neuron_masks(Masks.dense(model), neuron_norms(model), 0.5)
-    else:
-        masks = prune_by_scores("random", model, Masks.dense(model), ScoreInputs(seed=4), 0.93, "layer")
-    masks.apply(model)
-    network = export_network(model, masks, InputSpec.create(12, 0.0, 1.0), {"method": "test"})
-    removed = network.metadata["neurons_removed"]
-    assert sum(c["folded"] + c["dropped"] for c in removed) > 0
-    assert network.widths[1] < 20 or network.widths[2] < 16
-    assert network.nnz <= masks.nnz(prunable_only=False)
-    x = torch.rand(64, 12)
-    with torch.no_grad():
-        expected = model.double()(x.double()).numpy()
-    np.testing.assert_allclose(network.forward(x.double().numpy()), expected, rtol=0, atol=1e-12)
-    with torch.no_grad():
-        np.testing.assert_allclose(network.forward(x.numpy()), model.float()(x).numpy(), atol=1e-5)
