@@ -30,7 +30,19 @@ def _new_file_mode() -> int:
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Run ``write`` on a temporary file next to ``path``, then rename it into place."""
+    """Run ``write`` on a temporary file next to ``path``, then rename it into place.
+
+    Args:
+        path: the file to write; its folder must exist.
+        write: writes the whole content to the binary handle it is given.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: when the folder is missing or the file cannot be written (the target is
+            then left as it was).
+    """
     target = Path(path)
     if not target.parent.is_dir():
         raise PrunemipError(f"cannot write {target}: folder {target.parent} does not exist")
@@ -55,11 +67,34 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`).
+
+    Args:
+        path: the file to write; its folder must exist.
+        data: the whole content.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: when the file cannot be written.
+    """
     return atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> Path:
-    """Write text lines (each followed by a newline), UTF-8."""
+    """Write text lines (each followed by a newline), UTF-8, atomically.
+
+    Args:
+        path: the file to write; its folder must exist.
+        lines: the lines, without their newlines.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: when the file cannot be written.
+    """
 
     def write(handle: IO[bytes]) -> None:
         for line in lines:

@@ -356,6 +356,21 @@ def load_dataset(
     its IDX/NPZ files. ``download=True`` fetches MNIST/Fashion-MNIST (into ``data_dir``,
     else the cache) when no folder holds both official splits. Split rules and the
     search order are in the module docstring.
+
+    Args:
+        name: the dataset (e.g. ``"mnist"``, ``"fashion-mnist"``, ``"digits"``).
+        split: ``"train"``, ``"test"`` or ``"val"`` (the held-out share of the training part).
+        data_dir: a folder holding the IDX/NPZ files (default: the search order).
+        seed: seed (a non-negative integer) of the stratified re-split and the validation hold-out.
+        val_fraction: share of the training part held out as ``"val"``, in [0, 1); 0 holds none.
+        download: fetch the official files when no folder has them.
+
+    Returns:
+        The split, images scaled to [0, 1], with its provenance.
+
+    Raises:
+        PrunemipError: for an unknown dataset or split, a bad ``seed``/``val_fraction``, missing or
+            damaged files, or labels that do not fit the images.
     """
     if split not in SPLITS:
         raise PrunemipError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -440,7 +455,18 @@ def download_dataset(name: str, dest: str | Path | None = None) -> Path:
     """Fetch the four ``.gz`` IDX files of ``name`` into ``dest`` (default: the cache).
 
     Files already there with the right MD5 sum are kept; each new file is checked
-    against the published sum before it is written. Returns the folder.
+    against the published sum before it is written.
+
+    Args:
+        name: a downloadable dataset (``"mnist"`` or ``"fashion-mnist"``).
+        dest: the folder to fill (created if needed); default ``$XDG_CACHE_HOME/prunemip/<name>``.
+
+    Returns:
+        The folder.
+
+    Raises:
+        PrunemipError: for a dataset that cannot be downloaded, a network failure, a checksum
+            mismatch or a folder that cannot be written.
     """
     if name not in _DOWNLOADS:
         raise PrunemipError(f"cannot download {name!r}; downloadable: {', '.join(sorted(_DOWNLOADS))}")

@@ -26,6 +26,15 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     The header must be two zero bytes, a known type code, the number of dimensions and
     that many big-endian uint32 sizes, followed by exactly the promised data.
+
+    Args:
+        path: the ``.idx``/``-ubyte`` file, optionally gzip-compressed.
+
+    Returns:
+        The array, shaped as the header says, in its native-endian dtype.
+
+    Raises:
+        PrunemipError: when the file cannot be read, has a bad header or a wrong length.
     """
     path = Path(path)
     try:
@@ -57,7 +66,18 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def read_npz_array(path: Path, key: str) -> np.ndarray:
-    """The array ``key`` of an ``.npz`` archive (no pickles); a damaged file is one line of error."""
+    """The array ``key`` of an ``.npz`` archive (no pickles); a damaged file is one line of error.
+
+    Args:
+        path: the ``.npz`` archive.
+        key: the name of the array inside it.
+
+    Returns:
+        The array.
+
+    Raises:
+        PrunemipError: when the archive cannot be read or has no array ``key``.
+    """
     try:
         with np.load(path, allow_pickle=False) as archive:
             return archive[key]

@@ -50,7 +50,18 @@ def _plain_json(value: Any, what: str) -> Any:
 
 
 def save_network(network: Network, path: str | Path) -> Path:
-    """Write ``network`` in prunemip's own ``.npz`` format (exact CSR, bias, spec, metadata)."""
+    """Write ``network`` in prunemip's own ``.npz`` format (exact CSR, bias, spec, metadata).
+
+    Args:
+        network: the network to save.
+        path: the target file (written atomically).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: when the metadata is not JSON-serialisable or the file cannot be written.
+    """
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -74,6 +85,16 @@ def save_torch_checkpoint(network: Network, path: str | Path) -> Path:
     Next to ``state_dict`` it stores ``prunemip_input_spec``, ``prunemip_metadata`` and
     ``prunemip_activations``. Float32 rounds the weights, and the pruning mask becomes
     the pattern of nonzero weights; use :func:`save_network` to keep both exactly.
+
+    Args:
+        network: the network to save.
+        path: the target file (written atomically).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: when the metadata is not JSON-serialisable or the file cannot be written.
     """
     import torch
 
@@ -184,6 +205,17 @@ def load_network(
     anything else as PyTorch (TorchScript, state_dict or checkpoint; a pickled module
     only with ``trust_pickle=True``). ``input_spec`` overrides the file's input spec;
     without either the inputs are unbounded.
+
+    Args:
+        path: the model file.
+        trust_pickle: allow a pickled PyTorch module (loading it can run arbitrary code).
+        input_spec: the inputs' shape and range, replacing the file's.
+
+    Returns:
+        The network.
+
+    Raises:
+        PrunemipError: for a missing, unreadable or unsupported file, or a pickle not trusted.
     """
     path = Path(path)
     if not path.exists():

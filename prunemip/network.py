@@ -201,7 +201,14 @@ class Layer:
         return (self.weight @ h.T).T + self.bias
 
     def activate(self, z: np.ndarray) -> np.ndarray:
-        """The activation applied to pre-activations ``z`` (ReLU or identity)."""
+        """The activation applied to pre-activations ``z`` (ReLU or identity).
+
+        Args:
+            z: pre-activations, any shape.
+
+        Returns:
+            ``max(z, 0)`` for a ReLU layer, ``z`` itself for an identity layer.
+        """
         return np.maximum(z, 0.0) if self.activation == "relu" else z
 
 
@@ -424,7 +431,14 @@ class Network:
 
     # ----------------------------------------------------------------- derived networks
     def with_input_spec(self, spec: InputSpec) -> Network:
-        """The same layers with another input spec (e.g. a value range)."""
+        """The same layers with another input spec (e.g. a value range).
+
+        Args:
+            spec: the new input spec.
+
+        Returns:
+            A new network; weights are shared, not copied.
+        """
         return replace(self, input_spec=spec)
 
     def with_metadata(self, **items: Any) -> Network:

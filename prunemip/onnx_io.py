@@ -290,7 +290,20 @@ def _topological(graph: onnx.GraphProto, available: set[str]) -> list[onnx.NodeP
 
 
 def load_onnx(path: str | Path, input_spec: InputSpec | None = None) -> Network:
-    """Read a feed-forward ReLU network from an ONNX file as a float64 :class:`Network`."""
+    """Read a feed-forward ReLU network from an ONNX file as a float64 :class:`Network`.
+
+    Args:
+        path: the ``.onnx`` file.
+        input_spec: the inputs' shape and range (default: the graph's input shape, unbounded;
+            a leading batch dimension of 1 is dropped).
+
+    Returns:
+        The network, with a leading input normalisation folded into its first layer.
+
+    Raises:
+        PrunemipError: for an unreadable file or a graph that is not one chain of
+            :data:`SUPPORTED_OPS` with one input and one output.
+    """
     try:
         model = onnx.load(str(path))
     except Exception as exc:

@@ -121,6 +121,16 @@ def network_from_module(module: nn.Module, input_spec: InputSpec | None = None) 
 
     ``Linear`` followed by ``ReLU`` is a relu layer, any other ``Linear`` an identity
     layer. Pruned ``Linear`` modules are read as ``weight_orig * weight_mask``.
+
+    Args:
+        module: an ``nn.Sequential`` (nested ones are flattened) or a single ``nn.Linear``.
+        input_spec: the inputs' shape and range (default: flat, as wide as the first layer, unbounded).
+
+    Returns:
+        The network.
+
+    Raises:
+        PrunemipError: for a module that is not a Sequential of ``Linear``/``ReLU``/``Flatten``.
     """
     kind = _module_kind(module)
     if kind == "linear":
@@ -171,7 +181,15 @@ def _spec(input_spec: InputSpec | None, weights: list[Any]) -> InputSpec:
 
 
 def network_to_module(network: Network, dtype: torch.dtype = torch.float32) -> nn.Sequential:
-    """An ``nn.Sequential`` of ``Linear``/``ReLU`` computing the network's logits."""
+    """An ``nn.Sequential`` of ``Linear``/``ReLU`` computing the network's logits.
+
+    Args:
+        network: the network.
+        dtype: the parameters' dtype (float32 rounds float64 weights).
+
+    Returns:
+        The module, dense (zero weights are stored as zeros, no pruning mask).
+    """
     modules: list[nn.Module] = []
     for layer in network.layers:
         linear = nn.Linear(layer.n_in, layer.n_out, dtype=dtype)
@@ -191,6 +209,15 @@ def unwrap_checkpoint(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mappin
     A mapping of tensors is itself the state_dict; otherwise the first of
     ``state_dict``/``model_state_dict``/``model`` holding a mapping is used (searched
     two levels deep). The outer dict carries prunemip's ``prunemip_*`` entries, if any.
+
+    Args:
+        obj: a state_dict or a checkpoint dict.
+
+    Returns:
+        ``(state_dict, outer)``; both are ``obj`` for a plain state_dict.
+
+    Raises:
+        PrunemipError: when no state_dict of tensors is found.
     """
     outer = obj
     for _ in range(3):
@@ -225,6 +252,16 @@ def network_from_state_dict(state_dict: Mapping[str, Any], input_spec: InputSpec
 
     Layers are taken in state_dict order with ReLU between them and identity at the end
     (prunemip's own checkpoints record their activations, input spec and metadata).
+
+    Args:
+        state_dict: the state_dict, or a checkpoint holding one (see :func:`unwrap_checkpoint`).
+        input_spec: the inputs' shape and range (default: the checkpoint's, else flat and unbounded).
+
+    Returns:
+        The network.
+
+    Raises:
+        PrunemipError: for entries that are not Linear weights/biases or layers whose sizes do not chain.
     """
     tensors, outer = unwrap_checkpoint(state_dict)
     weights: list[sp.csr_matrix | np.ndarray] = []

@@ -43,10 +43,25 @@ class OutputConstraint:
     line: int
 
     def slack(self, outputs: np.ndarray) -> float:
-        """``rhs − c·y``: ≥ 0 when satisfied (> 0 needed when strict)."""
+        """``rhs − c·y``: ≥ 0 when satisfied (> 0 needed when strict).
+
+        Args:
+            outputs: the network's outputs ``y``, shape ``(n_outputs,)``.
+
+        Returns:
+            The slack.
+        """
         return float(self.rhs - self.coefficients @ outputs)
 
     def holds(self, outputs: np.ndarray) -> bool:
+        """Whether ``outputs`` satisfy the constraint (strictly when ``strict``).
+
+        Args:
+            outputs: the network's outputs ``y``, shape ``(n_outputs,)``.
+
+        Returns:
+            ``True`` when satisfied.
+        """
         slack = self.slack(outputs)
         return slack > 0.0 if self.strict else slack >= 0.0
 
@@ -60,6 +75,15 @@ class Disjunct:
     constraints: tuple[OutputConstraint, ...]
 
     def holds(self, x: np.ndarray, outputs: np.ndarray) -> bool:
+        """Whether ``x`` lies in the box and ``outputs`` satisfy every constraint.
+
+        Args:
+            x: the input, shape ``(n_inputs,)``.
+            outputs: the network's outputs at ``x``, shape ``(n_outputs,)``.
+
+        Returns:
+            ``True`` when this disjunct holds.
+        """
         inside = bool(np.all(x >= self.lower) and np.all(x <= self.upper))
         return inside and all(c.holds(outputs) for c in self.constraints)
 
@@ -74,6 +98,15 @@ class Property:
     source: str
 
     def satisfied_by(self, x: np.ndarray, outputs: np.ndarray) -> bool:
+        """Whether ``(x, outputs)`` is a counterexample: some disjunct holds.
+
+        Args:
+            x: the input, shape ``(n_inputs,)``.
+            outputs: the network's outputs at ``x``, shape ``(n_outputs,)``.
+
+        Returns:
+            ``True`` when some disjunct holds.
+        """
         return any(d.holds(x, outputs) for d in self.disjuncts)
 
 
@@ -250,7 +283,19 @@ def _disjunct(
 
 
 def parse_vnnlib(text: str, source: str = "<vnnlib>") -> Property:
-    """Parse VNN-LIB text into a :class:`Property`."""
+    """Parse VNN-LIB text into a :class:`Property`.
+
+    Args:
+        text: the property, in the supported subset (see the module docstring).
+        source: the name errors give (e.g. the file name).
+
+    Returns:
+        The property, its assertions in disjunctive normal form (disjuncts with an empty input box dropped).
+
+    Raises:
+        PrunemipError: for unsupported syntax, undeclared or unbounded variables, or more than
+            :data:`MAX_DISJUNCTS` disjuncts; the message names the line.
+    """
     reader = _Reader(source)
     conjunction: list[list[list[tuple[Linear, bool, int]]]] = []
     for form in _parse(_tokens(text), source):
@@ -283,7 +328,17 @@ def parse_vnnlib(text: str, source: str = "<vnnlib>") -> Property:
 
 
 def load_vnnlib(path: str | Path) -> Property:
-    """Read a ``.vnnlib`` file (plain text)."""
+    """Read a ``.vnnlib`` file (plain text).
+
+    Args:
+        path: the property file.
+
+    Returns:
+        The property (see :func:`parse_vnnlib`).
+
+    Raises:
+        PrunemipError: when the file is missing, unreadable or not a supported property.
+    """
     target = Path(path)
     if not target.is_file():
         raise PrunemipError(f"property file {target} does not exist")
@@ -295,7 +350,15 @@ def load_vnnlib(path: str | Path) -> Property:
 
 
 def counterexample_text(x: np.ndarray, outputs: np.ndarray) -> str:
-    """VNN-COMP's witness format: ``sat`` then ``((X_0 v) ... (Y_0 v) ...)``."""
+    """VNN-COMP's witness format: ``sat`` then ``((X_0 v) ... (Y_0 v) ...)``.
+
+    Args:
+        x: the counterexample input, shape ``(n_inputs,)``.
+        outputs: the network's outputs at ``x``, shape ``(n_outputs,)``.
+
+    Returns:
+        The text, ending with a newline.
+    """
     entries = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)]
     entries += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(outputs)]
     return "sat\n(" + "\n ".join(entries) + ")\n"
