@@ -33,7 +33,15 @@ from prunemip.errors import PrunemipError
 
 
 def erk_densities(shapes: list[tuple[int, int]], sparsity: float) -> list[float]:
-    """ERK densities of weight matrices ``(n_out, n_in)``; Σ density·size = (1 − S)·Σ size."""
+    """ERK densities of weight matrices ``(n_out, n_in)``; Σ density·size = (1 − S)·Σ size.
+
+    Args:
+        shapes: each prunable layer's weight shape ``(n_out, n_in)``.
+        sparsity: the target sparsity S over all of them, in [0, 1).
+
+    Returns:
+        One density in (0, 1] per layer (1 for the layers made dense).
+    """
     sizes = [n_out * n_in for n_out, n_in in shapes]
     raw = [(n_out + n_in) / (n_out * n_in) for n_out, n_in in shapes]
     target = (1.0 - sparsity) * sum(sizes)
@@ -50,7 +58,19 @@ def erk_densities(shapes: list[tuple[int, int]], sparsity: float) -> list[float]
 
 
 def layer_densities(allocation: str, shapes: list[tuple[int, int]], sparsity: float) -> list[float]:
-    """Per-layer densities of a non-global allocation."""
+    """Per-layer densities of a non-global allocation.
+
+    Args:
+        allocation: ``layer``, ``uniform`` or ``erk``.
+        shapes: each prunable layer's weight shape ``(n_out, n_in)``.
+        sparsity: the target sparsity, in [0, 1).
+
+    Returns:
+        One density per layer.
+
+    Raises:
+        PrunemipError: for ``global`` or an unknown allocation.
+    """
     if allocation == "erk":
         return erk_densities(shapes, sparsity)
     if allocation == "layer" or (allocation == "uniform" and len(shapes) == 1):
@@ -65,6 +85,17 @@ def keep_counts(allocation: str, shapes: list[tuple[int, int]], sparsity: float)
 
     ERK's counts add up to ``round((1 − S)·N)`` (largest remainder); the others round
     each layer on its own.
+
+    Args:
+        allocation: ``layer``, ``uniform`` or ``erk``.
+        shapes: each prunable layer's weight shape ``(n_out, n_in)``.
+        sparsity: the target sparsity, in [0, 1).
+
+    Returns:
+        One count per layer, between 1 and the layer's size.
+
+    Raises:
+        PrunemipError: for ``global`` or an unknown allocation.
     """
     densities = layer_densities(allocation, shapes, sparsity)
     sizes = [n_out * n_in for n_out, n_in in shapes]

@@ -36,7 +36,17 @@ def _check(condition: bool, message: str) -> None:
 
 
 def parse_arch(text: str) -> tuple[int, ...]:
-    """Hidden widths from ``"100,100"`` (commas or spaces) or ``"2x100"`` (depth x width)."""
+    """Hidden widths from ``"100,100"`` (commas or spaces) or ``"2x100"`` (depth x width).
+
+    Args:
+        text: the architecture as typed on the command line.
+
+    Returns:
+        The hidden layers' widths, input to output.
+
+    Raises:
+        PrunemipError: when ``text`` holds no positive widths.
+    """
     spec = text.strip().lower()
     repeated = re.fullmatch(r"(\d+)\s*x\s*(\d+)", spec)
     try:
@@ -55,7 +65,17 @@ def parse_arch(text: str) -> tuple[int, ...]:
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
-    """Linear-layer numbers (from 1) from ``"1,2"`` (commas or spaces), sorted and unique."""
+    """Linear-layer numbers (from 1) from ``"1,2"`` (commas or spaces), sorted and unique.
+
+    Args:
+        text: the layer numbers as typed on the command line.
+
+    Returns:
+        The numbers, ascending.
+
+    Raises:
+        PrunemipError: when ``text`` holds no numbers, or one below 1.
+    """
     try:
         layers = tuple(sorted({int(part) for part in text.replace(",", " ").split()}))
     except ValueError:

@@ -28,7 +28,11 @@ StepEpochLog = Callable[[str, dict[str, float]], None]
 
 
 def quiet(message: str) -> None:
-    """Discard a log line."""
+    """Discard a log line (the default :data:`Log`).
+
+    Args:
+        message: the line, ignored.
+    """
 
 
 @dataclass
@@ -56,13 +60,28 @@ class Context:
         return self.config.train.seed
 
     def new_model(self, seed: int | None = None) -> nn.Sequential:
-        """A freshly initialised MLP of the run's widths (seed: the run's)."""
+        """A freshly initialised MLP of the run's widths, on the run's device.
+
+        Args:
+            seed: the initialisation seed (default: the run's).
+
+        Returns:
+            The model.
+        """
         model = build_mlp(
             self.widths[0], self.widths[1:-1], self.widths[-1], self.seed if seed is None else seed
         )
         return model.to(self.device)
 
     def dense_masks(self, model: nn.Module) -> Masks:
+        """All-ones masks for ``model``, the output layer prunable as the run configures.
+
+        Args:
+            model: an MLP of the run's widths.
+
+        Returns:
+            Masks keeping every weight and bias.
+        """
         return Masks.dense(model, self.config.prune.prune_output)
 
     def total_steps(self) -> int:
@@ -70,10 +89,29 @@ class Context:
         return train_config.epochs * steps_per_epoch(len(self.train_data), train_config.batch_size)
 
     def accuracy(self, model: nn.Module) -> float:
+        """Test-set accuracy of ``model``.
+
+        Args:
+            model: an MLP of the run's widths.
+
+        Returns:
+            The accuracy on the run's test data, in [0, 1].
+        """
         return accuracy(model, self.test_data)
 
     def freeze(self, model: nn.Module, masks: Masks) -> Masks:
-        """``masks`` with the configured frozen entries (``model`` at initialisation, pruned)."""
+        """``masks`` with the configured frozen entries (``model`` at initialisation, pruned).
+
+        Args:
+            model: the model at initialisation, pruned by ``masks``.
+            masks: the masks in force.
+
+        Returns:
+            ``masks`` itself when nothing is to be frozen, else a copy with frozen entries.
+
+        Raises:
+            PrunemipError: when the frozen layers exceed the freeze fraction.
+        """
         prune = self.config.prune
         if not prune.freezes:
             return masks
@@ -130,7 +168,16 @@ class Context:
         return masks
 
     def prune_step(self, step: str, model: nn.Module, compute: Callable[[], Masks]) -> Masks:
-        """Compute masks once (or load them), apply them and note the pruned accuracy."""
+        """Compute masks once (or load them), apply them and note the pruned accuracy.
+
+        Args:
+            step: the step's name in the run directory.
+            model: the model, pruned in place (or loaded from the finished step).
+            compute: makes the new masks (called only when the step is not done yet).
+
+        Returns:
+            The masks in force after the step.
+        """
         if self.run.done(step):
             return self._restore(step, model)
         masks = compute()

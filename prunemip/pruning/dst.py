@@ -39,7 +39,16 @@ DST_MODES: tuple[str, ...] = ("set", "rigl")
 
 
 def cosine_drop_fraction(step: int, alpha: float, end_step: int) -> float:
-    """α/2·(1 + cos(π·min(t, T_end)/T_end))."""
+    """α/2·(1 + cos(π·min(t, T_end)/T_end)).
+
+    Args:
+        step: the global training step t.
+        alpha: the initial drop fraction α.
+        end_step: the last update step T_end.
+
+    Returns:
+        The fraction of each layer's active connections to drop at ``step``.
+    """
     return alpha / 2 * (1 + math.cos(math.pi * min(step, end_step) / max(end_step, 1)))
 
 
@@ -49,6 +58,15 @@ def drop_and_grow(
     """One RigL/SET update of one layer: returns ``(kept, grown)``, disjoint boolean masks.
 
     The new mask is ``kept | grown``; it has exactly as many entries as ``mask``.
+
+    Args:
+        weight: the layer's weight, shape ``(n_out, n_in)``.
+        mask: its current boolean mask, same shape.
+        grow_scores: the grow score of every entry (RigL |gradient|, SET noise), same shape.
+        fraction: the drop fraction f(t).
+
+    Returns:
+        ``(kept, grown)``, boolean masks shaped like ``mask``.
     """
     n_active = int(mask.sum())
     n_prune = math.floor(n_active * fraction)
@@ -71,11 +89,22 @@ class DynamicSparsity(Callback):
         self.updates = 0
 
     def due(self, step: int) -> bool:
+        """Whether ``step`` is an update step: t ≤ T_end and t ≥ last update + interval.
+
+        Args:
+            step: the global training step.
+
+        Returns:
+            ``True`` when the masks are to be updated at ``step``.
+        """
         return step <= self.end_step and step >= self.last_update + self.interval
 
     def before_step(
         self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer
     ) -> bool:
+        """Implements :meth:`Callback.before_step`: RigL updates the masks from the dense gradients
+        at a due step and skips that optimizer step (returns False).
+        """
         if self.mode != "rigl" or not self.due(step):
             return True
         self.update(step, model, masks, optimizer, [layer.weight.grad for layer in linear_layers(model)])
@@ -84,6 +113,7 @@ class DynamicSparsity(Callback):
     def after_step(
         self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer, lr: float
     ) -> None:
+        """Implements :meth:`Callback.after_step`: SET updates the masks with random growth at a due step."""
         if self.mode == "set" and self.due(step):
             scores = [torch.rand(m.shape, generator=self.generator).to(m.device) for m in masks.weight]
             self.update(step, model, masks, optimizer, scores)
@@ -96,7 +126,15 @@ class DynamicSparsity(Callback):
         optimizer: torch.optim.Optimizer | None,
         grow_scores: list[torch.Tensor | None],
     ) -> None:
-        """Drop and grow in every prunable layer (``grow_scores``: RigL |gradient| or SET noise)."""
+        """Drop and grow in every prunable layer (``grow_scores``: RigL |gradient| or SET noise).
+
+        Args:
+            step: the global training step t (sets the drop fraction).
+            model: the model being trained; changed entries are zeroed in place.
+            masks: the masks in force, updated in place.
+            optimizer: its optimizer, whose state is zeroed at changed entries (``None``: none).
+            grow_scores: one tensor per linear layer shaped like its weight (``None``: layer skipped).
+        """
         fraction = cosine_drop_fraction(step, self.alpha, self.end_step)
         for index, layer in enumerate(linear_layers(model)):
             scores = grow_scores[index]

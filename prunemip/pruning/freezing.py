@@ -42,7 +42,21 @@ from prunemip.pruning.scores import SCORES, ScoreInputs, score_batch
 
 
 def freeze_masks(prune: PruneConfig, model: nn.Module, masks: Masks, data: Dataset, seed: int) -> Masks:
-    """``masks`` with ``prune``'s frozen entries set (``model`` at initialisation, pruned by ``masks``)."""
+    """``masks`` with ``prune``'s frozen entries set (``model`` at initialisation, pruned by ``masks``).
+
+    Args:
+        prune: the method's ``freeze``, ``freeze_fraction`` and ``freeze_layers``.
+        model: the model at initialisation, pruned by ``masks``.
+        masks: the masks in force.
+        data: where a data-driven freeze score draws its scoring batch.
+        seed: the seed of the scoring batch and of random scores.
+
+    Returns:
+        A copy of ``masks`` with the frozen entries set.
+
+    Raises:
+        PrunemipError: when the frozen layers alone hold more than ``freeze_fraction`` of the weights.
+    """
     result = masks.copy()
     for layer in prune.freeze_layers:
         result.frozen[layer - 1] = masks.weight[layer - 1].clone()

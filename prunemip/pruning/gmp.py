@@ -21,7 +21,17 @@ from prunemip.pruning.training import Callback
 
 
 def cubic_sparsity(step: int, final: float, begin: int, end: int) -> float:
-    """Zhu & Gupta's s_t with s_i = 0 (0 before ``begin``, ``final`` from ``end`` on)."""
+    """Zhu & Gupta's s_t with s_i = 0 (0 before ``begin``, ``final`` from ``end`` on).
+
+    Args:
+        step: the global training step t.
+        final: the target sparsity s_f.
+        begin: the first pruning step t₀.
+        end: the last pruning step t_end.
+
+    Returns:
+        The sparsity s_t.
+    """
     if step < begin:
         return 0.0
     progress = min(1.0, (step - begin) / max(end - begin, 1))
@@ -39,6 +49,9 @@ class GradualMagnitude(Callback):
     def after_step(
         self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer, lr: float
     ) -> None:
+        """Implements :meth:`Callback.after_step`: at a pruning step, prune by magnitude to the
+        schedule's sparsity when it has risen.
+        """
         if step < self.begin or ((step - self.begin) % self.interval and step < self.end):
             return
         target = cubic_sparsity(step, self.sparsity, self.begin, self.end)

@@ -32,7 +32,16 @@ from prunemip.pruning.scores import magnitudes
 
 
 def imp_densities(sparsity: float, fraction: float = 0.2, rounds: int | None = None) -> list[float]:
-    """Density after each round: (1 − p)^r, the last one exactly 1 − ``sparsity``."""
+    """Density after each round: (1 − p)^r, the last one exactly 1 − ``sparsity``.
+
+    Args:
+        sparsity: the target sparsity S, in [0, 1).
+        fraction: p, the share of the remaining weights removed per round.
+        rounds: a fixed number of rounds R (then p = 1 − (1 − S)^{1/R}); ``None``: as many as p needs.
+
+    Returns:
+        The density of each round, decreasing; empty for ``sparsity`` 0.
+    """
     target = 1.0 - sparsity
     if target >= 1.0:
         return []
@@ -44,14 +53,31 @@ def imp_densities(sparsity: float, fraction: float = 0.2, rounds: int | None = N
 
 
 def imp_masks(model: nn.Module, masks: Masks, density: float) -> Masks:
-    """Keep the ``round(density·N)`` largest |w| of the remaining prunable weights."""
+    """Keep the ``round(density·N)`` largest |w| of the remaining prunable weights.
+
+    Args:
+        model: the trained model.
+        masks: the masks in force (what they prune stays pruned).
+        density: the fraction of the prunable weights to keep.
+
+    Returns:
+        The new masks (checked, not yet applied to ``model``).
+    """
     pruned = select(magnitudes(model), masks, 1.0 - density, "global")
     pruned.check()
     return pruned
 
 
 def random_masks_like(masks: Masks, seed: int) -> Masks:
-    """Random masks with the same number of kept weights in every prunable layer."""
+    """Random masks with the same number of kept weights in every prunable layer.
+
+    Args:
+        masks: the masks whose per-layer counts are copied.
+        seed: the seed of the random ranking.
+
+    Returns:
+        The new masks (checked).
+    """
     generator = torch.Generator().manual_seed(seed)
     result = masks.copy()
     for index, (mask, prunable) in enumerate(zip(masks.weight, masks.prunable, strict=True)):

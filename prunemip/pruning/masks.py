@@ -35,7 +35,14 @@ from prunemip.pruning.allocation import keep_highest, top_k
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
-    """The ``nn.Linear`` modules of ``model`` in forward order."""
+    """The ``nn.Linear`` modules of ``model`` in forward order.
+
+    Args:
+        model: the MLP.
+
+    Returns:
+        Its linear layers.
+    """
     return [module for module in model.modules() if isinstance(module, nn.Linear)]
 
 
@@ -214,13 +221,27 @@ class Masks:
 
     # ----------------------------------------------------------------- accounting
     def nnz(self, prunable_only: bool = True) -> int:
-        """Kept weights (biases not counted), of the prunable layers only unless ``prunable_only`` is off."""
+        """Kept weights (biases not counted), of the prunable layers only unless ``prunable_only`` is off.
+
+        Args:
+            prunable_only: count the prunable layers only.
+
+        Returns:
+            The number of kept weights.
+        """
         return sum(
             int(m.sum()) for m, p in zip(self.weight, self.prunable, strict=True) if p or not prunable_only
         )
 
     def size(self, prunable_only: bool = True) -> int:
-        """All weights (biases not counted), of the prunable layers only unless ``prunable_only`` is off."""
+        """All weights (biases not counted), of the prunable layers only unless ``prunable_only`` is off.
+
+        Args:
+            prunable_only: count the prunable layers only.
+
+        Returns:
+            The number of weights.
+        """
         return sum(
             m.numel() for m, p in zip(self.weight, self.prunable, strict=True) if p or not prunable_only
         )
@@ -290,7 +311,11 @@ class Masks:
         )
 
     def move_to(self, device: torch.device) -> None:
-        """Move the masks to ``device`` in place (callbacks keep updating this object)."""
+        """Move the masks to ``device`` in place (callbacks keep updating this object).
+
+        Args:
+            device: the model's device.
+        """
         self.weight = [m.to(device) for m in self.weight]
         self.bias = [m.to(device) for m in self.bias]
         self.frozen = [m.to(device) for m in self.frozen]
@@ -308,7 +333,17 @@ class Masks:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Masks:
-        """The masks of :meth:`state` (checkpoints written before freezing existed: nothing frozen)."""
+        """The masks of :meth:`state` (checkpoints written before freezing existed: nothing frozen).
+
+        Args:
+            state: a dict written by :meth:`state`.
+
+        Returns:
+            The masks, on the CPU.
+
+        Raises:
+            PrunemipError: when the masks do not fit an MLP.
+        """
         return cls(
             list(state["weight"]),
             list(state["bias"]),
@@ -328,7 +363,13 @@ def _prunable(n_layers: int, prune_output: bool) -> tuple[bool, ...]:
 def zero_optimizer_state(
     optimizer: torch.optim.Optimizer, parameter: torch.Tensor, where: torch.Tensor
 ) -> None:
-    """Zero every per-entry buffer the optimizer keeps for ``parameter`` at ``where``."""
+    """Zero every per-entry buffer the optimizer keeps for ``parameter`` at ``where``.
+
+    Args:
+        optimizer: the optimizer (momentum, Adam's moments).
+        parameter: one of its parameters.
+        where: a boolean mask shaped like ``parameter``.
+    """
     for value in optimizer.state.get(parameter, {}).values():
         if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
             value.masked_fill_(where, 0.0)

@@ -34,6 +34,14 @@ Runner = Callable[[Context], tuple[nn.Module, Masks]]
 
 
 def run_dense(ctx: Context) -> tuple[nn.Module, Masks]:
+    """Train the dense network (its chosen weights frozen at initialisation).
+
+    Args:
+        ctx: the run.
+
+    Returns:
+        The trained model and its masks.
+    """
     model = ctx.new_model()
     return model, ctx.fit("train", model, ctx.freeze(model, ctx.dense_masks(model)))
 
@@ -70,19 +78,42 @@ def post_training_masks(
 
 
 def one_shot(ctx: Context, model: nn.Module, masks: Masks) -> Masks:
-    """The run's one-shot masks for ``model`` (scores from the training data)."""
+    """The run's one-shot masks for ``model`` (scores from the training data).
+
+    Args:
+        ctx: the run.
+        model: the model to score, as it is now.
+        masks: the masks in force.
+
+    Returns:
+        The new masks (see :func:`post_training_masks`).
+    """
     return post_training_masks(ctx.config.prune, model, masks, ctx.train_data, ctx.seed)
 
 
 def run_pai(ctx: Context) -> tuple[nn.Module, Masks]:
-    """Score at initialisation, prune once (SynFlow: iteratively), freeze, train the sparse network."""
+    """Score at initialisation, prune once (SynFlow: iteratively), freeze, train the sparse network.
+
+    Args:
+        ctx: the run.
+
+    Returns:
+        The trained model and its masks.
+    """
     model = ctx.new_model()
     masks = ctx.prune_step("prune", model, lambda: one_shot(ctx, model, ctx.dense_masks(model)))
     return model, ctx.fit("train", model, ctx.freeze(model, masks))
 
 
 def run_imp(ctx: Context) -> tuple[nn.Module, Masks]:
-    """IMP levels 0..R from θ_k, then the requested control (see :mod:`prunemip.pruning.imp`)."""
+    """IMP levels 0..R from θ_k, then the requested control (see :mod:`prunemip.pruning.imp`).
+
+    Args:
+        ctx: the run.
+
+    Returns:
+        The last trained model (level R or the control) and its masks.
+    """
     prune = ctx.config.prune
     start = prune.rewind_iteration
     model = ctx.new_model()
@@ -111,7 +142,14 @@ def run_imp(ctx: Context) -> tuple[nn.Module, Masks]:
 
 
 def run_dst(ctx: Context) -> tuple[nn.Module, Masks]:
-    """Random masks with the allocation's counts, evolved by SET or RigL while training."""
+    """Random masks with the allocation's counts, evolved by SET or RigL while training.
+
+    Args:
+        ctx: the run.
+
+    Returns:
+        The trained model and its final masks.
+    """
     prune = ctx.config.prune
     model = ctx.new_model()
     allocation = prune.resolved_allocation or "erk"
@@ -124,6 +162,14 @@ def run_dst(ctx: Context) -> tuple[nn.Module, Masks]:
 
 
 def run_gmp(ctx: Context) -> tuple[nn.Module, Masks]:
+    """Train dense while gradual magnitude pruning raises the sparsity along the cubic schedule.
+
+    Args:
+        ctx: the run.
+
+    Returns:
+        The trained model and its final masks.
+    """
     prune = ctx.config.prune
     model = ctx.new_model()
     total = ctx.total_steps()
@@ -134,7 +180,14 @@ def run_gmp(ctx: Context) -> tuple[nn.Module, Masks]:
 
 
 def run_structured(ctx: Context) -> tuple[nn.Module, Masks]:
-    """Train (with the group-lasso proximal step), remove neurons, fine-tune."""
+    """Train (with the group-lasso proximal step), remove neurons, fine-tune.
+
+    Args:
+        ctx: the run.
+
+    Returns:
+        The fine-tuned model and its masks.
+    """
     prune = ctx.config.prune
     model = ctx.new_model()
     callbacks = [GroupLassoProximal(prune.group_lasso)] if prune.method == "group-lasso" else []
@@ -143,7 +196,16 @@ def run_structured(ctx: Context) -> tuple[nn.Module, Masks]:
 
 
 def finetune_after_pruning(ctx: Context, model: nn.Module, masks: Masks) -> tuple[nn.Module, Masks]:
-    """Prune a trained model once, record its accuracy, fine-tune with the masks fixed."""
+    """Prune a trained model once, record its accuracy, fine-tune with the masks fixed.
+
+    Args:
+        ctx: the run.
+        model: the trained model, pruned and fine-tuned in place.
+        masks: the masks in force (what they prune stays pruned).
+
+    Returns:
+        The fine-tuned model and its masks.
+    """
     masks = ctx.prune_step("prune", model, lambda: one_shot(ctx, model, masks))
     return model, ctx.fit("finetune", model, masks, TrainOptions(phase=1), ctx.config.prune.finetune_epochs)
 

@@ -102,7 +102,14 @@ def run_training(
 
 
 def network_fingerprint(network: Network) -> str:
-    """SHA-256 of the network's weights, biases and sparsity pattern."""
+    """SHA-256 of the network's weights, biases and sparsity pattern.
+
+    Args:
+        network: the network.
+
+    Returns:
+        The digest as 64 hex digits.
+    """
     digest = hashlib.sha256()
     for layer in network.layers:
         for array in (layer.weight.indptr, layer.weight.indices, layer.weight.data, layer.bias):

@@ -184,7 +184,17 @@ def method_names() -> list[str]:
 
 
 def method_spec(name: str) -> MethodSpec:
-    """The registered method ``name``; an unknown name is a one-line error listing the names."""
+    """The registered method ``name``.
+
+    Args:
+        name: a key of :data:`METHODS`.
+
+    Returns:
+        Its spec.
+
+    Raises:
+        PrunemipError: for an unknown name (the message lists the names).
+    """
     try:
         return METHODS[name]
     except KeyError:
@@ -192,7 +202,17 @@ def method_spec(name: str) -> MethodSpec:
 
 
 def freeze_spec(name: str) -> FreezeSpec:
-    """The registered freezing method ``name``; an unknown name is a one-line error."""
+    """The registered freezing method ``name``.
+
+    Args:
+        name: a key of :data:`FREEZERS`.
+
+    Returns:
+        Its spec.
+
+    Raises:
+        PrunemipError: for an unknown name (the message lists the names).
+    """
     try:
         return FREEZERS[name]
     except KeyError:

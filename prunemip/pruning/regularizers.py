@@ -55,7 +55,16 @@ def _interval(layer: nn.Linear, low: torch.Tensor, high: torch.Tensor) -> tuple[
 
 
 def interval_bounds(model: nn.Module, lower: torch.Tensor, upper: torch.Tensor) -> LayerBounds:
-    """Pre-activation bounds ``(l, u)`` of every hidden layer for inputs in ``[lower, upper]``."""
+    """Pre-activation bounds ``(l, u)`` of every hidden layer for inputs in ``[lower, upper]``.
+
+    Args:
+        model: the MLP.
+        lower: the inputs' lower bounds, shape ``(batch, ...)`` (flattened per row).
+        upper: their upper bounds, same shape.
+
+    Returns:
+        One ``(l, u)`` per hidden layer, each of shape ``(batch, n_out)``, differentiable in the weights.
+    """
     layers = linear_layers(model)
     return _hidden_bounds(layers, _interval(layers[0], lower.flatten(1), upper.flatten(1)))
 
@@ -103,7 +112,21 @@ def ball_bounds(
     method: str = "ia",
 ) -> LayerBounds:
     """Pre-activation bounds of every hidden layer over ``ball`` around each image, within
-    ``box``, by interval arithmetic (``ia``) or the linear relaxation (``crown``)."""
+    ``box``, by interval arithmetic (``ia``) or the linear relaxation (``crown``).
+
+    Args:
+        model: the MLP.
+        images: the ball centres, shape ``(batch, ...)`` (flattened per row).
+        ball: the norm (``"linf"`` or ``"l1"``) and radius.
+        box: the valid input range ``(low, high)`` every ball is clipped to.
+        method: ``ia`` or ``crown`` (:data:`~prunemip.pruning.config.RS_BOUNDS`).
+
+    Returns:
+        One ``(l, u)`` per hidden layer, each of shape ``(batch, n_out)``, differentiable in the weights.
+
+    Raises:
+        ValueError: for an unknown method or norm.
+    """
     if method not in RS_BOUNDS:
         raise ValueError(f"unknown RS bounds {method!r}; choose one of {', '.join(RS_BOUNDS)}")
     region = _Ball(images, ball, box)
@@ -193,7 +216,19 @@ def rs_loss(
     method: str = "ia",
 ) -> torch.Tensor:
     """Xiao et al.'s RS loss over the ``norm``-ball of radius ``eps``: −Σ_j tanh(1 + l_j u_j),
-    averaged over the batch (``crown``: its first :data:`CROWN_IMAGES` images)."""
+    averaged over the batch (``crown``: its first :data:`CROWN_IMAGES` images).
+
+    Args:
+        model: the MLP.
+        images: the mini-batch, shape ``(batch, ...)``.
+        eps: the ball's radius.
+        box: the valid input range ``(low, high)``.
+        norm: ``"linf"`` or ``"l1"``.
+        method: how the bounds are computed, ``ia`` or ``crown``.
+
+    Returns:
+        The loss, a differentiable scalar.
+    """
     if method == "crown":
         images = images[:CROWN_IMAGES]
     bounds = ball_bounds(model, images, (norm, eps), box, method)
@@ -202,6 +237,14 @@ def rs_loss(
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Σ|w| over the weights of every linear layer (biases not counted).
+
+    Args:
+        model: the MLP.
+
+    Returns:
+        The penalty, a differentiable scalar.
+    """
     return sum(layer.weight.abs().sum() for layer in linear_layers(model))  # type: ignore[return-value]
 
 
@@ -222,6 +265,7 @@ class Regularizer(Callback):
         self.rs_bounds = rs_bounds
 
     def extra_loss(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
+        """Implements :meth:`Callback.extra_loss`: the weighted L1 and RS terms (None when both are off)."""
         terms = []
         if self.l1:
             terms.append(self.l1 * l1_penalty(model))

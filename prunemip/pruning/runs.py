@@ -48,12 +48,37 @@ class RunDir:
             self.write_json("config.json", payload)
 
     def step_file(self, step: str) -> Path:
+        """The checkpoint file of ``step``.
+
+        Args:
+            step: the step's name.
+
+        Returns:
+            ``<run directory>/<step>.pt``.
+        """
         return self.path / f"{step}.pt"
 
     def done(self, step: str) -> bool:
+        """Whether ``step`` has finished (its checkpoint exists).
+
+        Args:
+            step: the step's name.
+
+        Returns:
+            ``True`` when its checkpoint file exists.
+        """
         return self.step_file(step).is_file()
 
     def save(self, step: str, checkpoint: Checkpoint) -> None:
+        """Write ``step``'s checkpoint atomically (tensors moved to the CPU).
+
+        Args:
+            step: the step's name.
+            checkpoint: the model state, masks, history and notes.
+
+        Raises:
+            PrunemipError: when the file cannot be written.
+        """
         payload = {
             "model": {k: v.detach().cpu() for k, v in checkpoint.model.items()},
             "masks": checkpoint.masks,
@@ -63,6 +88,17 @@ class RunDir:
         atomic_write(self.step_file(step), lambda handle: torch.save(payload, handle))
 
     def load(self, step: str) -> Checkpoint:
+        """Read ``step``'s checkpoint (``weights_only``, on the CPU).
+
+        Args:
+            step: the step's name.
+
+        Returns:
+            The checkpoint.
+
+        Raises:
+            PrunemipError: when the file is unreadable (delete it to redo the step).
+        """
         path = self.step_file(step)
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -73,4 +109,13 @@ class RunDir:
             ) from None
 
     def write_json(self, name: str, payload: Any) -> Path:
+        """Write ``payload`` as indented JSON into the run directory, atomically.
+
+        Args:
+            name: the file name.
+            payload: a JSON-like value (others by ``str``).
+
+        Returns:
+            The file's path.
+        """
         return atomic_write_lines(self.path / name, [json.dumps(payload, indent=2, default=str)])

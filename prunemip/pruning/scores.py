@@ -51,7 +51,17 @@ ScoreFunction = Callable[[nn.Module, Masks, ScoreInputs], list[torch.Tensor]]
 def score_batch(
     data: Dataset, per_class: int, seed: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stratified mini-batch: ``per_class`` images of each class, drawn with ``seed``."""
+    """A stratified mini-batch: ``per_class`` images of each class, drawn with ``seed``.
+
+    Args:
+        data: the dataset drawn from.
+        per_class: images per class (fewer where a class has fewer).
+        seed: the seed of the draw.
+        device: where the tensors go.
+
+    Returns:
+        ``(images, labels)``: float32 rows ``(n, n_inputs)`` and their labels.
+    """
     rng = np.random.default_rng([seed, 2])
     rows = np.concatenate(
         [rng.permutation(np.flatnonzero(data.labels == c))[:per_class] for c in np.unique(data.labels)]
@@ -61,6 +71,16 @@ def score_batch(
 
 
 def random_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[torch.Tensor]:
+    """U(0, 1) scores drawn on the CPU from ``inputs.seed`` (the same masks on any device).
+
+    Args:
+        model: the MLP.
+        masks: not used.
+        inputs: gives the seed.
+
+    Returns:
+        One tensor per linear layer, shaped like its weight.
+    """
     generator = torch.Generator().manual_seed(inputs.seed)  # CPU draws: the same mask on any device
     return [
         torch.rand(layer.weight.shape, generator=generator).to(layer.weight.device)
@@ -69,11 +89,28 @@ def random_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[t
 
 
 def magnitudes(model: nn.Module) -> list[torch.Tensor]:
-    """|w| of every linear layer."""
+    """|w| of every linear layer.
+
+    Args:
+        model: the MLP.
+
+    Returns:
+        One tensor per linear layer, shaped like its weight.
+    """
     return [layer.weight.detach().abs() for layer in linear_layers(model)]
 
 
 def magnitude_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[torch.Tensor]:
+    """:func:`magnitudes` as a :data:`ScoreFunction`.
+
+    Args:
+        model: the MLP.
+        masks: not used.
+        inputs: not used.
+
+    Returns:
+        One tensor per linear layer, shaped like its weight.
+    """
     return magnitudes(model)
 
 
@@ -92,6 +129,19 @@ def _loss_gradients(
 
 
 def snip_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[torch.Tensor]:
+    """SNIP's |g ⊙ w| for the cross-entropy of the labelled mini-batch.
+
+    Args:
+        model: the MLP.
+        masks: not used.
+        inputs: gives the labelled mini-batch.
+
+    Returns:
+        One tensor per linear layer, shaped like its weight.
+
+    Raises:
+        ValueError: without a labelled mini-batch.
+    """
     gradients = _loss_gradients(model, inputs.images, inputs.labels)
     return [
         (g * layer.weight).detach().abs() for g, layer in zip(gradients, linear_layers(model), strict=True)
@@ -99,7 +149,19 @@ def snip_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[tor
 
 
 def grasp_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[torch.Tensor]:
-    """Keep score θ ⊙ Hg (= −S): the largest S = −θ ⊙ Hg are the ones removed."""
+    """Keep score θ ⊙ Hg (= −S): the largest S = −θ ⊙ Hg are the ones removed.
+
+    Args:
+        model: the MLP.
+        masks: not used.
+        inputs: gives the labelled mini-batch and the temperature T.
+
+    Returns:
+        One tensor per linear layer, shaped like its weight (signed).
+
+    Raises:
+        ValueError: without a labelled mini-batch.
+    """
     weights = [layer.weight for layer in linear_layers(model)]
     if inputs.images is None or inputs.labels is None:
         raise ValueError("GraSP needs a labelled mini-batch")
@@ -120,6 +182,16 @@ def grasp_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[to
 
 
 def synflow_scores(model: nn.Module, masks: Masks, inputs: ScoreInputs) -> list[torch.Tensor]:
+    """SynFlow's |θ ⊙ ∂R/∂θ| of the masked network, in float64 (data-free).
+
+    Args:
+        model: the MLP.
+        masks: the masks in force (pruned weights score 0).
+        inputs: not used.
+
+    Returns:
+        One float64 tensor per linear layer, shaped like its weight.
+    """
     device = masks.weight[0].device
     weights = [
         (layer.weight.detach().double().abs() * mask).requires_grad_()

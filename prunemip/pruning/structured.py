@@ -33,7 +33,15 @@ from prunemip.pruning.training import Callback
 
 
 def neuron_norms(model: nn.Module, with_bias: bool = False) -> list[torch.Tensor]:
-    """‖W_l[j, :]‖₂ (or ‖(W_l[j, :], b_l[j])‖₂) for every hidden layer l."""
+    """‖W_l[j, :]‖₂ (or ‖(W_l[j, :], b_l[j])‖₂) for every hidden layer l.
+
+    Args:
+        model: the MLP.
+        with_bias: include each neuron's bias in its group.
+
+    Returns:
+        One tensor per hidden layer, shape ``(n_out,)``.
+    """
     norms = []
     for layer in linear_layers(model)[:-1]:
         squares = layer.weight.detach().pow(2).sum(dim=1)
@@ -44,7 +52,15 @@ def neuron_norms(model: nn.Module, with_bias: bool = False) -> list[torch.Tensor
 
 
 def random_neuron_scores(model: nn.Module, seed: int) -> list[torch.Tensor]:
-    """Independent U(0, 1) scores for the neurons of every hidden layer, from ``seed``."""
+    """Independent U(0, 1) scores for the neurons of every hidden layer, from ``seed``.
+
+    Args:
+        model: the MLP.
+        seed: the seed of the draw.
+
+    Returns:
+        One float64 tensor per hidden layer, shape ``(n_out,)``.
+    """
     generator = torch.Generator().manual_seed(seed)
     return [
         torch.rand(layer.out_features, generator=generator, dtype=torch.float64).to(layer.weight.device)
@@ -53,7 +69,15 @@ def random_neuron_scores(model: nn.Module, seed: int) -> list[torch.Tensor]:
 
 
 def remove_neurons(masks: Masks, alive: list[torch.Tensor]) -> Masks:
-    """Masks with each dead hidden neuron's row, bias and outgoing column masked."""
+    """Masks with each dead hidden neuron's row, bias and outgoing column masked.
+
+    Args:
+        masks: the masks in force.
+        alive: one boolean tensor per hidden layer, ``True`` for the neurons kept.
+
+    Returns:
+        A copy of ``masks`` without the dead neurons.
+    """
     result = masks.copy()
     for index, keep in enumerate(alive):
         result.weight[index] = result.weight[index] & keep[:, None]
@@ -69,7 +93,19 @@ def _alive(scores: list[torch.Tensor], fraction: float) -> list[torch.Tensor]:
 
 def neuron_masks(masks: Masks, scores: list[torch.Tensor], sparsity: float) -> Masks:
     """Remove the lowest-scoring neurons, the same fraction per hidden layer, until the
-    prunable weights reach ``sparsity`` (the smallest such fraction, by bisection)."""
+    prunable weights reach ``sparsity`` (the smallest such fraction, by bisection).
+
+    Args:
+        masks: the masks in force.
+        scores: one tensor per hidden layer, shape ``(n_out,)``; higher means keep.
+        sparsity: the target weight sparsity of the prunable layers.
+
+    Returns:
+        The new masks (checked).
+
+    Raises:
+        PrunemipError: when even one neuron per layer cannot reach ``sparsity``.
+    """
     if remove_neurons(masks, _alive(scores, 1.0)).sparsity < sparsity:
         raise PrunemipError(
             f"neuron pruning cannot reach sparsity {sparsity} for this architecture even with one "
@@ -97,6 +133,9 @@ class GroupLassoProximal(Callback):
     def after_step(
         self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer, lr: float
     ) -> None:
+        """Implements :meth:`Callback.after_step`: the proximal step
+        w_g ← w_g·max(0, 1 − ηλ/‖w_g‖₂) on every hidden neuron's group, η = ``lr``.
+        """
         for layer, norm in zip(linear_layers(model), neuron_norms(model, with_bias=True), strict=False):
             shrink = (1.0 - lr * self.strength / norm.clamp_min(1e-30)).clamp_min(0.0)
             layer.weight.mul_(shrink[:, None])

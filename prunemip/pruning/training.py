@@ -183,7 +183,15 @@ def apply_weight_decay(model: nn.Module, masks: Masks, config: TrainConfig, lr: 
 
 
 def steps_per_epoch(n_examples: int, batch_size: int) -> int:
-    """⌈n_examples / batch_size⌉ mini-batches, at least one."""
+    """⌈n_examples / batch_size⌉ mini-batches, at least one.
+
+    Args:
+        n_examples: the training examples.
+        batch_size: the mini-batch size.
+
+    Returns:
+        The steps of one epoch.
+    """
     return max(1, math.ceil(n_examples / batch_size))
 
 
@@ -210,19 +218,45 @@ class Callback:
     """Hooks into :func:`train`; every hook is a no-op by default."""
 
     def extra_loss(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor | None:
-        """A term added to the mini-batch loss (regularisers)."""
+        """A term added to the mini-batch loss (regularisers).
+
+        Args:
+            model: the model being trained.
+            images: the mini-batch's inputs, one flat row per example.
+
+        Returns:
+            A differentiable scalar, or ``None`` for nothing.
+        """
         return None
 
     def before_step(
         self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer
     ) -> bool:
-        """Called with the dense gradients in ``.grad``; return False to skip the optimizer step."""
+        """Called with the dense gradients in ``.grad``, before the optimizer step.
+
+        Args:
+            step: the global training step, from 0.
+            model: the model being trained.
+            masks: the masks in force.
+            optimizer: the model's optimizer.
+
+        Returns:
+            False to skip the optimizer step (skipped when any callback returns False).
+        """
         return True
 
     def after_step(
         self, step: int, model: nn.Module, masks: Masks, optimizer: torch.optim.Optimizer, lr: float
     ) -> None:
-        """Called after the step (and after the masks were re-applied)."""
+        """Called after the step (and after the masks were re-applied).
+
+        Args:
+            step: the global training step, from 0.
+            model: the model being trained.
+            masks: the masks in force.
+            optimizer: the model's optimizer.
+            lr: the step's learning rate.
+        """
 
 
 @contextlib.contextmanager
