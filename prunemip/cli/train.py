@@ -107,6 +107,12 @@ def _add_method_options(parser: argparse.ArgumentParser, default_method: str, na
 
 
 def add_train_parser(commands: Any, formatter: Any) -> None:
+    """Register ``train`` and its flags.
+
+    Args:
+        commands: the ``add_subparsers`` object of the ``prunemip`` parser.
+        formatter: the help formatter class.
+    """
     parser = commands.add_parser(
         "train",
         formatter_class=formatter,
@@ -183,6 +189,12 @@ def add_train_parser(commands: Any, formatter: Any) -> None:
 
 
 def add_prune_parser(commands: Any, formatter: Any) -> None:
+    """Register ``prune`` and its flags.
+
+    Args:
+        commands: the ``add_subparsers`` object of the ``prunemip`` parser.
+        formatter: the help formatter class.
+    """
     post = [name for name, spec in METHODS.items() if spec.post_training]
     parser = commands.add_parser(
         "prune",
@@ -277,6 +289,15 @@ def _report_and_save(outcome: Outcome, output: Path | None, console: Console) ->
 
 
 def run_train(args: argparse.Namespace, console: Console) -> None:
+    """Train with the chosen method, print the pruning summary, save the network if asked.
+
+    Args:
+        args: the parsed command line.
+        console: where the log, progress and summary go.
+
+    Raises:
+        PrunemipError: for a bad ``-o`` name or folder, or an invalid configuration.
+    """
     from prunemip.pruning.pipeline import run_training
 
     output = _output(args)
@@ -286,6 +307,16 @@ def run_train(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_prune(args: argparse.Namespace, console: Console) -> None:
+    """Prune a trained model once, fine-tune it, print the pruning summary, save it if asked.
+
+    Args:
+        args: the parsed command line.
+        console: where the log, progress and summary go.
+
+    Raises:
+        PrunemipError: without ``--sparsity``, for a bad ``-o``, an unreadable model or an
+            invalid configuration.
+    """
     from prunemip.model_io import load_network
     from prunemip.pruning.pipeline import prune_network
 

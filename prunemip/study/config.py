@@ -37,6 +37,14 @@ OPTIMIZERS = ("adam", "sgd")
 
 
 def architecture_name(widths: tuple[int, ...]) -> str:
+    """The short name of hidden widths: ``2x100`` when all are equal, else ``100,50``.
+
+    Args:
+        widths: the hidden layers' widths.
+
+    Returns:
+        The name, as tables and labels show it.
+    """
     if len(set(widths)) == 1:
         return f"{len(widths)}x{widths[0]}"
     return ",".join(str(width) for width in widths)
@@ -209,7 +217,18 @@ def _perturbations(reader: _Reader) -> tuple[Perturbation, ...]:
 
 def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = None) -> StudyConfig:
     """Validate a parsed TOML document; method names are checked against ``known_methods``
-    (default: prunemip's pruning registry, the dense baseline being implicit)."""
+    (default: prunemip's pruning registry, the dense baseline being implicit).
+
+    Args:
+        data: the document, as ``tomllib`` parsed it.
+        known_methods: the method names a study may list.
+
+    Returns:
+        The study's configuration.
+
+    Raises:
+        PrunemipError: for a missing, unknown or out-of-range entry (the message names it).
+    """
     if known_methods is None:
         from prunemip.pruning.registry import method_names
 
@@ -269,7 +288,18 @@ def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = N
 
 
 def load_config(path: str | Path, known_methods: tuple[str, ...] | None = None) -> StudyConfig:
-    """Read and validate a study TOML file."""
+    """Read and validate a study TOML file.
+
+    Args:
+        path: the ``.toml`` file.
+        known_methods: the method names a study may list (default: see :func:`parse_config`).
+
+    Returns:
+        The study's configuration.
+
+    Raises:
+        PrunemipError: for a missing file, invalid TOML or an invalid entry.
+    """
     target = Path(path)
     if not target.is_file():
         raise PrunemipError(f"config file {target} does not exist")

@@ -86,7 +86,16 @@ Log = Callable[[str], None]
 
 
 def attack_images(test: Dataset, networks: list[Network], count: int) -> list[int]:
-    """The first ``count`` test images every network classifies correctly."""
+    """The first ``count`` test images every network classifies correctly.
+
+    Args:
+        test: the test split.
+        networks: the networks that must all classify an image correctly.
+        count: how many images at most.
+
+    Returns:
+        Their indices in ``test``, ascending.
+    """
     flat = test.flat()
     correct = np.ones(len(test), dtype=bool)
     for network in networks:
@@ -147,7 +156,15 @@ def _runs_dir(config: DemoConfig) -> contextlib.AbstractContextManager[str | Pat
 
 
 def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
-    """Train, prune, attack; returns the dense and the sparse model's reports."""
+    """Train, prune, attack; returns the dense and the sparse model's reports.
+
+    Args:
+        config: what the demo trains and attacks.
+        log: receives one line per trained model and per attack.
+
+    Returns:
+        The dense model's report, then the pruned one's, each with its attacks.
+    """
     reports, test_data = train_dense_and_pruned(config, log)
     images = attack_images(test_data, [report.network for report in reports], config.images)
     options = AttackOptions(

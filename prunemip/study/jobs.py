@@ -18,7 +18,14 @@ DENSE = "dense"
 
 
 def method_label(record: dict[str, Any]) -> str:
-    """The method's name, with its options when it has any: ``magnitude [rs_weight=0.001]``."""
+    """The method's name, with its options when it has any: ``magnitude [rs_weight=0.001]``.
+
+    Args:
+        record: a model or solve record (its ``method`` and ``options``).
+
+    Returns:
+        The label.
+    """
     options = record.get("options") or {}
     if not options:
         return str(record["method"])
@@ -113,7 +120,14 @@ class SolveJob:
 
 
 def model_jobs(config: StudyConfig) -> list[ModelJob]:
-    """Dense baselines first, then every (method, sparsity), for each architecture and seed."""
+    """Dense baselines first, then every (method, sparsity), for each architecture and seed.
+
+    Args:
+        config: the study.
+
+    Returns:
+        The model jobs, without duplicates, dense ones before the models pruned from them.
+    """
     jobs = []
     for hidden in config.architectures:
         for seed in config.training.seeds:
@@ -149,7 +163,15 @@ def model_jobs(config: StudyConfig) -> list[ModelJob]:
 
 
 def solve_jobs(config: StudyConfig, model: ModelJob) -> list[SolveJob]:
-    """Every attack of ``model``: images × perturbations × solver seeds (plus surrogate runs)."""
+    """Every attack of ``model``: images × perturbations × solver seeds (plus surrogate runs).
+
+    Args:
+        config: the study (its ``attack`` section).
+        model: the model attacked.
+
+    Returns:
+        The solve jobs; ``image`` indexes the first ``attack.images`` test images.
+    """
     attack = config.attack
     kinds = [False, True] if attack.surrogate and not model.is_dense else [False]
     return [

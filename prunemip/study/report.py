@@ -46,7 +46,15 @@ ACCURACY_BUDGET = 1.5
 
 
 def shifted_geometric_mean(times: Iterable[float], shift: float = 1.0) -> float:
-    """``exp(mean(log(t + shift))) − shift``; NaN for no times."""
+    """``exp(mean(log(t + shift))) − shift``; NaN for no times.
+
+    Args:
+        times: the times, in seconds.
+        shift: the shift s, in seconds (Achterberg's 1 s by default).
+
+    Returns:
+        The shifted geometric mean, in seconds.
+    """
     values = np.asarray(list(times), dtype=np.float64)
     if values.size == 0:
         return math.nan
@@ -54,7 +62,14 @@ def shifted_geometric_mean(times: Iterable[float], shift: float = 1.0) -> float:
 
 
 def charged_time(record: dict[str, Any]) -> float:
-    """The attack's time, or its time limit when it did not settle the question."""
+    """The attack's time, or its time limit when it did not settle the question.
+
+    Args:
+        record: a solve record (``status``, ``seconds``, ``time_limit``).
+
+    Returns:
+        The time charged, in seconds.
+    """
     return float(record["seconds"]) if record["status"] in SOLVED else float(record["time_limit"])
 
 
@@ -129,7 +144,17 @@ def _against_dense(attacked: list[dict[str, Any]], dense_times: DenseTimes) -> t
 
 
 def summarize(records: list[dict[str, Any]]) -> list[SummaryRow]:
-    """One row per (architecture, perturbation, method, sparsity)."""
+    """One row per (architecture, perturbation, method, sparsity).
+
+    Args:
+        records: every record of the results file.
+
+    Returns:
+        The rows, dense first within each architecture and perturbation.
+
+    Raises:
+        PrunemipError: when there is no solve record.
+    """
     models = [r for r in records if r.get("kind") == "model"]
     solves = [r for r in records if r.get("kind") == "solve"]
     if not solves:
@@ -195,6 +220,13 @@ def summarize_pooled(
     ``accuracy_drop`` is ``100 · (mean dense accuracy − mean accuracy)`` in points;
     ``within_budget`` says it is at most ``accuracy_budget``. Per architecture the settings
     within budget come first, by decreasing median speed-up (then more dense time-outs solved).
+
+    Args:
+        records: every record of the results file.
+        accuracy_budget: the accuracy a setting may lose against dense, in points.
+
+    Returns:
+        The rows, ordered as above.
     """
     models = [r for r in records if r.get("kind") == "model"]
     solves = [r for r in records if r.get("kind") == "solve" and r["status"] != "misclassified"]
@@ -237,7 +269,14 @@ def _fastest_first(row: PooledRow) -> tuple[float, int]:
 
 
 def best_within_budget(rows: list[PooledRow]) -> dict[str, PooledRow]:
-    """Per architecture, the setting within the accuracy budget with the largest median speed-up."""
+    """Per architecture, the setting within the accuracy budget with the largest median speed-up.
+
+    Args:
+        rows: the rows of :func:`summarize_pooled`.
+
+    Returns:
+        The best row per architecture (architectures with none within budget are absent).
+    """
     best: dict[str, PooledRow] = {}
     for row in rows:
         if not row.within_budget or math.isnan(row.median_speedup):
@@ -274,7 +313,14 @@ class SurrogateRow:
 
 
 def summarize_surrogates(records: list[dict[str, Any]]) -> list[SurrogateRow]:
-    """How often, and how fast, the pruned MIP yields an input adversarial for the dense network."""
+    """How often, and how fast, the pruned MIP yields an input adversarial for the dense network.
+
+    Args:
+        records: every record of the results file.
+
+    Returns:
+        One row per (architecture, perturbation, method, sparsity) with surrogate records.
+    """
     dense_found = {
         _pair_key(r): r["found"] for r in records if r.get("kind") == "solve" and r["method"] == DENSE
     }
@@ -307,6 +353,14 @@ def _fmt(value: Any) -> str:
 
 
 def markdown_table(rows: list[Any]) -> str:
+    """A Markdown table of dataclass rows, one column per field.
+
+    Args:
+        rows: rows of one dataclass type.
+
+    Returns:
+        The table, ending with a newline (``(no rows)`` for none).
+    """
     if not rows:
         return "(no rows)\n"
     headers = list(asdict(rows[0]))
@@ -344,7 +398,19 @@ def _best_lines(rows: list[PooledRow], accuracy_budget: float) -> list[str]:
 def write_report(
     results: str | Path, out_dir: str | Path | None = None, *, accuracy_budget: float = ACCURACY_BUDGET
 ) -> list[Path]:
-    """Write ``report.md``, the CSV tables (summary, pooled, surrogate) and the figures; return paths."""
+    """Write ``report.md``, the CSV tables (summary, pooled, surrogate) and the figures.
+
+    Args:
+        results: the study's ``results.jsonl``.
+        out_dir: the folder to write into (default: ``report/`` beside ``results``).
+        accuracy_budget: the accuracy a pruned setting may lose against dense, in points.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        PrunemipError: when the results file is missing or holds no solve record.
+    """
     path = Path(results)
     if not path.is_file():
         raise PrunemipError(f"results file {path} does not exist")

@@ -63,6 +63,11 @@ class ResultsLog:
         return {record["key"] for record in self.records() if "key" in record}
 
     def append(self, record: dict[str, Any]) -> None:
+        """Append one record as a JSON line and fsync it (re-terminating a torn last line first).
+
+        Args:
+            record: a JSON-serialisable record.
+        """
         line = json.dumps(record, separators=(",", ":")) + "\n"
         with self.path.open("a+b") as handle:
             handle.seek(0, os.SEEK_END)
@@ -91,7 +96,11 @@ class TrainingRows:
         self.rows: dict[str, tuple[TaskID, str]] = {}
 
     def event(self, event: tuple[float, dict[str, Any]]) -> None:
-        """Handle one ``(timestamp, message)`` event of :data:`TRAINING_TOPIC`."""
+        """Handle one ``(timestamp, message)`` event of :data:`TRAINING_TOPIC`.
+
+        Args:
+            event: the Dask event; its message holds the model key, step and epoch row.
+        """
         message = event[1]
         model = self.models.get(message.get("key", ""))
         if model is None:  # another study's event on a shared cluster
@@ -116,6 +125,11 @@ class TrainingRows:
             self.on_epoch(model, step, message)
 
     def finish(self, model: ModelJob) -> None:
+        """Remove ``model``'s progress row, if it has one.
+
+        Args:
+            model: the model job that finished.
+        """
         row = self.rows.pop(model.key, None)
         if row is not None:
             self.progress.remove_task(row[0])
@@ -134,7 +148,15 @@ class RunSummary:
 
 @contextlib.contextmanager
 def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
-    """A client on an existing scheduler, or on a local cluster of single-threaded processes."""
+    """A client on an existing scheduler, or on a local cluster of single-threaded processes.
+
+    Args:
+        workers: worker processes of the local cluster.
+        scheduler: an existing scheduler's address (``None``: start a local cluster).
+
+    Yields:
+        The ``distributed.Client``; a local cluster closes with it.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -189,8 +211,17 @@ def run_study(
 ) -> RunSummary:
     """Run every unfinished job of ``config``; results go to ``out_dir/results.jsonl``.
 
-    ``on_record`` sees each record as it is written; ``on_epoch`` sees each training epoch
-    as ``(model job, step, epoch row)``.
+    Args:
+        config: the study.
+        out_dir: the study's folder (results, ``config.json``, ``models/``); created if needed.
+        workers: worker processes of the local cluster.
+        scheduler: an existing Dask scheduler's address (``None``: a local cluster).
+        console: where progress goes (default: a new rich console).
+        on_record: sees each record as it is written.
+        on_epoch: sees each training epoch as ``(model job, step, epoch row)``.
+
+    Returns:
+        The counts of jobs, skipped, completed, decided, timed out and failed, and the time.
     """
     from distributed import as_completed
 

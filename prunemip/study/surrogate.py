@@ -25,7 +25,17 @@ from prunemip.study.jobs import SolveJob
 
 
 def dense_margin(dense: Network, x: np.ndarray, label: int, target: int | None) -> float:
-    """``target``'s logit (or the largest wrong one) minus the label's, on the dense network."""
+    """``target``'s logit (or the largest wrong one) minus the label's, on the dense network.
+
+    Args:
+        dense: the dense network.
+        x: the input, shape ``(n_inputs,)``.
+        label: the true class.
+        target: the rival class (``None``: the largest wrong logit).
+
+    Returns:
+        The margin; > 0 means ``x`` is adversarial for the dense network.
+    """
     logits = dense.forward(x)
     rival = np.max(np.delete(logits, label)) if target is None else logits[target]
     return float(rival - logits[label])
@@ -34,7 +44,18 @@ def dense_margin(dense: Network, x: np.ndarray, label: int, target: int | None) 
 def surrogate_task(
     pruned: Network, dense: Network, x0: np.ndarray, label: int, job: SolveJob
 ) -> dict[str, Any]:
-    """Search the pruned MIP for an input adversarial for the dense network; return the record."""
+    """Search the pruned MIP for an input adversarial for the dense network; return the record.
+
+    Args:
+        pruned: the pruned network whose MIP is solved.
+        dense: the dense network every incumbent is checked on.
+        x0: the clean image, flat.
+        label: its true class.
+        job: the perturbation, target rule, bounds, time limit and solver seed.
+
+    Returns:
+        The record's outcome fields (``status``, ``found``, ``seconds``, ...).
+    """
     start = time.perf_counter()
     spec = dense.input_spec
     region = InputRegion.ball(job.perturbation.norm, x0, job.perturbation.radius, spec.lower, spec.upper)

@@ -47,6 +47,16 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
     from the same dense network (Blalock et al. 2020); a method that shapes training itself
     (group lasso, IMP, SET/RigL, GMP, ...) trains from scratch with its own schedule. On a
     Dask worker, every finished epoch is reported on :data:`TRAINING_TOPIC`.
+
+    Args:
+        job: the model to train.
+        dense: the trained dense model of the same seed (needed by post-training methods).
+
+    Returns:
+        The network (its metadata holding ``study_key``) and its metrics (accuracy, nnz, ...).
+
+    Raises:
+        PrunemipError: for options the method does not take.
     """
     import tempfile
 
@@ -110,7 +120,17 @@ def _target(network: Network, x0: np.ndarray, label: int, rule: str) -> int | No
 
 
 def solve_task(network: Network, x0: np.ndarray, label: int, job: SolveJob) -> dict[str, Any]:
-    """Attack one image and return the result record (no file access)."""
+    """Attack one image and return the result record (no file access).
+
+    Args:
+        network: the network attacked.
+        x0: the clean image, flat.
+        label: its true class.
+        job: the perturbation, target rule, mode, bounds, time limit and solver seed.
+
+    Returns:
+        The record's outcome fields (``status``, ``found``, timings, MIP size, witness).
+    """
     options = AttackOptions(
         mode=job.mode,  # type: ignore[arg-type]
         bounds=job.bounds,
