@@ -54,6 +54,14 @@ class LayerEncoding:
     upper: np.ndarray
 
     def count(self, status: NeuronStatus) -> int:
+        """How many of the layer's neurons have ``status``.
+
+        Args:
+            status: a :class:`NeuronStatus`.
+
+        Returns:
+            The count.
+        """
         return int(np.count_nonzero(self.status == status))
 
 
@@ -132,14 +140,37 @@ class MipModel:
         return [name for block in self.row_blocks for name in block.names()]
 
     def with_objective(self, objective: np.ndarray, maximize: bool, offset: float = 0.0) -> MipModel:
-        """The same constraints with another objective."""
+        """The same constraints with another objective.
+
+        Args:
+            objective: the cost of every column, shape ``(n_cols,)``.
+            maximize: maximise (True) or minimise.
+            offset: the constant added to the objective.
+
+        Returns:
+            A new model sharing the constraint arrays.
+
+        Raises:
+            ValueError: when ``objective`` has the wrong shape.
+        """
         cost = np.asarray(objective, dtype=np.float64)
         if cost.shape != (self.n_cols,):
             raise ValueError(f"objective has shape {cost.shape}, expected ({self.n_cols},)")
         return replace(self, objective=cost, maximize=maximize, objective_offset=float(offset))
 
     def with_margin_objective(self, target: int, label: int) -> MipModel:
-        """Maximise the logit margin ``ẑ_target − ẑ_label``."""
+        """Maximise the logit margin ``ẑ_target − ẑ_label``.
+
+        Args:
+            target: the class whose logit is pushed up.
+            label: the true class, different from ``target``.
+
+        Returns:
+            A new model with that objective.
+
+        Raises:
+            ValueError: when a class is out of range or ``target == label``.
+        """
         n_out = self.output_columns.size
         for name, index in (("target", target), ("label", label)):
             if not 0 <= index < n_out:
@@ -152,12 +183,36 @@ class MipModel:
         return self.with_objective(cost, maximize=True)
 
     def evaluate_objective(self, values: np.ndarray) -> float:
+        """The objective (with its offset) at a MIP point.
+
+        Args:
+            values: one value per column, shape ``(n_cols,)``.
+
+        Returns:
+            ``objective · values + objective_offset``.
+        """
         return float(self.objective @ values + self.objective_offset)
 
     def inputs_from_solution(self, values: np.ndarray) -> np.ndarray:
+        """The network input of a MIP point.
+
+        Args:
+            values: one value per column, shape ``(n_cols,)``.
+
+        Returns:
+            The input columns' values, shape ``(n_inputs,)``.
+        """
         return np.asarray(values, dtype=np.float64)[self.input_columns]
 
     def outputs_from_solution(self, values: np.ndarray) -> np.ndarray:
+        """The network outputs (logits) of a MIP point.
+
+        Args:
+            values: one value per column, shape ``(n_cols,)``.
+
+        Returns:
+            The output columns' values, shape ``(n_outputs,)``.
+        """
         return np.asarray(values, dtype=np.float64)[self.output_columns]
 
     def solution_from_input(self, x: np.ndarray) -> np.ndarray:
@@ -165,6 +220,12 @@ class MipModel:
 
         Feasible whenever ``x`` lies in the region (the bounds contain the activations).
         Used as a starting solution and to check the formulation.
+
+        Args:
+            x: the input, any shape with ``n_inputs`` values.
+
+        Returns:
+            One value per column, shape ``(n_cols,)``.
         """
         point = np.asarray(x, dtype=np.float64).reshape(-1)
         values = np.zeros(self.n_cols)
@@ -187,7 +248,14 @@ class MipModel:
         return values
 
     def constraint_violation(self, values: np.ndarray) -> float:
-        """Largest violation of any row, column bound or integrality at ``values``."""
+        """Largest violation of any row, column bound or integrality at ``values``.
+
+        Args:
+            values: one value per column, shape ``(n_cols,)``.
+
+        Returns:
+            The largest violation (0 for a feasible point).
+        """
         activity = self.matrix @ values
         row_violation = np.maximum(self.row_lower - activity, activity - self.row_upper)
         col_violation = np.maximum(self.col_lower - values, values - self.col_upper)
@@ -211,6 +279,13 @@ class MipModel:
         + Σ_inputs g·feasibility``. A proof about the objective is only a proof beyond this.
         Neurons without a column (stably inactive, constant, removed) hold exact constants: they
         neither err nor pass on the errors below them, so their ``g`` is 0.
+
+        Args:
+            feasibility: the solver's row and bound feasibility tolerance.
+            integrality: the solver's integrality tolerance.
+
+        Returns:
+            The bound, in the objective's units.
         """
         sensitivity = np.abs(self.objective[self.output_columns])
         total = float(np.abs(np.delete(self.objective, self.output_columns)).sum()) * feasibility

@@ -40,13 +40,28 @@ class Simplification:
     removed: dict[str, int]  #: counts: inactive, constant, dead
 
     def restrict(self, bounds: NeuronBounds) -> NeuronBounds:
-        """Sound bounds of the simplified network from sound bounds of the original."""
+        """Sound bounds of the simplified network from sound bounds of the original.
+
+        Args:
+            bounds: bounds of the original network.
+
+        Returns:
+            Their kept neurons' bounds, widened by ``error``.
+        """
         lows = tuple(lo[k] - e for lo, k, e in zip(bounds.lower, self.kept, self.error, strict=True))
         highs = tuple(hi[k] + e for hi, k, e in zip(bounds.upper, self.kept, self.error, strict=True))
         return replace(bounds, lower=lows, upper=highs)
 
     def expand(self, simplified: NeuronBounds, original: NeuronBounds) -> NeuronBounds:
-        """``original`` intersected with the simplified network's bounds (widened back)."""
+        """``original`` intersected with the simplified network's bounds (widened back).
+
+        Args:
+            simplified: bounds of the simplified network (their stages become the result's).
+            original: bounds of the original network.
+
+        Returns:
+            Bounds of the original network, never looser than ``original``.
+        """
         lows, highs = [], []
         for k, (index, error) in enumerate(zip(self.kept, self.error, strict=True)):
             lo, hi = original.lower[k].copy(), original.upper[k].copy()
@@ -65,7 +80,18 @@ class Simplification:
 
 
 def simplify_network(network: Network, bounds: NeuronBounds) -> Simplification:
-    """Remove stably inactive, constant and dead neurons (see the module docstring)."""
+    """Remove stably inactive, constant and dead neurons (see the module docstring).
+
+    Args:
+        network: the network.
+        bounds: sound neuron bounds of ``network`` over the region.
+
+    Returns:
+        The simplified network, the kept neurons' original indices, error bounds and removal counts.
+
+    Raises:
+        PrunemipError: when the bounds do not match the network's layer sizes.
+    """
     if len(bounds.lower) != len(network.layers) or any(
         lo.shape != (layer.n_out,) for lo, layer in zip(bounds.lower, network.layers, strict=True)
     ):
@@ -139,5 +165,16 @@ def simplify_network(network: Network, bounds: NeuronBounds) -> Simplification:
 
 
 def simplify(network: Network, bounds: NeuronBounds) -> Network:
-    """The network without stably inactive, constant and dead neurons; same outputs on the region."""
+    """The network without stably inactive, constant and dead neurons; same outputs on the region.
+
+    Args:
+        network: the network.
+        bounds: sound neuron bounds of ``network`` over the region.
+
+    Returns:
+        The simplified network (see :func:`simplify_network` for its map back).
+
+    Raises:
+        PrunemipError: when the bounds do not match the network's layer sizes.
+    """
     return simplify_network(network, bounds).network

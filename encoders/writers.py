@@ -21,7 +21,18 @@ _LP_TERMS_PER_LINE = 8
 
 
 def write_model(model: MipModel, path: str | Path) -> Path:
-    """Write ``model`` to ``path``; the suffix (``.mps`` or ``.lp``) picks the format."""
+    """Write ``model`` to ``path``; the suffix (``.mps`` or ``.lp``) picks the format.
+
+    Args:
+        model: the MIP.
+        path: the target file, ending in ``.mps`` or ``.lp`` (written atomically).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: for another suffix or a file that cannot be written.
+    """
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in FORMATS:

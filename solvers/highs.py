@@ -72,7 +72,14 @@ class HighsOptions:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def tolerance(self, name: str) -> float:
-        """The HiGHS tolerance ``name`` these options set (HiGHS's default otherwise)."""
+        """The HiGHS tolerance ``name`` these options set (HiGHS's default otherwise).
+
+        Args:
+            name: a key of :data:`HIGHS_DEFAULT_TOLERANCES`.
+
+        Returns:
+            The tolerance.
+        """
         return float(self.extra.get(name, HIGHS_DEFAULT_TOLERANCES[name]))
 
     @property
@@ -97,7 +104,14 @@ class HighsOptions:
         return replace(self, extra={**self.extra, **tolerances})
 
     def apply(self, highs: highspy.Highs) -> None:
-        """Set these options on ``highs``; a bad time limit or a rejected option is a PrunemipError."""
+        """Set these options on ``highs``.
+
+        Args:
+            highs: the HiGHS instance.
+
+        Raises:
+            PrunemipError: for a non-positive time limit or an option HiGHS rejects.
+        """
         if self.time_limit <= 0:
             raise PrunemipError(f"the time limit must be positive, got {self.time_limit}")
         settings: dict[str, Any] = {
@@ -191,15 +205,41 @@ class DecisionRule:
         return self.target if self.proof is None else self.proof
 
     def check_sense(self, maximize: bool) -> None:
+        """Check that the proof level lies on the right side of the target for the sense.
+
+        Args:
+            maximize: the objective's sense.
+
+        Raises:
+            ValueError: when the proof level lies beyond the target (above it when maximising).
+        """
         gap = self.target - self.proof_level
         if (gap < 0) if maximize else (gap > 0):
             side = "above" if maximize else "below"
             raise ValueError(f"the proof level {self.proof_level} lies {side} the target {self.target}")
 
     def beaten(self, value: float, maximize: bool) -> bool:
+        """Whether an incumbent of objective ``value`` beats the target.
+
+        Args:
+            value: the incumbent's objective.
+            maximize: the objective's sense.
+
+        Returns:
+            ``value > target`` when maximising, ``value < target`` when minimising.
+        """
         return value > self.target if maximize else value < self.target
 
     def settled(self, dual_bound: float, maximize: bool) -> bool:
+        """Whether the dual bound proves that no point beats the target.
+
+        Args:
+            dual_bound: the solver's dual (best possible) bound.
+            maximize: the objective's sense.
+
+        Returns:
+            ``dual_bound ≤ proof_level`` when maximising, ``≥`` when minimising.
+        """
         return dual_bound <= self.proof_level if maximize else dual_bound >= self.proof_level
 
 

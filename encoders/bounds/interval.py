@@ -72,13 +72,36 @@ class NeuronBounds:
     stages: tuple[BoundsStage, ...] = ()
 
     def stably_inactive(self, k: int) -> np.ndarray:
+        """Stably inactive neurons of layer ``k``: ``u ≤ 0``.
+
+        Args:
+            k: the layer index.
+
+        Returns:
+            A boolean mask, shape ``(n_out,)`` of layer ``k``.
+        """
         return self.upper[k] <= 0.0
 
     def stably_active(self, k: int) -> np.ndarray:
+        """Stably active neurons of layer ``k``: ``l ≥ 0``.
+
+        Args:
+            k: the layer index.
+
+        Returns:
+            A boolean mask, shape ``(n_out,)`` of layer ``k``.
+        """
         return self.lower[k] >= 0.0
 
     def unstable(self, k: int) -> np.ndarray:
-        """Unstable ReLU neurons of layer ``k`` (all False for an identity layer)."""
+        """Unstable ReLU neurons of layer ``k`` (all False for an identity layer): ``l < 0 < u``.
+
+        Args:
+            k: the layer index.
+
+        Returns:
+            A boolean mask, shape ``(n_out,)`` of layer ``k``.
+        """
         if not self.relu_layers[k]:
             return np.zeros(self.lower[k].shape, dtype=bool)
         return (self.lower[k] < 0.0) & (self.upper[k] > 0.0)
@@ -95,16 +118,42 @@ class NeuronBounds:
         )
 
     def post_activation(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Bounds of the layer's output ``h_k`` (ReLU clips both ends at 0)."""
+        """Bounds of the layer's output ``h_k`` (ReLU clips both ends at 0).
+
+        Args:
+            k: the layer index.
+
+        Returns:
+            ``(lower, upper)``, each of shape ``(n_out,)`` of layer ``k``.
+        """
         if self.relu_layers[k]:
             return np.maximum(self.lower[k], 0.0), np.maximum(self.upper[k], 0.0)
         return self.lower[k], self.upper[k]
 
     def stage(self, method: str, seconds: float, **details: object) -> BoundsStage:
-        """This bounds' figures as a stage of ``method`` that took ``seconds``."""
+        """This bounds' figures as a stage of ``method`` that took ``seconds``.
+
+        Args:
+            method: the stage's name (``"ia"``, ``"linear"``, ``"alpha"``, ``"lp"`` or ``"mip"``).
+            seconds: the stage's wall time.
+            **details: further figures of the stage (e.g. LPs solved, budget hit).
+
+        Returns:
+            The stage, with the current #unstable and Σ(u − l).
+        """
         return BoundsStage(method, seconds, self.n_unstable, self.total_unstable_width, dict(details))
 
     def with_stages(self, method: str, seconds: float, stages: tuple[BoundsStage, ...]) -> NeuronBounds:
+        """The same bounds recorded as the result of ``method``, with a new stage history.
+
+        Args:
+            method: the last stage that ran.
+            seconds: the time of all stages.
+            stages: every stage's figures, cheapest first.
+
+        Returns:
+            A copy with ``method``, ``seconds`` and ``stages`` replaced.
+        """
         return replace(self, method=method, seconds=seconds, stages=stages)
 
     def tightened(
@@ -116,13 +165,33 @@ class NeuronBounds:
         **details: object,
     ) -> NeuronBounds:
         """These bounds replaced by ``lower``/``upper`` from a further stage ``method`` that
-        took ``seconds`` (appended to ``stages``)."""
+        took ``seconds`` (appended to ``stages``).
+
+        Args:
+            lower: the new lower bounds, one array per layer.
+            upper: the new upper bounds, one array per layer.
+            method: the stage's name.
+            seconds: the stage's wall time (added to ``self.seconds``).
+            **details: further figures of the stage.
+
+        Returns:
+            The new bounds.
+        """
         bounds = replace(self, lower=tuple(lower), upper=tuple(upper))
         stage = bounds.stage(method, seconds, **details)
         return bounds.with_stages(method, self.seconds + seconds, (*self.stages, stage))
 
     def contains(self, network: Network, x: np.ndarray, tol: float = 0.0) -> bool:
-        """Whether every pre-activation of ``network`` at ``x`` (one input or a batch) lies in the bounds."""
+        """Whether every pre-activation of ``network`` at ``x`` (one input or a batch) lies in the bounds.
+
+        Args:
+            network: the network the bounds belong to.
+            x: one input, shape ``(n_inputs,)``, or a batch ``(batch, n_inputs)``.
+            tol: slack allowed on both sides.
+
+        Returns:
+            ``True`` when every value lies in ``[lower − tol, upper + tol]``.
+        """
         values = network.pre_activations(x)
         return all(
             bool(np.all(z >= lo - tol) and np.all(z <= hi + tol))

@@ -199,7 +199,17 @@ def output_upper_bounds(
 ) -> np.ndarray | None:
     """Sound upper bounds of each row of ``coefficients @ y`` (``y`` the outputs) by the
     linear relaxation of ``bounds``, ``+inf`` where they overflow; ``None`` when the output
-    layer is not an identity layer (then only per-output bounds apply)."""
+    layer is not an identity layer (then only per-output bounds apply).
+
+    Args:
+        network: the network.
+        region: the input region.
+        bounds: sound neuron bounds over ``region`` (their relaxation is used).
+        coefficients: the output combinations, shape ``(rows, n_outputs)``.
+
+    Returns:
+        The upper bounds, shape ``(rows,)``, or ``None``.
+    """
     last = len(network.layers) - 1
     if network.layers[last].activation != "identity":
         return None
@@ -219,6 +229,18 @@ def linear_bounds(
 
     Layers before ``start_layer`` keep ``base``'s bounds (used after LP tightening of the
     earlier layers, to propagate it cheaply to the later ones).
+
+    Args:
+        network: the network.
+        region: the input region (as many inputs as the network).
+        base: sound bounds to intersect with (default: :func:`interval_bounds`).
+        start_layer: the first layer to recompute.
+
+    Returns:
+        The bounds, with a ``linear`` stage appended to ``base``'s.
+
+    Raises:
+        PrunemipError: for a region of the wrong size.
     """
     start = time.perf_counter()
     if region.size != network.n_inputs:
@@ -346,6 +368,15 @@ def alpha_bounds(
     ``base`` (so never looser). A network with more than ``ALPHA_MAX_WEIGHTS`` weights
     (dense count: the optimisation uses dense matrices) keeps ``base``. The first call in a
     process also imports torch (about a second, counted in the stage's time).
+
+    Args:
+        network: the network.
+        region: the input region.
+        base: sound bounds to tighten (usually linear ones).
+        iterations: gradient steps of the slope optimisation per chunk of rows.
+
+    Returns:
+        The bounds, with an ``alpha`` stage appended (``skipped`` when the network is too large).
     """
     import torch
 

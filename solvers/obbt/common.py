@@ -85,6 +85,14 @@ class Progress:
         return self.budget_exhausted
 
     def details(self, prefix: str) -> dict[str, object]:
+        """The counters as a stage's details.
+
+        Args:
+            prefix: the counters' prefix (``"lps"`` or ``"mips"``).
+
+        Returns:
+            ``{prefix}_solved`` etc., with the optional counters only when nonzero.
+        """
         return {
             f"{prefix}_solved": self.solved,
             f"{prefix}_skipped": self.skipped,
@@ -150,7 +158,19 @@ def _layer_model(
 def apply_bound(
     lower: np.ndarray, upper: np.ndarray, neuron: int, side: float, bound: float, progress: Progress
 ) -> None:
-    """Tighten with a sound ``bound``: of ``ẑ`` from below (``side`` > 0) or of ``−ẑ`` (< 0)."""
+    """Tighten with a sound ``bound``: of ``ẑ`` from below (``side`` > 0) or of ``−ẑ`` (< 0).
+
+    A bound that would cross the other side stops at it; a neuron made stable counts in
+    ``progress.stabilized``.
+
+    Args:
+        lower: the layer's lower bounds, updated in place.
+        upper: the layer's upper bounds, updated in place.
+        neuron: the neuron's index in the layer.
+        side: > 0 when ``bound`` is a lower bound of ``ẑ``, < 0 when it bounds ``−ẑ`` from below.
+        bound: the sound bound found.
+        progress: the stage's counters.
+    """
     was_unstable = lower[neuron] < 0.0 < upper[neuron]
     if side > 0 and bound > lower[neuron]:
         lower[neuron] = min(bound, upper[neuron])
@@ -163,7 +183,15 @@ def apply_bound(
 def ordered_sides(seen_min: np.ndarray, seen_max: np.ndarray) -> tuple[list[Side], list[Side]]:
     """The neuron sides that could make their neuron stable (no seen value beyond 0 on that
     side), then the others; lower sides before upper ones, so that consecutive objectives
-    stay alike."""
+    stay alike.
+
+    Args:
+        seen_min: per neuron, the least pre-activation seen at region points.
+        seen_max: per neuron, the largest one.
+
+    Returns:
+        ``(stabilizing, rest)``, lists of ``(neuron, side)`` (side +1: min ẑ, −1: min −ẑ).
+    """
     lows, highs = seen_min >= 0, seen_max <= 0
     stabilizing = [(int(j), 1) for j in np.flatnonzero(lows)] + [(int(j), -1) for j in np.flatnonzero(highs)]
     rest = [(int(j), 1) for j in np.flatnonzero(~lows)] + [(int(j), -1) for j in np.flatnonzero(~highs)]
@@ -177,6 +205,14 @@ def _with_layer(bounds: NeuronBounds, layer: int, lower: np.ndarray, upper: np.n
 
 
 def hidden_relu_layers(bounds: NeuronBounds) -> list[int]:
+    """The hidden ReLU layers (the output layer excluded).
+
+    Args:
+        bounds: neuron bounds of the network.
+
+    Returns:
+        Their indices, ascending.
+    """
     return [k for k, relu in enumerate(bounds.relu_layers[:-1]) if relu]
 
 
@@ -199,8 +235,21 @@ def tighten_layers(
     seen: Sequence[np.ndarray],
 ) -> NeuronBounds:
     """Tighten ``layers`` in order, each followed by linear bounds of the later layers, as
-    one stage named ``stage`` (counters prefixed ``lps``/``mips``) within ``options.budget``;
-    ``seen`` holds each layer's pre-activations at region points (:func:`seen_values`)."""
+    one stage named ``stage`` (counters prefixed ``lps``/``mips``) within ``options.budget``.
+
+    Args:
+        network: the network.
+        region: the input region.
+        bounds: sound bounds to start from.
+        layers: the layers to tighten, in order.
+        options: the limits and switches.
+        stage: the stage's name (``"lp"`` or ``"mip"``).
+        tighten_layer: tightens one layer (see :data:`LayerTightener`).
+        seen: each layer's pre-activations at region points (:func:`seen_values`).
+
+    Returns:
+        ``bounds`` tightened, with the stage appended.
+    """
     start = time.perf_counter()
     progress = Progress(deadline=start + options.budget)
     current = bounds
@@ -218,6 +267,15 @@ def tighten_layers(
 
 def seen_values(network: Network, region: InputRegion, points: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Per layer, the pre-activations at the region's centre and at ``points`` projected onto
-    the region (one row a point)."""
+    the region (one row a point).
+
+    Args:
+        network: the network.
+        region: the input region.
+        points: inputs (projected onto ``region`` first).
+
+    Returns:
+        One array per layer, shape ``(1 + len(points), n_out)``.
+    """
     inputs = [region.midpoint, *(region.project(np.asarray(p, dtype=np.float64).reshape(-1)) for p in points)]
     return [np.atleast_2d(z) for z in network.pre_activations(np.vstack(inputs))]

@@ -256,7 +256,14 @@ def _add_rows(highs: highspy.Highs, cuts: CutRows) -> bool:
 
 def lp_layers(bounds: NeuronBounds) -> list[int]:
     """The layers LP tightening works on: the hidden ReLU layers, from layer 1 once linear
-    bounds ran (layer 0 over a box or an L1 ball is then exact already)."""
+    bounds ran (layer 0 over a box or an L1 ball is then exact already).
+
+    Args:
+        bounds: the bounds to tighten (their stages tell whether linear bounds ran).
+
+    Returns:
+        The layer indices, ascending.
+    """
     first = 1 if any(stage.method == "linear" for stage in bounds.stages) else 0
     return [k for k in hidden_relu_layers(bounds) if k >= first]
 
