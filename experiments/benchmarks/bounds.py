@@ -121,9 +121,12 @@ def run_quality(args: argparse.Namespace) -> list[dict]:
     rows = []
     torch.set_num_threads(1)  # single-threaded, as HiGHS here (and the machine may be shared)
     options = ObbtOptions(
-        budget=args.lp_budget, time_per_lp=args.time_per_lp, cut_rounds=args.cut_rounds,
-        time_per_mip=args.time_per_mip, mip_stability_only=args.mip_stability_only,
-    )  # fmt: skip
+        budget=args.lp_budget,
+        time_per_lp=args.time_per_lp,
+        cut_rounds=args.cut_rounds,
+        time_per_mip=args.time_per_mip,
+        mip_stability_only=args.mip_stability_only,
+    )
     for dataset, arch, kind, network, region_name, norm, radius, index, x0, _ in instances(args):
         region = InputRegion.ball(norm, x0, radius, network.input_spec.lower, network.input_spec.upper)
         load = load_avg()
@@ -136,17 +139,14 @@ def run_quality(args: argparse.Namespace) -> list[dict]:
             stages += tightest.stages[2:]
         started = time.perf_counter()
         witnessed = witnessed_unstable(network, region, tightest)
-        proved = {
-            "method": "proved", "unstable": witnessed.n_proved, "seconds": time.perf_counter() - started,
-            "width": float(sum(np.sum((high - low)[mask]) for high, low, mask in zip(
-                witnessed.highest, witnessed.lowest, witnessed.proved, strict=True))),
-        }  # fmt: skip
+        seconds = time.perf_counter() - started
+        gaps = zip(witnessed.highest, witnessed.lowest, witnessed.proved, strict=True)
+        width = float(sum(np.sum((high - low)[mask]) for high, low, mask in gaps))
+        proved = {"method": "proved", "unstable": witnessed.n_proved, "seconds": seconds, "width": width}
         where = {"dataset": dataset, "arch": arch, "kind": kind, "region": region_name, "image": index}
         for stage in stages:
-            rows.append({
-                **where, "method": stage.method, "unstable": stage.unstable, "width": stage.total_width,
-                "seconds": stage.seconds, "load": load, **dict(stage.details),
-            })  # fmt: skip
+            size = {"unstable": stage.unstable, "width": stage.total_width, "seconds": stage.seconds}
+            rows.append({**where, "method": stage.method, **size, "load": load, **dict(stage.details)})
         rows.append({**where, **proved, "load": load})
         print(
             f"  {dataset} {arch} {kind} {region_name} image {index}: "
@@ -264,30 +264,33 @@ def _attack(network, x0, label, region, pipeline, options, time_limit, **more):
     return find_adversarial_example(network, x0, label, region, options=settings)
 
 
+def _encoding_size(encoding) -> dict[str, object]:
+    """The MIP's unstable neurons, binaries and big-M width; None each when no MIP was built."""
+    if encoding is None:
+        return {"unstable": None, "binaries": None, "width": None}
+    unstable, width = encoding.unstable_neurons, encoding.total_bigm_width
+    return {"unstable": unstable, "binaries": encoding.binaries, "width": width}
+
+
 def run_solve(args: argparse.Namespace) -> list[dict]:
     rows = []
+    extra = _highs_extra(args.highs)
     for dataset, arch, kind, network, region_name, norm, radius, index, x0, label in instances(args):
         region = InputRegion.ball(norm, x0, radius, network.input_spec.lower, network.input_spec.upper)
+        where = {"dataset": dataset, "arch": arch, "kind": kind, "region": region_name, "image": index}
         for seed in args.seeds:
             for pipeline in args.pipelines:
                 load = load_avg()
-                result = attack(
-                    network, x0, label, region, pipeline, args.time_limit, seed,
-                    _highs_extra(args.highs), args.formulation,
-                )  # fmt: skip
+                limit = args.time_limit
+                result = attack(network, x0, label, region, pipeline, limit, seed, extra, args.formulation)
                 decided = result.status in SOLVED
-                encoding = result.encoding
-                row = {
-                    "dataset": dataset, "arch": arch, "kind": kind, "region": region_name, "image": index,
-                    "seed": seed, "pipeline": pipeline, "status": result.status, "decided": decided,
-                    "total": result.total_seconds if decided else max(result.total_seconds, args.time_limit),
-                    "bounds_s": result.bounds_seconds, "pgd_s": result.pgd_seconds,
-                    "solve_s": result.solve_seconds, "nodes": result.nodes,
-                    "mips": sum(o.solve.highs_status != PROVEN for o in result.targets),
-                    "unstable": None if encoding is None else encoding.unstable_neurons,
-                    "binaries": None if encoding is None else encoding.binaries,
-                    "width": None if encoding is None else encoding.total_bigm_width, "load": load,
-                }  # fmt: skip
+                total = result.total_seconds if decided else max(result.total_seconds, limit)
+                verdict = {"seed": seed, "pipeline": pipeline, "status": result.status, "decided": decided}
+                times = {"total": total, "bounds_s": result.bounds_seconds, "pgd_s": result.pgd_seconds}
+                mips = sum(o.solve.highs_status != PROVEN for o in result.targets)
+                search = {"solve_s": result.solve_seconds, "nodes": result.nodes, "mips": mips}
+                size = _encoding_size(result.encoding)
+                row = {**where, **verdict, **times, **search, **size, "load": load}
                 rows.append(row)
                 print(
                     f"  {dataset} {arch} {kind} {region_name} image {index} seed {seed} {pipeline:>10}: "
@@ -381,19 +384,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--time-limit", type=float, default=600.0, help="seconds per attack (600)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="HiGHS seeds of the solve part")
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=PIPELINES)
-    parser.add_argument("--quality-method", default="lp", choices=("linear", "lp", "mip"),
-                        help="last bounds stage of the quality part (lp)")  # fmt: skip
+    parser.add_argument(
+        "--quality-method",
+        default="lp",
+        choices=("linear", "lp", "mip"),
+        help="last bounds stage of the quality part (lp)",
+    )
     parser.add_argument("--lp-budget", type=float, default=600.0, help="LP budget per image, quality part")
     parser.add_argument("--time-per-lp", type=float, default=2.0)
     parser.add_argument(
-        "--cut-rounds", type=int, default=0,
+        "--cut-rounds",
+        type=int,
+        default=0,
         help="quality part: rounds of ideal-formulation cuts per LP of the LP stage (0: none)",
-    )  # fmt: skip
+    )
     parser.add_argument("--time-per-mip", type=float, default=10.0, help="quality part, mip: seconds per MIP")
     parser.add_argument(
-        "--mip-stability-only", action="store_true",
+        "--mip-stability-only",
+        action="store_true",
         help="quality part, mip: only the MIPs that could make a neuron stable (mip_stability_only)",
-    )  # fmt: skip
+    )
     parser.add_argument("--highs", nargs="*", default=[], metavar="KEY=VALUE", help="extra HiGHS options")
     parser.add_argument("--formulation", choices=("substituted", "variable"), help="MIP formulation")
     parser.add_argument("--only-from", help="solve only the instances that needed a MIP in this JSON")

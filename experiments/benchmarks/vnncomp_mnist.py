@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
                 prop_path = args.out / f"mnist_{depth}x{args.width}_img{index}_eps{eps:g}.vnnlib"
                 prop_path.write_text(robustness_vnnlib(x0, label, eps, 10))
                 prop = load_vnnlib(prop_path)
+                instance = {"net": f"{depth}x{args.width}", "eps": eps, "image": index, "label": label}
                 for surrogate in (None, args.surrogate_sparsity):
                     result = verify(network, prop, limit, VerifyOptions(surrogate_sparsity=surrogate))
                     wrong = False
@@ -115,11 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
                             pixels, x0, label, norm="linf", radius=eps, options=exact
                         )
                         wrong = check.found
-                    rows.append({
-                        "net": f"{depth}x{args.width}", "eps": eps, "image": index, "label": label,
-                        "surrogate": surrogate, "verdict": result.verdict, "stage": result.stage,
-                        "seconds": result.seconds, "limit": limit, "wrong": wrong,
-                    })  # fmt: skip
+                    verdict = {"surrogate": surrogate, "verdict": result.verdict, "stage": result.stage}
+                    timing = {"seconds": result.seconds, "limit": limit}
+                    rows.append({**instance, **verdict, **timing, "wrong": wrong})
                     print(json.dumps(rows[-1]), flush=True)
     print("\nnet        eps   surrogate  sat unsat timeout unknown wrong  mean s")
     summary = []
