@@ -3,9 +3,9 @@
 What it measures, for every network size × sparsity (defaults: 784-200-200-10 at 0 % and
 90 %), over one input box (the L∞ ball of radius ``--eps`` around a random point of
 ``[0, 1]^n``, clipped to it). Networks, regions and OMLT's side come from
-``encode_speed.py``: the same seeded N(0, 1/fan_in) weights, layer-wise magnitude
-pruning of the hidden layers, and the same OMLT ``NetworkDefinition`` built from the
-arrays.
+``encode_common.py``, shared with ``encode_speed.py``: the same seeded N(0, 1/fan_in)
+weights, layer-wise magnitude pruning of the hidden layers, and the same OMLT
+``NetworkDefinition`` built from the arrays.
 
 * **pm Pyomo**: wall time of ``network_block(network, input_bounds=box)`` on a fresh
   ``ConcreteModel``. That covers the neuron bounds, ``encode`` and the Pyomo block with
@@ -18,13 +18,13 @@ arrays.
   columns. This is for reference; it is not one of the goals.
 
 All timings are the median over ``--repeats``, after an untimed warm-up. Sizes are counted
-as in ``encode_speed.count_omlt``:
+as in ``encode_common.count_omlt``:
 * rows, columns and binaries are Pyomo data objects;
 * "terms" are the variables in the constraint bodies;
 * "nnz" is what Pyomo's LP writer hands a solver, read back by HiGHS.
 
 "unstable" counts the live neurons with ``l < 0 < u``. It is recomputed from the bounds
-that the blocks used, with ``encode_speed.live_neurons``, independently of the encoder.
+that the blocks used, with ``encode_common.live_neurons``, independently of the encoder.
 
 Goals, printed as PASS/FAIL and never asserted:
 * the Pyomo block builds at least 10× faster than OMLT at the largest sparsity;
@@ -59,7 +59,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from encode_speed import (
+from encode_common import (
     QUICK_SIZES,
     QUICK_SPARSITIES,
     Column,

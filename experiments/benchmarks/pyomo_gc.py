@@ -1,7 +1,7 @@
 """Build time of prunemip's Pyomo block with and without pausing the cyclic garbage collector.
 
 The measurement behind ``prunemip/embed/pyomo.py``'s ``_gc_paused``: a dense 784-200-200-10 net
-(``encode_speed.make_network``), its L∞ box of radius 0.05, median of 5 builds per setting
+(``encode_common.make_network``), its L∞ box of radius 0.05, median of 5 builds per setting
 after a warm-up, each setting twice.
 
     python experiments/benchmarks/pyomo_gc.py
@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pyomo.environ as pyo
-from encode_speed import make_network, make_region
+from encode_common import make_network, make_region
 
 import prunemip.embed.pyomo as pyomo_route
 
