@@ -11,9 +11,9 @@ Two parts (``--part``):
   chain of ``--quality-method``. Goal: the linear relaxation leaves ≤ 70 % of the unstable
   neurons that interval arithmetic leaves on the dense 2x200 nets (judged for plain CROWN
   and for α-CROWN). Beside them, ``proved``: the neurons that inputs of the region show to
-  take both signs (``prunemip.encoders.bounds.witnesses``), a floor no sound bounds, exact ones included,
-  can go below; Σw there is Σ(highest − lowest) seen. Torch runs single-threaded here, as
-  HiGHS does.
+  take both signs (``prunemip.encoders.bounds.witnesses``), a floor no sound bounds, exact
+  ones included, can go below; Σw there is Σ(highest − lowest) seen. Torch runs
+  single-threaded here, as HiGHS does.
 * ``solve``: the untargeted decide-mode attack (``find_adversarial_example``) per
   pipeline — ``ia`` (interval bounds alone, no gradient attack: the old pipeline),
   ``linear``, ``lp`` (without the gradient attack, to isolate the bounds), ``pgd+linear``

@@ -19,9 +19,7 @@ one torch thread each.
     python experiments/benchmarks/pruning_accuracy.py --jobs 2 --out results.json   # ~18 min, 2 idle cores
     python experiments/benchmarks/pruning_accuracy.py --quick                       # 12 s
 
-(On 2 otherwise idle cores of an AMD EPYC VM the Fashion-MNIST part measured 17.0 min and the
-digits part 61 s; on a slower 2-core VM, whose epochs took 2.8x as long, 30.3 min with other
-work beside it.)
+The measured accuracies and wall times are in ``experiments/benchmarks/README.md``.
 """
 
 from __future__ import annotations
