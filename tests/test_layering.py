@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "prunemip.vnnlib",
             "prunemip.data",
             "prunemip.idx",
+            "prunemip.text_io",
         ),
     ),
     ("encoders", ("prunemip.encoders",)),

@@ -30,6 +30,7 @@ from prunemip.errors import PrunemipError
 from prunemip.pruning.config import parse_arch
 from prunemip.regions import BALL_NORMS
 from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
+from prunemip.text_io import read_text
 
 TARGET_RULES = ("runner-up", "untargeted")
 MODES = ("decide", "optimize")
@@ -300,11 +301,9 @@ def load_config(path: str | Path, known_methods: tuple[str, ...] | None = None) 
     Raises:
         PrunemipError: for a missing file, invalid TOML or an invalid entry.
     """
-    target = Path(path)
-    if not target.is_file():
-        raise PrunemipError(f"config file {target} does not exist")
+    text = read_text(path, "config file")
     try:
-        data = tomllib.loads(target.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise PrunemipError(f"config {target.name}: {error}") from None
+        raise PrunemipError(f"config {Path(path).name}: {error}") from None
     return parse_config(data, known_methods)
