@@ -2,13 +2,19 @@
 
 One ``NETWORK PROPERTY`` pair prints its verdict as the last line; ``--instances CSV``
 decides every line of a VNN-COMP instances file (``onnx,vnnlib,timeout``, paths relative
-to the file) and prints one CSV line per instance.
+to the file) and prints one CSV line per instance. In a batch, an instance whose files
+cannot be read or do not fit each other gets the verdict ``error`` with its reason, and the
+batch goes on; only an instances file that is itself bad stops it, before the first instance.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
+import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +22,14 @@ from rich.console import Console
 
 from prunemip.cli.arguments import add_bounds_argument, add_trust_pickle, examples, positive_float
 from prunemip.errors import PrunemipError
+from prunemip.text_io import read_text
 
 if TYPE_CHECKING:
     from prunemip.engine.verify import VerifyResult
+
+
+#: The columns of ``--results``: the instance, its verdict (or ``error``), seconds, and why it is an error.
+RESULT_COLUMNS = ("onnx", "vnnlib", "verdict", "seconds", "reason")
 
 
 def add_parser(commands: Any, formatter: Any) -> None:
@@ -35,7 +46,13 @@ def add_parser(commands: Any, formatter: Any) -> None:
         description=(
             "Decide an ONNX network and a VNN-LIB property as VNN-COMP does. The last line printed is\n"
             "the verdict: sat (with a counterexample re-checked by a forward pass), unsat (every\n"
-            "disjunct proved by bounds or the MIP), timeout or unknown. Exit status 0 for every verdict."
+            "disjunct proved by bounds or the MIP), timeout or unknown. Exit status 0 for every verdict.\n\n"
+            "--instances decides every line of a VNN-COMP instances CSV (onnx,vnnlib,timeout; paths\n"
+            "relative to it). A line whose files are missing, unreadable or of different sizes gets the\n"
+            "verdict error with its reason, and the batch goes on (exit status 0). Only a bad instances\n"
+            "file (unreadable, no lines, a line without three fields, a timeout that is not a positive\n"
+            "number) stops the batch before it starts, with exit status 2 and no results file.\n"
+            f"--results columns: {','.join(RESULT_COLUMNS)} (reason: why a line is an error, else empty)."
         ),
         epilog=examples(
             "prunemip verify net.onnx prop.vnnlib --timeout 120 --counterexample cex.txt",
@@ -53,7 +70,10 @@ def add_parser(commands: Any, formatter: Any) -> None:
         help="first search a magnitude-pruned copy (e.g. 0.8); never used for unsat",
     )
     verify.add_argument("--instances", help="VNN-COMP instances CSV (onnx,vnnlib,timeout per line)")
-    verify.add_argument("--results", help="batch mode: also write one CSV line per instance here")
+    verify.add_argument(
+        "--results",
+        help=f"batch mode: also write one CSV line per instance here ({','.join(RESULT_COLUMNS)})",
+    )
     verify.add_argument("--seed", type=int, default=0, help="seed of the random falsification and HiGHS (0)")
     add_bounds_argument(verify, "neuron bounds over each input box, as for attack")
     add_trust_pickle(verify)
@@ -105,39 +125,82 @@ def _verify_one(
     return verify(network, prop, timeout, options)
 
 
-def _instance_rows(listing: Path) -> list[list[str]]:
-    """The non-blank lines of an instances CSV, each checked to hold three fields."""
-    if not listing.is_file():
-        raise PrunemipError(f"instances file {listing} does not exist")
-    rows = [row for row in csv.reader(listing.read_text().splitlines()) if row and row[0].strip()]
-    for number, row in enumerate(rows, start=1):
-        if len(row) != 3:
-            raise PrunemipError(
-                f"{listing.name}:{number}: expected onnx,vnnlib,timeout, got {len(row)} fields"
-            )
-    return rows
+@dataclass(frozen=True)
+class _Instance:
+    """One line of an instances CSV: the network and property as written, and the seconds allowed."""
+
+    network: str
+    prop: str
+    timeout: float
+
+
+def _instances(listing: Path) -> list[_Instance]:
+    """The instances of a CSV, every line checked before any runs.
+
+    Raises:
+        PrunemipError: when the file cannot be read, lists no instance, or has a line that is not
+            ``onnx,vnnlib,timeout`` with a positive timeout.
+    """
+    text = read_text(listing, "instances file")
+    instances = []
+    reader = csv.reader(text.splitlines())
+    try:
+        for row in reader:
+            if not row or not row[0].strip():
+                continue
+            where = f"{listing.name}:{reader.line_num}"
+            if len(row) != 3:
+                raise PrunemipError(f"{where}: expected onnx,vnnlib,timeout, got {len(row)} fields")
+            network, prop, timeout = (field.strip() for field in row)
+            try:
+                seconds = float(timeout)
+            except ValueError:
+                seconds = math.nan
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise PrunemipError(f"{where}: timeout {timeout!r} is not a positive number of seconds")
+            instances.append(_Instance(network, prop, seconds))
+    except csv.Error as error:
+        raise PrunemipError(f"{listing.name}:{reader.line_num}: not a CSV line ({error})") from None
+    if not instances:
+        raise PrunemipError(f"instances file {listing} lists no instances (onnx,vnnlib,timeout lines)")
+    return instances
+
+
+def _csv_line(fields: list[str]) -> str:
+    """``fields`` as one CSV line, quoted where a field needs it."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(fields)
+    return line.getvalue()
 
 
 def _run_batch(args: argparse.Namespace, console: Console) -> None:
-    """Decide every instance of ``--instances`` in order; print a line each and a count per verdict."""
+    """Decide every instance of ``--instances`` in order; print a line each and a count per verdict.
+
+    An instance that raises :class:`PrunemipError` (a file missing or unreadable, sizes that
+    differ) gets the verdict ``error`` with the message as its reason; the others go on.
+    """
     from prunemip.atomic import atomic_write_lines
 
     listing = Path(args.instances)
-    rows = _instance_rows(listing)
+    instances = _instances(listing)
+    results = Path(args.results) if args.results else None
+    if results is not None and not results.resolve().parent.is_dir():
+        raise PrunemipError(f"--results: folder {results.parent} does not exist")
     lines, counts, total = [], {}, 0.0
-    for number, (network, prop, timeout) in enumerate(rows, start=1):
+    for instance in instances:
+        started = time.perf_counter()
+        paths = (str(listing.parent / instance.network), str(listing.parent / instance.prop))
         try:
-            seconds_allowed = float(timeout)
-        except ValueError:
-            raise PrunemipError(f"{listing.name}:{number}: timeout {timeout!r} is not a number") from None
-        paths = (str(listing.parent / network.strip()), str(listing.parent / prop.strip()))
-        result = _verify_one(*paths, seconds_allowed, args)
-        line = f"{network.strip()},{prop.strip()},{result.verdict},{result.seconds:.3f}"
-        console.print(line)
-        lines.append(line)
-        counts[result.verdict] = counts.get(result.verdict, 0) + 1
-        total += result.seconds
+            result = _verify_one(*paths, instance.timeout, args)
+            verdict, seconds, reason = result.verdict, result.seconds, ""
+        except PrunemipError as error:
+            verdict, seconds, reason = "error", time.perf_counter() - started, str(error)
+        fields = [instance.network, instance.prop, verdict, f"{seconds:.3f}"]
+        console.print(_csv_line(fields) + (f"  ({reason})" if reason else ""), markup=False)
+        lines.append(_csv_line([*fields, reason]))
+        counts[verdict] = counts.get(verdict, 0) + 1
+        total += seconds
     summary = ", ".join(f"{verdict} {count}" for verdict, count in sorted(counts.items()))
-    console.print(f"{len(rows)} instances: {summary}; {total:.1f} s in all")
-    if args.results:
-        atomic_write_lines(Path(args.results), ["onnx,vnnlib,verdict,seconds", *lines])
+    console.print(f"{len(instances)} instances: {summary}; {total:.1f} s in all")
+    if results is not None:
+        atomic_write_lines(results, [",".join(RESULT_COLUMNS), *lines])

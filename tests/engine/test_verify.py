@@ -181,7 +181,7 @@ def test_batch_mode_writes_one_line_per_instance(tiny_onnx, extremes, tmp_path, 
     results = tmp_path / "results.csv"
     assert main(["verify", "--instances", str(listing), "--results", str(results), "--bounds", "lp"]) == 0
     rows = results.read_text().splitlines()
-    assert rows[0] == "onnx,vnnlib,verdict,seconds"
+    assert rows[0] == "onnx,vnnlib,verdict,seconds,reason"
     assert [row.split(",")[2] for row in rows[1:]] == ["sat", "unsat"]
     assert "2 instances: sat 1, unsat 1" in capsys.readouterr().out
 
