@@ -45,6 +45,7 @@ import hashlib
 import http.client
 import os
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,8 @@ def _scan_folder(folder: Path, name: str) -> dict[str, _Split]:
         return splits
     archives = sorted(folder.glob("*.npz"), key=lambda p: (p.stem != name, p.name))
     for archive in archives:
+        if not zipfile.is_zipfile(archive):
+            raise PrunemipError(f"{archive} is not an .npz archive (the zip of arrays numpy.savez writes)")
         try:
             with np.load(archive, allow_pickle=False) as contents:
                 keys = set(contents.files)
@@ -244,8 +247,8 @@ def _locate(name: str, data_dir: str | Path | None, download: bool) -> tuple[Pat
     if name == "fashion-mnist" and data_dir is None:
         hints.append("`apt-get install dataset-fashion-mnist`")
     if name in _DOWNLOADS:
-        hints.append(f"`prunemip data download {name}` (or download=True)")
-    hints.append("data_dir= a folder holding them")
+        hints.append(f"`prunemip data download {name}` (in Python, download=True)")
+    hints.append("a folder holding them (--data-dir; in Python, data_dir=)")
     raise PrunemipError(
         f"no {name} data found: looked for {wanted} or an .npz with "
         f"{'/'.join(k for pair in _NPZ_KEYS.values() for k in pair)} in "
@@ -340,6 +343,14 @@ def _check_labels(labels: np.ndarray, n_images: int, n_classes: int | None, wher
     return labels.astype(np.int64)
 
 
+def _check_data_folder(folder: Path, download: bool) -> None:
+    """Refuse a data folder that is a file, or that does not exist when nothing will download into it."""
+    if folder.exists() and not folder.is_dir():
+        raise PrunemipError(f"data folder {folder} is a file, not a folder")
+    if not folder.exists() and not download:
+        raise PrunemipError(f"data folder {folder} does not exist")
+
+
 # ----------------------------------------------------------------------- loading
 def load_dataset(
     name: str,
@@ -385,7 +396,9 @@ def load_dataset(
 
     if name == "digits":
         if data_dir is not None:
-            raise PrunemipError("digits ships with scikit-learn; drop data_dir")
+            raise PrunemipError(
+                "digits ships with scikit-learn and reads no folder: drop --data-dir (in Python, data_dir=)"
+            )
         import sklearn
         from sklearn.datasets import load_digits
 
@@ -403,8 +416,10 @@ def load_dataset(
     if name not in _FOLDER_DATASETS and data_dir is None:
         raise PrunemipError(
             f"unknown dataset {name!r}; available: {', '.join(available_datasets())} "
-            "(or pass data_dir= a folder with IDX or .npz files)"
+            "(or give a folder holding its IDX or .npz files: --data-dir; in Python, data_dir=)"
         )
+    if data_dir is not None:
+        _check_data_folder(Path(data_dir).expanduser(), download)
     folder, splits = _locate(name, data_dir, download)
     known_classes = _FOLDER_DATASETS.get(name)
     provenance["folder"] = str(folder)
