@@ -8,6 +8,7 @@ it with HiGHS and re-checks every example by a float64 forward pass. Both build 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -347,29 +348,67 @@ def with_input_range(
 def load_point(path: str | Path, network: Network) -> np.ndarray:
     """An input point from a ``.npy`` file, checked against the network's input size.
 
+    The header is read first, so a file that is no ``.npy`` array, holds no real numbers or
+    holds the wrong number of values is refused before its data is read.
+
     Args:
         path: the ``.npy`` file.
         network: the network the point is for.
 
     Returns:
         The point, flat, float64.
+
+    Raises:
+        PrunemipError: for a missing file, a file that is not a ``.npy`` array of real numbers,
+            a size other than the network's input size, or NaN/Inf values.
     """
     target = Path(path)
-    if not target.is_file():
-        raise PrunemipError(f"input file {target} does not exist")
+    shape, dtype = _npy_header(target)
+    if dtype.kind not in _REAL_KINDS:
+        what = _NOT_REAL.get(dtype.kind, f"{dtype} values")
+        raise PrunemipError(f"input {target.name} holds {what}, not real numbers")
+    size = math.prod(shape)
+    if size != network.n_inputs:
+        raise PrunemipError(
+            f"input {target.name} has {size} value{'' if size == 1 else 's'} (shape {shape}) but the "
+            f"network takes {network.n_inputs}"
+        )
     try:
         point = np.load(target, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise PrunemipError(f"cannot read {target} as a .npy array ({exc})") from None
+    except (ValueError, EOFError, OSError):
+        raise PrunemipError(f"input {target.name} is truncated: its header promises shape {shape}") from None
     point = np.asarray(point, dtype=np.float64)
-    if point.size != network.n_inputs:
-        raise PrunemipError(
-            f"input {target.name} has {point.size} values (shape {point.shape}) but the network takes "
-            f"{network.n_inputs}"
-        )
     if not np.all(np.isfinite(point)):
         raise PrunemipError(f"input {target.name} contains NaN or Inf")
     return point.reshape(-1)
+
+
+#: NumPy dtype kinds a point may hold (bool, signed and unsigned integers, floats), and names for the others.
+_REAL_KINDS = "biuf"
+_NOT_REAL = {"O": "Python objects", "U": "text", "S": "bytes", "c": "complex numbers"}
+
+
+def _npy_header(target: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a ``.npy`` file's header declares, read without the data."""
+    if not target.exists():
+        raise PrunemipError(f"input file {target} does not exist")
+    if not target.is_file():
+        raise PrunemipError(f"input {target} is not a file")
+    if target.stat().st_size == 0:
+        raise PrunemipError(f"input file {target} is empty")
+    formats = np.lib.format
+    try:
+        with target.open("rb") as handle:
+            version = formats.read_magic(handle)
+            read = formats.read_array_header_1_0 if version == (1, 0) else formats.read_array_header_2_0
+            shape, _, dtype = read(handle)
+    except OSError as error:
+        raise PrunemipError(f"cannot read {target}: {error.strerror or error}") from None
+    except ValueError:
+        raise PrunemipError(
+            f"input {target.name} is not a .npy file (write the point with numpy.save)"
+        ) from None
+    return shape, dtype
 
 
 def dataset_point(
