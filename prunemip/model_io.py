@@ -4,8 +4,10 @@
 files: TorchScript archives, state_dicts and checkpoints (``weights_only=True``), and
 pickled whole modules only when the caller trusts the file. ``save_network`` writes
 prunemip's own format, which keeps the CSR pattern (the pruning mask) exactly;
-``save_torch_checkpoint`` writes a state_dict checkpoint for PyTorch users. Every write
-goes to a temporary file in the target directory first and is then renamed into place.
+``save_torch_checkpoint`` writes a state_dict checkpoint for PyTorch users;
+``save_model`` picks one of them, or ONNX (:mod:`prunemip.onnx_export`), by the file's
+suffix. Every write goes to a temporary file in the target directory first and is then
+renamed into place.
 
 torch and onnx are imported only when a function needs them.
 """
@@ -27,6 +29,12 @@ from prunemip.network import InputSpec, Layer, Network
 
 FORMAT_NAME = "prunemip-network"
 FORMAT_VERSION = 1
+#: The file suffixes :func:`save_model` writes, and what each holds.
+SAVE_FORMATS = {
+    ".npz": "prunemip's own format, exact",
+    ".onnx": "ONNX, float64 unless asked for float32",
+    ".pt": "PyTorch state_dict, float32",
+}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -107,6 +115,68 @@ def save_torch_checkpoint(network: Network, path: str | Path) -> Path:
         "prunemip_activations": [layer.activation for layer in network.layers],
     }
     return atomic_write(path, lambda handle: torch.save(checkpoint, handle))
+
+
+def _save_suffix(target: Path, prefix: str) -> str:
+    """``target``'s suffix, lower-case, if :func:`save_model` writes it; else a one-line error."""
+    suffix = target.suffix.lower()
+    if suffix not in SAVE_FORMATS:
+        *others, last = SAVE_FORMATS
+        raise PrunemipError(
+            f"{prefix}cannot write {target.name!r}: use a {', '.join(others)} or {last} file name"
+        )
+    return suffix
+
+
+def save_model(network: Network, path: str | Path, *, onnx_precision: str = "float64") -> Path:
+    """Write ``network`` in the format its suffix names (:data:`SAVE_FORMATS`), atomically.
+
+    ``.npz``: :func:`save_network`; ``.pt``: :func:`save_torch_checkpoint`; ``.onnx``:
+    :func:`prunemip.onnx_export.save_onnx` in ``onnx_precision``.
+
+    Args:
+        network: the network to save.
+        path: the target file.
+        onnx_precision: ``"float64"`` or ``"float32"`` for an ``.onnx`` file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: for another suffix, float32 asked of a format other than ONNX, or a
+            file that cannot be written.
+    """
+    target = Path(path)
+    suffix = _save_suffix(target, "")
+    if suffix == ".onnx":
+        from prunemip.onnx_export import save_onnx
+
+        return save_onnx(network, target, onnx_precision)
+    if onnx_precision != "float64":
+        raise PrunemipError(f"precision {onnx_precision} applies to .onnx files only, not {target.name!r}")
+    return (save_torch_checkpoint if suffix == ".pt" else save_network)(network, target)
+
+
+def check_save_path(path: str | Path, flag: str = "-o") -> Path:
+    """Check before long work that :func:`save_model` can write ``path``: a known suffix, an existing folder.
+
+    Args:
+        path: the target file.
+        flag: the command-line flag that named it, for the message.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunemipError: for an unknown suffix, a missing folder or a folder given as the file.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise PrunemipError(f"{flag}: {target} is a folder, not a file name")
+    _save_suffix(target, f"{flag}: ")
+    if not target.resolve().parent.is_dir():
+        raise PrunemipError(f"{flag}: folder {target.parent} does not exist")
+    return target
 
 
 # ------------------------------------------------------------------ reading

@@ -6,10 +6,16 @@ and a table of constants (initializers and ``Constant`` outputs). Affine layers 
 relabel the activation's shape (prunemip models a single input, batch size 1). An
 elementwise ``Sub``/``Add``/``Mul``/``Div`` by constants before the first affine layer
 is an input normalisation ``(x - mean) / std`` and is folded into the first layer.
+
+A model written by :mod:`prunemip.onnx_export` carries its input spec (shape, value range,
+the folded normalisation, the dataset) and the network's metadata as JSON in its
+``metadata_props`` (:data:`INPUT_SPEC_KEY`, :data:`METADATA_KEY`); they are read back, so
+its input range needs no ``--input-range``.
 """
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +41,11 @@ SUPPORTED_OPS = (
     "Mul",
 )
 _ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
+#: ``metadata_props`` keys prunemip writes: the input spec and the network's metadata, as JSON.
+INPUT_SPEC_KEY = "prunemip.input_spec"
+METADATA_KEY = "prunemip.metadata"
+#: Network metadata key naming the precision a writer rounded the weights to (e.g. ``float32``).
+ROUNDED_KEY = "weights_rounded_to"
 
 
 @dataclass
@@ -294,15 +305,17 @@ def load_onnx(path: str | Path, input_spec: InputSpec | None = None) -> Network:
 
     Args:
         path: the ``.onnx`` file.
-        input_spec: the inputs' shape and range (default: the graph's input shape, unbounded;
-            a leading batch dimension of 1 is dropped).
+        input_spec: the inputs' shape and range (default: the spec recorded in the model's
+            metadata, else the graph's input shape, unbounded; a leading batch dimension of 1
+            is dropped).
 
     Returns:
-        The network, with a leading input normalisation folded into its first layer.
+        The network, with a leading input normalisation folded into its first layer and the
+        recorded metadata.
 
     Raises:
-        PrunemipError: for an unreadable file or a graph that is not one chain of
-            :data:`SUPPORTED_OPS` with one input and one output.
+        PrunemipError: for an unreadable file, a graph that is not one chain of
+            :data:`SUPPORTED_OPS` with one input and one output, or unreadable prunemip metadata.
     """
     try:
         model = onnx.load(str(path))
@@ -326,16 +339,35 @@ def load_onnx(path: str | Path, input_spec: InputSpec | None = None) -> Network:
         raise PrunemipError(
             f"{path}: the ONNX graph's output {graph.output[0].name!r} is not the end of its chain of layers"
         )
+    recorded_spec, metadata = _recorded(model, path, reader.weights[0].shape[1])
     batch_dropped = len(shape) > 1 and shape[0] == 1
     if input_spec is None:
-        input_spec = InputSpec.create(shape[1:] if batch_dropped else shape)
-    network = Network.from_arrays(reader.weights, reader.biases, input_spec, reader.activations)
+        input_spec = recorded_spec or InputSpec.create(shape[1:] if batch_dropped else shape)
+    network = Network.from_arrays(reader.weights, reader.biases, input_spec, reader.activations, metadata)
     if reader.scale is None or reader.shift is None:
         return network
     with np.errstate(divide="ignore", invalid="ignore"):
         std = 1.0 / reader.scale
         mean = -reader.shift * std
     return network.fold_input_normalization(mean, std)
+
+
+def _recorded(model: onnx.ModelProto, path: str | Path, n_inputs: int) -> tuple[InputSpec | None, dict]:
+    """The input spec and metadata prunemip recorded in ``metadata_props`` (``None`` and ``{}`` if none)."""
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    try:
+        spec = InputSpec.from_dict(json.loads(props[INPUT_SPEC_KEY])) if INPUT_SPEC_KEY in props else None
+        metadata = json.loads(props.get(METADATA_KEY, "{}"))
+        if not isinstance(metadata, dict):
+            raise ValueError(f"{METADATA_KEY} is not a JSON object")
+    except (ValueError, TypeError, KeyError, PrunemipError) as exc:
+        raise PrunemipError(f"{path}: unreadable prunemip metadata ({_first_line(exc)})") from None
+    if spec is not None and spec.size != n_inputs:
+        raise PrunemipError(
+            f"{path}: the metadata's input shape {spec.shape} has {spec.size} entries but the graph "
+            f"takes {n_inputs} inputs"
+        )
+    return spec, metadata
 
 
 def _first_line(exc: BaseException) -> str:

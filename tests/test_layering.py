@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "prunemip.model_io",
             "prunemip.onnx_io",
+            "prunemip.onnx_export",
             "prunemip.torch_io",
             "prunemip.vnnlib",
             "prunemip.data",

@@ -36,6 +36,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
     """
     from prunemip.cli.tables import network_table
     from prunemip.model_io import load_network
+    from prunemip.onnx_io import ROUNDED_KEY
 
     network = load_network(args.model, trust_pickle=args.trust_pickle)
     console.print(network_table(network))
@@ -48,3 +49,8 @@ def run(args: argparse.Namespace, console: Console) -> None:
     console.print(f"input shape {spec.shape}, range {bounded}, normalisation folded in: {spec.normalization}")
     if network.metadata:
         console.print(f"metadata keys: {', '.join(sorted(network.metadata))}")
+    if network.metadata.get(ROUNDED_KEY):
+        console.print(
+            f"weights rounded to {network.metadata[ROUNDED_KEY]} on export: a different function from the "
+            "network it was exported from"
+        )

@@ -20,6 +20,7 @@ import prunemip.cli.attack as attack
 import prunemip.cli.data as data
 import prunemip.cli.demo as demo
 import prunemip.cli.experiment as experiment
+import prunemip.cli.export as export
 import prunemip.cli.info as info
 import prunemip.cli.train as train
 import prunemip.cli.verify as verify
@@ -46,6 +47,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("encode", attack.add_encode_parser, attack.run_encode),
     Command("attack", attack.add_attack_parser, attack.run_attack),
     Command("info", info.add_parser, info.run),
+    Command("export", export.add_parser, export.run),
     Command("data", data.add_parser, data.run),
     Command("verify", verify.add_parser, verify.run),
     Command("experiment", experiment.add_parser, experiment.run),

@@ -31,7 +31,6 @@ from prunemip.pruning.registry import ALLOCATIONS, FREEZERS, METHODS
 if TYPE_CHECKING:
     from prunemip.pruning.pipeline import Outcome
 
-OUTPUT_SUFFIXES = (".pt", ".npz")
 _DEFAULTS = {
     f.name: f.default for cls in (TrainConfig, PruneConfig) for f in fields(cls) if f.default is not MISSING
 }
@@ -222,7 +221,9 @@ def add_prune_parser(commands: Any, formatter: Any) -> None:
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument(
-        "-o", "--output", help="save the pruned network: .pt (PyTorch) or .npz (exact, native)"
+        "-o",
+        "--output",
+        help="save the pruned network: .pt (PyTorch), .onnx (float64) or .npz (exact, native)",
     )
     output.add_argument("--runs-dir", default="runs", help="where run directories go (runs/)")
     output.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
@@ -249,14 +250,10 @@ def _config(args: argparse.Namespace, hidden: tuple[int, ...] | None = None) -> 
 
 
 def _output(args: argparse.Namespace) -> Path | None:
-    if not args.output:
-        return None
-    path = Path(args.output)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise PrunemipError(f"cannot write {path.name!r}: use a .pt or .npz file name")
-    if not path.resolve().parent.is_dir():
-        raise PrunemipError(f"-o: folder {path.parent} does not exist")
-    return path
+    """``-o``, checked before training (a known suffix, an existing folder)."""
+    from prunemip.model_io import check_save_path
+
+    return check_save_path(args.output) if args.output else None
 
 
 def _feedback(args: argparse.Namespace, console: Console) -> dict[str, Any]:
@@ -276,15 +273,14 @@ def _feedback(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
 
 def _report_and_save(outcome: Outcome, output: Path | None, console: Console) -> None:
-    from prunemip.model_io import save_network, save_torch_checkpoint
+    from prunemip.model_io import save_model
 
     console.print(outcome.summary.table())
     for line in outcome.summary.summary_lines():
         console.print(line)
     console.print(f"run directory {outcome.run_dir}")
     if output is not None:
-        save = save_torch_checkpoint if output.suffix.lower() == ".pt" else save_network
-        save(outcome.network, output)
+        save_model(outcome.network, output)
         console.print(f"wrote {output}")
 
 
