@@ -15,6 +15,8 @@ torch and onnx are imported only when a function needs them.
 from __future__ import annotations
 
 import json
+import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -181,6 +183,8 @@ def check_save_path(path: str | Path, flag: str = "-o") -> Path:
 
 # ------------------------------------------------------------------ reading
 def _load_native(path: Path) -> Network:
+    if not zipfile.is_zipfile(path):
+        raise PrunemipError(f"{path}: corrupt prunemip network file (not the zip archive numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "header" not in archive.files:
@@ -229,10 +233,52 @@ def _is_torchscript(names: list[str]) -> bool:
     return any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
 
 
+#: How a pre-1.6 ``torch.save`` file starts: pickle protocol 2 and torch's pickled magic number.
+_LEGACY_TORCH_HEAD = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def _pickle_refused(path: Path) -> PrunemipError:
+    return PrunemipError(
+        f"{path} holds a pickled object, and loading one can run any code: load it only if you trust "
+        "it, with --trust-pickle (in Python, trust_pickle=True)"
+    )
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """Why torch could not read a file, in one line, without torch's advice to load it unsafely."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.partition("WeightsUnpickler error:")[2]
+    elif not isinstance(exc, (RuntimeError, OSError, pickle.UnpicklingError)):
+        return "damaged or truncated"
+    text = re.sub(r"\[enforce fail at [^]]*\]\s*\.?\s*", "", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "damaged or truncated"
+
+
+def _check_torch_container(path: Path, names: list[str], trust_pickle: bool) -> None:
+    """Refuse a file ``torch.save`` cannot have written, and an untrusted plain pickle.
+
+    ``torch.save`` writes a zip archive (PyTorch >= 1.6) or a pickle stream that starts with
+    torch's magic number; any other pickle is an arbitrary Python object.
+    """
+    if names:
+        return
+    with path.open("rb") as handle:
+        head = handle.read(len(_LEGACY_TORCH_HEAD))
+    if head.startswith(b"PK"):
+        raise PrunemipError(f"{path}: not a readable PyTorch file (a damaged or truncated zip archive)")
+    if not head.startswith(b"\x80"):
+        raise PrunemipError(
+            f"{path}: not a readable PyTorch file (neither a zip archive nor a pickle, the formats "
+            "torch.save writes)"
+        )
+    if head != _LEGACY_TORCH_HEAD and not trust_pickle:
+        raise _pickle_refused(path)
+
+
 def _load_torch(path: Path, names: list[str], trust_pickle: bool, input_spec: InputSpec | None) -> Network:
     """Read a TorchScript archive, a state_dict/checkpoint or (if trusted) a pickled module."""
-    import pickle
-
     import torch
     from torch import nn
 
@@ -244,19 +290,15 @@ def _load_torch(path: Path, names: list[str], trust_pickle: bool, input_spec: In
         except Exception as exc:
             raise PrunemipError(f"{path}: unreadable TorchScript file ({_first_line(exc)})") from None
         return network_from_module(module, input_spec)
+    _check_torch_container(path, names, trust_pickle)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
-        with path.open("rb") as handle:
-            raw_pickle = not names and handle.read(1) == b"\x80"
-        if "Unsupported global" in str(exc) or raw_pickle:
-            raise PrunemipError(
-                f"{path} holds a pickled Python object; loading it can run arbitrary code. "
-                "Pass --trust-pickle (trust_pickle=True) if you trust the file"
-            ) from None
-        raise PrunemipError(f"{path}: not a readable PyTorch file ({_first_line(exc)})") from None
+        if "Unsupported global" in str(exc):
+            raise _pickle_refused(path) from None
+        raise PrunemipError(f"{path}: not a readable PyTorch file ({_torch_reason(exc)})") from None
     except Exception as exc:
-        raise PrunemipError(f"{path}: not a readable PyTorch file ({_first_line(exc)})") from None
+        raise PrunemipError(f"{path}: not a readable PyTorch file ({_torch_reason(exc)})") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), nn.Module):
         obj = obj["model"]
     if isinstance(obj, nn.Module):
@@ -291,7 +333,11 @@ def load_network(
     if not path.exists():
         raise PrunemipError(f"{path}: no such file")
     if not path.is_file():
-        raise PrunemipError(f"{path} is not a file")
+        raise PrunemipError(
+            f"{path} is {'a folder' if path.is_dir() else 'not a regular file'}, not a model file"
+        )
+    if path.stat().st_size == 0:
+        raise PrunemipError(f"{path} is empty, not a model file")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         from prunemip.onnx_io import load_onnx
