@@ -70,27 +70,42 @@ def _add_training_options(parser: argparse.ArgumentParser, epochs: bool = True) 
     _option(regular, "--rs-bounds", "rs_bounds", "how the RS loss bounds neurons", choices=RS_BOUNDS)
 
 
-def _allocation_defaults() -> str:
-    """Each method's default allocation, e.g. ``magnitude layer (trained: global)``."""
-    return ", ".join(
-        f"{name} {spec.default_allocation}"
-        + (f" (trained: {spec.trained_allocation})" if spec.trained_allocation else "")
-        for name, spec in METHODS.items()
-        if spec.default_allocation
-    )
+def _allocation_defaults(names: list[str], trained_model: bool) -> str:
+    """The default allocation of each method of ``names`` that has one: for ``train``, e.g.
+    ``magnitude layer (trained: global)``; for a trained model (``prune``) the one in force there."""
+    shown = []
+    for name in names:
+        spec = METHODS[name]
+        if not spec.default_allocation:
+            continue
+        if trained_model:
+            shown.append(f"{name} {spec.trained_allocation or spec.default_allocation}")
+        else:
+            trained = f" (trained: {spec.trained_allocation})" if spec.trained_allocation else ""
+            shown.append(f"{name} {spec.default_allocation}{trained}")
+    return ", ".join(shown)
 
 
-def _add_method_options(parser: argparse.ArgumentParser, default_method: str, names: list[str]) -> None:
+def _add_method_options(
+    parser: argparse.ArgumentParser, default_method: str, names: list[str], trained_model: bool = False
+) -> None:
+    """``--method`` among ``names`` and its options; ``trained_model`` for ``prune``, which needs
+    ``--sparsity`` and applies each method's trained-model allocation."""
     group = parser.add_argument_group("pruning method")
     group.add_argument(
         "--method", default=default_method, help=f"one of {', '.join(names)} ({default_method})"
     )
-    _option(group, "--sparsity", "sparsity", "fraction of prunable weights removed, in [0, 1)", type=float)
+    sparsity = "fraction of prunable weights removed, in [0, 1)"
+    if trained_model:
+        group.add_argument("--sparsity", type=float, default=None, help=f"{sparsity} (required)")
+    else:
+        _option(group, "--sparsity", "sparsity", sparsity, type=float)
+    defaults = _allocation_defaults(names, trained_model)
     _option(
         group,
         "--allocation",
         "allocation",
-        f"per-layer allocation: {', '.join(ALLOCATIONS)} (default: {_allocation_defaults()})",
+        f"per-layer allocation: {', '.join(ALLOCATIONS)} (default: {defaults})",
     )
     group.add_argument(
         "--prune-output",
@@ -214,7 +229,7 @@ def add_prune_parser(commands: Any, formatter: Any) -> None:
     parser.add_argument("--trust-pickle", action="store_true", help="allow loading a pickled whole module")
     _add_data_options(parser)
     _add_training_options(parser, epochs=False)
-    _add_method_options(parser, "magnitude", post)
+    _add_method_options(parser, "magnitude", post, trained_model=True)
     _add_output_options(parser)
 
 
