@@ -1,18 +1,20 @@
 """What the ``prunemip`` commands share on their command lines.
 
 The argparse parser with one-line errors, the help formatter, the ``> 0`` / ``>= 0``
-number types, the example epilog, ``--bounds`` (choices and help read from the registry
-:mod:`prunemip.solvers.methods`), and the argument groups of ``encode`` and ``attack``
-(network, input point, perturbation, encoding, HiGHS). Nothing here imports torch or
-HiGHS, so ``prunemip --help`` stays fast.
+number types, the example epilog, output files checked before any work, ``--bounds``
+(choices and help read from the registry :mod:`prunemip.solvers.methods`), and the
+argument groups of ``encode`` and ``attack`` (network, input point, perturbation,
+encoding, HiGHS). Nothing here imports torch or HiGHS, so ``prunemip --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
+from prunemip.errors import PrunemipError
 from prunemip.regions import BALL_NORMS
 from prunemip.solvers.methods import BOUNDS_CHOICES, DEFAULT_BOUNDS, METHODS
 
@@ -58,6 +60,32 @@ def examples(*lines: str) -> str:
     """
     heading = "example:" if len(lines) == 1 else "examples:"
     return "\n  ".join((heading, *lines))
+
+
+def output_file(path: str | None, flag: str, suffixes: tuple[str, ...] = ()) -> Path | None:
+    """The file an output flag names, checked before any work, so a mistake costs no solving time.
+
+    Args:
+        path: the flag's value; empty or ``None`` for no file.
+        flag: the flag, for the message (e.g. ``"--json"``).
+        suffixes: the suffixes the file may have (any when empty).
+
+    Returns:
+        The path, or ``None`` when no file is asked for.
+
+    Raises:
+        PrunemipError: for another suffix, a folder given as the file, or a folder that does not exist.
+    """
+    if not path:
+        return None
+    target = Path(path)
+    if suffixes and target.suffix.lower() not in suffixes:
+        raise PrunemipError(f"{flag} must name a {' or '.join(suffixes)} file, got {path!r}")
+    if target.is_dir():
+        raise PrunemipError(f"{flag}: {target} is a folder, not a file name")
+    if not target.resolve().parent.is_dir():
+        raise PrunemipError(f"{flag}: folder {target.parent} does not exist")
+    return target
 
 
 def _number(convert: Callable[[str], Any], *, positive: bool) -> Callable[[str], Any]:
@@ -125,9 +153,7 @@ def add_instance_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset", help="take the point from this dataset (digits, mnist, fashion-mnist, ...)"
     )
     point.add_argument("--index", type=int, default=0, help="image index in the split (default 0)")
-    point.add_argument(
-        "--split", default="test", choices=("train", "test", "val"), help="dataset split (test)"
-    )
+    point.add_argument("--split", default="test", choices=("train", "test"), help="dataset split (test)")
     point.add_argument("--data-dir", help="folder with the dataset's IDX/NPZ files")
     point.add_argument("--data-seed", type=int, default=0, help="seed of the dataset's split (default 0)")
     point.add_argument("--input", dest="input_path", help="take the point from a .npy file instead")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 
-from prunemip.cli.arguments import add_instance_arguments, add_solver_arguments, examples
+from prunemip.cli.arguments import add_instance_arguments, add_solver_arguments, examples, output_file
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 
@@ -104,9 +104,7 @@ def run_encode(args: argparse.Namespace, console: Console) -> None:
 
     instance = _instance(args)
     region = _region(instance, args)
-    output = Path(args.output) if args.output else None
-    if output is not None and output.suffix.lower() not in (".mps", ".lp"):
-        raise PrunemipError(f"cannot write {output.name!r}: use a .mps or .lp file name")
+    output = output_file(args.output, "-o", (".mps", ".lp"))
     logits = instance.network.forward(instance.x0)
     target = args.target if args.target is not None else target_order(logits, instance.label)[0]
     if not 0 <= target < instance.network.n_outputs or target == instance.label:
@@ -139,12 +137,8 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
 
     instance = _instance(args)
     region = _region(instance, args)
-    for option, suffix in (("json", ".json"), ("png", ".png")):
-        path = getattr(args, option)
-        if path and Path(path).suffix.lower() != suffix:
-            raise PrunemipError(f"--{option} must name a {suffix} file, got {path!r}")
-        if path and not Path(path).resolve().parent.is_dir():
-            raise PrunemipError(f"--{option}: folder {Path(path).parent} does not exist")
+    json_path = output_file(args.json, "--json", (".json",))
+    png_path = output_file(args.png, "--png", (".png",))
     highs = HighsOptions(
         time_limit=args.time_limit,
         threads=args.threads,
@@ -172,15 +166,19 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
     if result.targets:
         console.print(attack_table(result))
     _print_outcome(result, console)
-    if args.json:
-        write_json(Path(args.json), {"model": str(args.model), "input": instance.source, **result.to_dict()})
-        console.print(f"wrote {args.json}")
-    if args.png and result.found and result.witness is not None:
+    if json_path is not None:
+        write_json(json_path, {"model": str(args.model), "input": instance.source, **result.to_dict()})
+        console.print(f"wrote {json_path}")
+    if png_path is not None and result.found and result.witness is not None:
         title = f"label {instance.label} → {result.witness.predicted} ({region.describe()})"
         save_adversarial_png(
-            args.png, region.project(instance.x0), result.witness.x, instance.image_shape, title
+            png_path, region.project(instance.x0), result.witness.x, instance.image_shape, title
         )
-        console.print(f"wrote {args.png}")
+        console.print(f"wrote {png_path}")
+    elif png_path is not None:
+        console.print(
+            f"no picture written to {png_path}: {result.status}, so there is no adversarial example"
+        )
 
 
 _OUTCOMES = {
@@ -393,7 +391,7 @@ def _npy_header(target: Path) -> tuple[tuple[int, ...], np.dtype]:
     if not target.exists():
         raise PrunemipError(f"input file {target} does not exist")
     if not target.is_file():
-        raise PrunemipError(f"input {target} is not a file")
+        raise PrunemipError(f"input {target} is a folder, not a .npy file")
     if target.stat().st_size == 0:
         raise PrunemipError(f"input file {target} is empty")
     formats = np.lib.format

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from prunemip.cli.arguments import add_bounds_argument, add_trust_pickle, examples, positive_float
+from prunemip.cli.arguments import (
+    add_bounds_argument,
+    add_trust_pickle,
+    examples,
+    output_file,
+    positive_float,
+)
 from prunemip.errors import PrunemipError
 from prunemip.text_io import read_text
 
@@ -52,7 +58,7 @@ def add_parser(commands: Any, formatter: Any) -> None:
             "verdict error with its reason, and the batch goes on (exit status 0). Only a bad instances\n"
             "file (unreadable, no lines, a line without three fields, a timeout that is not a positive\n"
             "number) stops the batch before it starts, with exit status 2 and no results file.\n"
-            f"--results columns: {','.join(RESULT_COLUMNS)} (reason: why a line is an error, else empty)."
+            f"--results columns: {','.join(RESULT_COLUMNS)} (reason: why a line is an error)."
         ),
         epilog=examples(
             "prunemip verify net.onnx prop.vnnlib --timeout 120 --counterexample cex.txt",
@@ -96,12 +102,13 @@ def run(args: argparse.Namespace, console: Console) -> None:
         return
     if not (args.network and args.property):
         raise PrunemipError("give a network and a property file (or --instances CSV)")
+    counterexample = output_file(args.counterexample, "--counterexample")
     result = _verify_one(args.network, args.property, args.timeout, args)
     console.print(f"{result.stage}: {', '.join(result.disjuncts) or '-'} in {result.seconds:.2f} s")
-    if args.counterexample:
+    if counterexample is not None:
         sat = result.verdict == "sat"
         text = counterexample_text(result.x, result.outputs) if sat else result.verdict + "\n"
-        atomic_write_lines(Path(args.counterexample), text.rstrip("\n").splitlines())
+        atomic_write_lines(counterexample, text.rstrip("\n").splitlines())
     print(result.verdict)
 
 
@@ -183,9 +190,7 @@ def _run_batch(args: argparse.Namespace, console: Console) -> None:
 
     listing = Path(args.instances)
     instances = _instances(listing)
-    results = Path(args.results) if args.results else None
-    if results is not None and not results.resolve().parent.is_dir():
-        raise PrunemipError(f"--results: folder {results.parent} does not exist")
+    results = output_file(args.results, "--results")
     lines, counts, total = [], {}, 0.0
     for instance in instances:
         started = time.perf_counter()
