@@ -248,7 +248,7 @@ def _locate(name: str, data_dir: str | Path | None, download: bool) -> tuple[Pat
         hints.append("`apt-get install dataset-fashion-mnist`")
     if name in _DOWNLOADS:
         hints.append(f"`prunemip data download {name}` (in Python, download=True)")
-    hints.append("a folder holding them (--data-dir; in Python, data_dir=)")
+    hints.append("name a folder holding them with --data-dir (in Python, data_dir=)")
     raise PrunemipError(
         f"no {name} data found: looked for {wanted} or an .npz with "
         f"{'/'.join(k for pair in _NPZ_KEYS.values() for k in pair)} in "
@@ -343,12 +343,12 @@ def _check_labels(labels: np.ndarray, n_images: int, n_classes: int | None, wher
     return labels.astype(np.int64)
 
 
-def _check_data_folder(folder: Path, download: bool) -> None:
+def _check_data_folder(name: str, folder: Path, download: bool) -> None:
     """Refuse a data folder that is a file, or that does not exist when nothing will download into it."""
     if folder.exists() and not folder.is_dir():
-        raise PrunemipError(f"data folder {folder} is a file, not a folder")
+        raise PrunemipError(f"no {name} data found: data folder {folder} is a file, not a folder")
     if not folder.exists() and not download:
-        raise PrunemipError(f"data folder {folder} does not exist")
+        raise PrunemipError(f"no {name} data found: data folder {folder} does not exist")
 
 
 # ----------------------------------------------------------------------- loading
@@ -419,7 +419,7 @@ def load_dataset(
             "(or give a folder holding its IDX or .npz files: --data-dir; in Python, data_dir=)"
         )
     if data_dir is not None:
-        _check_data_folder(Path(data_dir).expanduser(), download)
+        _check_data_folder(name, Path(data_dir).expanduser(), download)
     folder, splits = _locate(name, data_dir, download)
     known_classes = _FOLDER_DATASETS.get(name)
     provenance["folder"] = str(folder)
