@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from prunemip.errors import PrunemipError
+from prunemip.text_io import read_text
 
 MAX_DISJUNCTS = 4096
 _VARIABLE = re.compile(r"([XY])_(\d+)$")
@@ -339,14 +340,7 @@ def load_vnnlib(path: str | Path) -> Property:
     Raises:
         PrunemipError: when the file is missing, unreadable or not a supported property.
     """
-    target = Path(path)
-    if not target.is_file():
-        raise PrunemipError(f"property file {target} does not exist")
-    try:
-        text = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PrunemipError(f"cannot read {target} ({error})") from None
-    return parse_vnnlib(text, target.name)
+    return parse_vnnlib(read_text(path, "property file"), Path(path).name)
 
 
 def counterexample_text(x: np.ndarray, outputs: np.ndarray) -> str:

@@ -11,6 +11,26 @@ from rich.console import Console
 from prunemip.cli.arguments import Parser, examples, nonnegative_float
 from prunemip.errors import PrunemipError
 
+#: Example command lines of each step: its own ``--help`` shows them, ``experiment --help`` all of them.
+_EXAMPLES = {
+    "validate": ("prunemip experiment validate experiments/cacciola_fashion.toml",),
+    "run": (
+        "prunemip experiment run experiments/cacciola_fashion.toml --workers 2 --out runs/cacciola",
+        "prunemip experiment run experiments/cacciola_fashion.toml --scheduler tcp://10.0.0.5:8786",
+    ),
+    "report": (
+        "prunemip experiment report runs/cacciola/results.jsonl",
+        "prunemip experiment report runs/cacciola/results.jsonl -o runs/cacciola/report --accuracy-budget 1",
+    ),
+}
+
+
+def _add_step(steps: Any, formatter: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """The parser of one step, its help line as its description and its examples as its epilog."""
+    return steps.add_parser(
+        name, formatter_class=formatter, help=summary, description=summary, epilog=examples(*_EXAMPLES[name])
+    )
+
 
 def add_parser(commands: Any, formatter: Any) -> None:
     """Register ``experiment`` and its steps ``validate``, ``run`` and ``report``.
@@ -27,24 +47,19 @@ def add_parser(commands: Any, formatter: Any) -> None:
             "Train every model of a study config (TOML) and attack every (model, image) pair on a Dask\n"
             "cluster; results are appended to RUN_DIR/results.jsonl and a re-run skips finished jobs."
         ),
-        epilog=examples(
-            "prunemip experiment validate experiments/cacciola_fashion.toml",
-            "prunemip experiment run experiments/cacciola_fashion.toml --workers 2 --out runs/cacciola",
-            "prunemip experiment run experiments/cacciola_fashion.toml --scheduler tcp://10.0.0.5:8786",
-            "prunemip experiment report runs/cacciola/results.jsonl",
-        ),
+        epilog=examples(*(line for lines in _EXAMPLES.values() for line in lines)),
     )
     steps = experiment.add_subparsers(dest="step", required=True, metavar="STEP", parser_class=Parser)
-    validate = steps.add_parser("validate", help="check a config and count its jobs")
+    validate = _add_step(steps, formatter, "validate", "check a config and count its jobs")
     validate.add_argument("config", help="study config (.toml)")
-    run_step = steps.add_parser("run", help="run (or resume) a study")
+    run_step = _add_step(steps, formatter, "run", "run (or resume) a study")
     run_step.add_argument("config", help="study config (.toml)")
     run_step.add_argument("--out", help="run folder (default runs/<study name>)")
     run_step.add_argument("--workers", type=int, default=2, help="local Dask worker processes (2)")
     run_step.add_argument(
         "--scheduler", help="address of an existing Dask scheduler instead of a local cluster"
     )
-    report = steps.add_parser("report", help="tables (Markdown, CSV) and figures from a results file")
+    report = _add_step(steps, formatter, "report", "tables (Markdown, CSV) and figures from a results file")
     report.add_argument("results", help="results.jsonl of a run")
     report.add_argument("-o", "--out", help="output folder (default: report/ beside the results)")
     report.add_argument(
