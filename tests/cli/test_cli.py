@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -139,6 +140,29 @@ def test_attack_proves_robustness_for_a_tiny_radius(digits_model, correct_index,
     result = json.loads(result_path.read_text())
     assert result["status"] == "robust"
     assert all(t["dual_bound"] <= 0 for t in result["targets"])
+
+
+def test_attack_says_why_it_draws_no_picture(digits_model, correct_index, tmp_path, capsys) -> None:
+    picture = tmp_path / "adv.png"
+    point = ["--dataset", "digits", "--index", correct_index]
+    outputs = ["--json", "", "--png", str(picture)]
+    code, out, _ = run(["attack", str(digits_model), *point, "--eps", "0.001", *outputs], capsys)
+    assert code == 0
+    assert not picture.exists()
+    assert f"no picture written to {picture}: robust" in " ".join(out.split())
+
+
+def test_experiment_steps_have_examples_and_prune_shows_only_its_defaults() -> None:
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # argparse has no public accessor
+    steps = commands["experiment"]._subparsers._group_actions[0].choices
+    for name, step in steps.items():
+        text = step.format_help()
+        assert "example" in text and f"prunemip experiment {name} " in text, name
+    prune = " ".join(commands["prune"].format_help().split())
+    assert "removed, in [0, 1) (required)" in prune and "removed, in [0, 1) (0.0)" not in prune
+    allocations = re.search(r"per-layer allocation: [^(]*\(default: ([^)]*)\)", prune).group(1)
+    assert allocations == "random global, magnitude global, snip global, grasp global, synflow global"
 
 
 def test_info_prints_layers(digits_model, capsys) -> None:
