@@ -229,6 +229,10 @@ def _search_folders(name: str, data_dir: str | Path | None) -> list[Path]:
 
 def _locate(name: str, data_dir: str | Path | None, download: bool) -> tuple[Path, dict[str, _Split]]:
     """The folder to read and its splits: see the module docstring for the order."""
+    given = Path(data_dir).expanduser() if data_dir is not None else None
+    if given is not None and (given.exists() or not download) and not given.is_dir():
+        state = "is a file, not a folder" if given.exists() else "does not exist"
+        raise PrunemipError(f"no {name} data found: data folder {given} {state}")
     folders = _search_folders(name, data_dir)
     partial: tuple[Path, dict[str, _Split]] | None = None
     for folder in folders:
@@ -343,14 +347,6 @@ def _check_labels(labels: np.ndarray, n_images: int, n_classes: int | None, wher
     return labels.astype(np.int64)
 
 
-def _check_data_folder(name: str, folder: Path, download: bool) -> None:
-    """Refuse a data folder that is a file, or that does not exist when nothing will download into it."""
-    if folder.exists() and not folder.is_dir():
-        raise PrunemipError(f"no {name} data found: data folder {folder} is a file, not a folder")
-    if not folder.exists() and not download:
-        raise PrunemipError(f"no {name} data found: data folder {folder} does not exist")
-
-
 # ----------------------------------------------------------------------- loading
 def load_dataset(
     name: str,
@@ -418,8 +414,6 @@ def load_dataset(
             f"unknown dataset {name!r}; available: {', '.join(available_datasets())} "
             "(or give a folder holding its IDX or .npz files: --data-dir; in Python, data_dir=)"
         )
-    if data_dir is not None:
-        _check_data_folder(name, Path(data_dir).expanduser(), download)
     folder, splits = _locate(name, data_dir, download)
     known_classes = _FOLDER_DATASETS.get(name)
     provenance["folder"] = str(folder)
