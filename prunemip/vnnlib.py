@@ -356,3 +356,43 @@ def counterexample_text(x: np.ndarray, outputs: np.ndarray) -> str:
     entries = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)]
     entries += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(outputs)]
     return "sat\n(" + "\n ".join(entries) + ")\n"
+
+
+def robustness_vnnlib(
+    x0: np.ndarray,
+    label: int,
+    radius: float,
+    n_outputs: int,
+    lower: float | np.ndarray = 0.0,
+    upper: float | np.ndarray = 1.0,
+    comment: str = "",
+) -> str:
+    """L∞ robustness of ``x0`` as VNN-LIB, as VNN-COMP's ``mnist_fc`` states it.
+
+    The inputs lie in the box ``[x0 − ε, x0 + ε] ∩ [lower, upper]``; a counterexample is an
+    input there whose logit ``Y_j ≥ Y_label`` for some ``j ≠ label`` (one disjunct per class).
+
+    Args:
+        x0: the centre, any shape (flattened: ``X_i`` is its ``i``-th entry).
+        label: the true class.
+        radius: ε ≥ 0.
+        n_outputs: the network's number of outputs.
+        lower: the smallest valid input value (a scalar or one per input).
+        upper: the largest valid input value (likewise).
+        comment: lines written first as ``;`` comments (none when empty).
+
+    Returns:
+        The property's text, ending with a newline.
+    """
+    flat = np.asarray(x0, dtype=np.float64).reshape(-1)
+    lines = [f"; {line}" for line in comment.splitlines()]
+    lines += [f"(declare-const X_{i} Real)" for i in range(flat.size)]
+    lines += [f"(declare-const Y_{j} Real)" for j in range(n_outputs)]
+    highs = np.minimum(upper, flat + radius)
+    lows = np.maximum(lower, flat - radius)
+    for i in range(flat.size):
+        lines.append(f"(assert (<= X_{i} {float(highs[i])!r}))")
+        lines.append(f"(assert (>= X_{i} {float(lows[i])!r}))")
+    others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_outputs) if j != label)
+    lines.append(f"(assert (or {others}))")
+    return "\n".join(lines) + "\n"

@@ -31,19 +31,7 @@ from prunemip.engine.attack import AttackOptions, find_adversarial_example
 from prunemip.engine.verify import VerifyOptions, verify
 from prunemip.model_io import load_network
 from prunemip.solvers.highs import HighsOptions
-from prunemip.vnnlib import load_vnnlib
-
-
-def robustness_vnnlib(x0: np.ndarray, label: int, eps: float, n_classes: int) -> str:
-    """Box ``x0 ± eps`` in [0, 1], counterexample: ``Y_j ≥ Y_label`` for some ``j ≠ label``."""
-    lines = [f"(declare-const X_{i} Real)" for i in range(x0.size)]
-    lines += [f"(declare-const Y_{j} Real)" for j in range(n_classes)]
-    for i, value in enumerate(x0):
-        lines.append(f"(assert (<= X_{i} {float(min(1.0, value + eps))!r}))")
-        lines.append(f"(assert (>= X_{i} {float(max(0.0, value - eps))!r}))")
-    others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(n_classes) if j != label)
-    lines.append(f"(assert (or {others}))")
-    return "\n".join(lines) + "\n"
+from prunemip.vnnlib import load_vnnlib, robustness_vnnlib
 
 
 def train_and_export(depth: int, width: int, epochs: int, folder: Path, data_dir: str | None) -> Path:

@@ -19,6 +19,7 @@ from rich.console import Console
 import prunemip.cli.attack as attack
 import prunemip.cli.data as data
 import prunemip.cli.demo as demo
+import prunemip.cli.example as example
 import prunemip.cli.experiment as experiment
 import prunemip.cli.export as export
 import prunemip.cli.info as info
@@ -44,6 +45,7 @@ class Command:
 #: Every command, in the order ``prunemip --help`` lists them.
 COMMANDS: tuple[Command, ...] = (
     Command("demo", demo.add_parser, demo.run),
+    Command("example", example.add_parser, example.run),
     Command("encode", attack.add_encode_parser, attack.run_encode),
     Command("attack", attack.add_attack_parser, attack.run_attack),
     Command("info", info.add_parser, info.run),
