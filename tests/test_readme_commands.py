@@ -44,7 +44,7 @@ def bash_lines(text: str) -> list[list[str]]:
 
 
 BLOCKS = bash_lines((ROOT / "README.md").read_text(encoding="utf-8"))
-SETUP = next(block for block in BLOCKS if any(line.startswith("prunemip example ") for line in block))
+SETUP = next((block for block in BLOCKS if any(line.startswith("prunemip example ") for line in block)), [])
 COMMANDS = [line for block in BLOCKS if block is not SETUP for line in block]
 
 
@@ -99,7 +99,7 @@ def example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_readme_has_a_setup_block_and_commands() -> None:
-    assert SETUP[0].startswith("prunemip example ") and "&& cd " in SETUP[0]
+    assert SETUP and SETUP[0].startswith("prunemip example ") and "&& cd " in SETUP[0]
     assert len(COMMANDS) >= 10
     assert not any(line.startswith(("python", ".venv", "pip")) for line in COMMANDS), "use ```sh"
 
