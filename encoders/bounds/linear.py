@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -122,6 +122,15 @@ def _post_magnitude(activation: str, lower: np.ndarray, upper: np.ndarray) -> np
     return np.maximum(np.abs(lower), np.abs(upper))
 
 
+class BackwardBound(NamedTuple):
+    """:func:`backward_bound`'s result: the bound and the backward coefficients behind it."""
+
+    upper: np.ndarray  #: per row, a sound upper bound of ``max_x C ẑ_layer`` over the region
+    #: per layer ``m ≤ layer``, ``G_m = Λ_m W_m``: the rows' coefficients of ``h_{m−1}`` (of ``x`` for
+    #: ``m = 0``; its maximiser over the region attains the bound's linear part)
+    coefficients: tuple[np.ndarray, ...]
+
+
 def linear_upper_bound(
     network: Network,
     region: InputRegion,
@@ -133,10 +142,7 @@ def linear_upper_bound(
 ) -> np.ndarray:
     """A sound upper bound of every row of ``coefficients @ ẑ_layer`` over the region.
 
-    ``lower``/``upper`` are sound pre-activation bounds of (at least) layers ``0 … layer−1``;
-    they define the ReLU relaxations. ``lower_slopes[m]`` (optional, shape ``(n_m,)`` or one
-    row per coefficient row) replaces the lower slopes ``α`` of layer ``m``'s unstable
-    ReLUs, clipped to ``[0, 1]``; stable neurons keep their exact lines.
+    :func:`backward_bound`'s bound (see there).
 
     Args:
         network: the network.
@@ -150,6 +156,50 @@ def linear_upper_bound(
     Returns:
         Per row, a float upper bound of ``max_x C ẑ_layer`` over the region.
     """
+    return backward_bound(network, region, layer, coefficients, lower, upper, lower_slopes).upper
+
+
+def backward_bound(
+    network: Network,
+    region: InputRegion,
+    layer: int,
+    coefficients: np.ndarray,
+    lower: Sequence[np.ndarray],
+    upper: Sequence[np.ndarray],
+    lower_slopes: Sequence[np.ndarray | None] | None = None,
+    split_terms: Sequence[np.ndarray | None] | None = None,
+) -> BackwardBound:
+    """A sound upper bound of every row of ``coefficients @ ẑ_layer`` over the region, with
+    the backward coefficients ``G_m`` of every layer (what branching heuristics score and
+    whose input row's maximiser is the bound's concretisation point).
+
+    ``lower``/``upper`` are sound pre-activation bounds of (at least) layers ``0 … layer−1``;
+    they define the ReLU relaxations. ``lower_slopes[m]`` (optional, shape ``(n_m,)`` or one
+    row per coefficient row) replaces the lower slopes ``α`` of layer ``m``'s unstable
+    ReLUs, clipped to ``[0, 1]``; stable neurons keep their exact lines.
+
+    ``split_terms[m]`` (optional, shape ``(n_m,)`` or one row per coefficient row, ``m <
+    layer``) is added to ``Λ_m``, the rows' coefficients of ``ẑ_m``: β-CROWN's Lagrangian
+    terms ``β_j s_j ẑ_j`` (``β_j ≥ 0``) of splits ``s_j ẑ_j ≥ 0`` (Wang et al., "Beta-CROWN:
+    Efficient Bound Propagation with Per-neuron Split Constraints for Neural Network
+    Robustness Verification", NeurIPS 2021). Such a term only raises the bounded function
+    on the points where it is ``≥ 0``, so the bound then holds over the points of the
+    region where every term is ``≥ 0`` (and where ``lower``/``upper`` hold); the float sum
+    adds ``u |Λ_m| max|ẑ_m|`` to the slack.
+
+    Args:
+        network: the network.
+        region: the input region.
+        layer: the layer whose pre-activations ``ẑ_layer`` are bounded.
+        coefficients: the rows ``C``, shape ``(m, n_layer)``.
+        lower: sound lower bounds per layer (at least up to ``layer − 1``).
+        upper: sound upper bounds likewise.
+        lower_slopes: optional lower slopes per layer (α-CROWN).
+        split_terms: optional terms added to the coefficients of each layer (β-CROWN).
+
+    Returns:
+        Per row, a float upper bound of ``max_x C ẑ_layer`` over the region, and the ``G_m``.
+    """
     C = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
     layers = network.layers
     if C.shape[1] != layers[layer].n_out:
@@ -159,13 +209,18 @@ def linear_upper_bound(
     slack = np.zeros(C.shape[0])
     x_magnitude = np.maximum(np.abs(region.lower), np.abs(region.upper))
     G = Lam
+    backward: list[np.ndarray] = [Lam] * (layer + 1)
     for m in range(layer, -1, -1):
         weight, bias = layers[m].weight, layers[m].bias
         n_m = weight.shape[0]
+        if split_terms is not None and m < layer and split_terms[m] is not None:
+            Lam = Lam + split_terms[m]
+            slack += UNIT_ROUNDOFF * (np.abs(Lam) @ np.maximum(np.abs(lower[m]), np.abs(upper[m])))
         abs_lam = np.abs(Lam)
         slack += gamma(n_m + 1) * (np.abs(const) + abs_lam @ np.abs(bias))
         const = const + Lam @ bias
         G = np.asarray((weight.T @ Lam.T).T) if n_m else np.zeros((Lam.shape[0], weight.shape[1]))
+        backward[m] = G
         if m > 0:
             prev = layers[m - 1]
             h_max = _post_magnitude(prev.activation, lower[m - 1], upper[m - 1])
@@ -191,7 +246,7 @@ def linear_upper_bound(
     value, magnitude, terms = region.support(G)
     total = const + value
     slack += gamma(terms) * magnitude + gamma(2) * (np.abs(const) + np.abs(value))
-    return total + 2.0 * slack + RELATIVE_TOLERANCE * np.abs(total)
+    return BackwardBound(total + 2.0 * slack + RELATIVE_TOLERANCE * np.abs(total), tuple(backward))
 
 
 def output_upper_bounds(

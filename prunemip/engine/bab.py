@@ -1,0 +1,350 @@
+"""Branch and bound over unstable ReLUs on the linear bounds, with HiGHS for what they leave.
+
+The query (:class:`~prunemip.engine.subdomains.OutputRows` over a network and a region)
+asks whether some ``x`` of the region satisfies every output row ``c_k·y ≤ d_k``. Branch
+and bound (Bunel et al., "Branch and Bound for Piecewise Linear Neural Network
+Verification", JMLR 2020) minimises ``v(x) = max_k (c_k·f(x) − d_k)`` over the region:
+
+* bound: every subdomain (the region with ReLU splits) gets sound lower bounds of the rows
+  from the linear relaxation (:meth:`Query.bound <prunemip.engine.subdomains.Query.bound>`);
+  a subdomain whose bounds refute a row, or that its bounds prove empty, is closed;
+* search: best first, the open subdomains with the lowest proven bound of ``v`` are split
+  next, a step at a time (``batch`` of them), on the neuron BaBSR or FSB picks; the proven
+  bound of the whole query is the lowest bound of an open subdomain;
+* falsify on the way: each subdomain's concretisation points (the minimisers of its rows'
+  linear lower bounds) go through the float64 forward pass, and one whose outputs satisfy
+  every row is the witness;
+* the MIP: a subdomain with at most ``mip_unstable`` unstable ReLUs left, or at
+  ``max_depth``, is decided by HiGHS on its own big-M MIP (split neurons stable, so fewer
+  binaries; exact on the subdomain, :func:`subdomain_model`):
+  ``max t`` s.t. ``c_k·y + t ≤ d_k`` in decide mode; a dual bound ``≤ −τ`` closes it, an
+  incumbent goes through the forward pass like any witness.
+
+"refuted" needs every subdomain closed by float-sound bounds or by a MIP proof; "found"
+needs a point of the region whose float64 forward pass satisfies every row, re-checked
+here. Otherwise the result is "open", with the subdomains left and the proven bound.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from prunemip.encoders.bigm import encode
+from prunemip.encoders.bounds.interval import NeuronBounds
+from prunemip.encoders.bounds.linear import alpha_bounds, linear_bounds
+from prunemip.encoders.mip_model import MipModel
+from prunemip.engine.beta import ITERATIONS, TorchNetwork
+from prunemip.engine.slack import slack_tolerance, with_slack_rows
+from prunemip.engine.subdomains import OutputRows, Query, Subdomain
+from prunemip.errors import PrunemipError
+from prunemip.network import Network
+from prunemip.regions import InputRegion
+from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
+from prunemip.solvers.result import SolveStatus
+
+BabStatus = Literal["refuted", "found", "open"]
+Branching = Literal["babsr", "fsb"]
+
+
+@dataclass(frozen=True)
+class BabOptions:
+    """How :func:`branch_and_bound` searches."""
+
+    time_limit: float = 60.0  #: seconds, the MIPs included
+    max_subdomains: int | None = None  #: stop after bounding this many subdomains
+    max_depth: int = 64  #: a subdomain with this many splits goes to the MIP
+    branching: Branching = "fsb"
+    fsb_candidates: int = 3  #: FSB re-bounds the top ``k`` of each score
+    batch: int = 8  #: subdomains split per step
+    #: a subdomain with at most this many unstable ReLUs goes to the MIP (0: only when none is left)
+    mip_unstable: int = 0
+    mip: bool = True  #: hand subdomains to HiGHS at all (else they stay open)
+    mip_time_limit: float = 10.0  #: seconds per subdomain MIP
+    highs: HighsOptions = field(default_factory=lambda: HighsOptions(threads=1))
+    intermediate: bool = True  #: recompute the bounds of the layers after a split
+    #: optimise slopes and split multipliers in torch (α,β-CROWN), certified in numpy
+    optimise: bool = True
+    iterations: int = ITERATIONS  #: Adam steps of that optimisation per step
+    device: str = "cpu"  #: torch device of the optimisation: "cpu" or "cuda"
+
+
+@dataclass
+class BabResult:
+    """The outcome of :func:`branch_and_bound`."""
+
+    status: BabStatus
+    #: a proven lower bound of ``min_x max_k (c_k·f(x) − d_k)`` (``inf`` if every subdomain is empty)
+    bound: float
+    best: float  #: the smallest ``max_k (c_k·f(x) − d_k)`` at a checked point (``inf`` if none)
+    x: np.ndarray | None = field(default=None, repr=False)  #: the witness, for "found"
+    outputs: np.ndarray | None = field(default=None, repr=False)
+    visited: int = 0  #: subdomains bounded
+    mip_solves: int = 0
+    open: tuple[Subdomain, ...] = field(default=(), repr=False)  #: the subdomains left, for "open"
+    seconds: float = 0.0
+
+
+@dataclass
+class _Run:
+    """One search: the query, the clock, the open subdomains and what was found."""
+
+    query: Query
+    options: BabOptions
+    deadline: float
+    queue: list[tuple[float, int, Subdomain]] = field(default_factory=list)
+    counter: itertools.count = field(default_factory=itertools.count)
+    unresolved: list[Subdomain] = field(default_factory=list)  #: MIPs that ran out of time
+    closed: float = np.inf  #: the lowest proven value of a closed subdomain
+    best: float = np.inf
+    witness: tuple[np.ndarray, np.ndarray] | None = None
+    visited: int = 0
+    mip_solves: int = 0
+    optimiser: TorchNetwork | None = None
+
+    def out_of_budget(self) -> bool:
+        limit = self.options.max_subdomains
+        return time.perf_counter() >= self.deadline or (limit is not None and self.visited >= limit)
+
+    def offer(self, points: np.ndarray) -> bool:
+        """Check points by the float64 forward pass; keep the first that satisfies every row."""
+        region, rows = self.query.region, self.query.rows
+        if points.size == 0:
+            return False
+        points = np.vstack([p if region.contains(p) else region.project(p) for p in points])
+        outputs = np.atleast_2d(self.query.network.forward(points))
+        violation = rows.violation(outputs)
+        self.best = min(self.best, float(np.min(violation)))
+        for index in np.flatnonzero(violation <= 0.0):
+            if rows.hold(outputs[index]):
+                self.witness = (points[index].copy(), outputs[index].copy())
+                return True
+        return False
+
+    def add(self, subs: list[Subdomain]) -> bool:
+        """Optimise the bounds the linear relaxation leaves open, queue the subdomains still
+        open, then offer every one's points."""
+        self.visited += len(subs)
+        if self.optimiser is not None:
+            subs = self.optimise(subs)
+        for sub in subs:
+            self.push(sub)
+        return self.offer(np.vstack([s.points for s in subs]))
+
+    def optimise(self, subs: list[Subdomain]) -> list[Subdomain]:
+        """The open ones of ``subs`` re-bounded with optimised slopes and split multipliers,
+        in one batch."""
+        assert self.optimiser is not None
+        todo = [i for i, s in enumerate(subs) if not s.refuted]
+        if not todo:
+            return subs
+        group = [subs[i] for i in todo]
+        lower = [np.stack(layer) for layer in zip(*(s.lower for s in group), strict=True)]
+        upper = [np.stack(layer) for layer in zip(*(s.upper for s in group), strict=True)]
+        signs = [np.zeros_like(layer) for layer in lower]
+        for b, sub in enumerate(group):
+            for split in sub.splits:
+                signs[split.layer][b, split.neuron] = 1.0 if split.active else -1.0
+        found = self.optimiser.optimise(
+            -self.query.rows.coefficients, lower, upper, signs, self.options.iterations
+        )
+        subs = list(subs)
+        for i, params in zip(todo, found, strict=True):
+            subs[i] = self.query.optimised(subs[i], params.slopes, params.terms)
+        return subs
+
+    def push(self, sub: Subdomain) -> None:
+        if sub.refuted:
+            self.closed = min(self.closed, sub.value)
+        else:
+            heapq.heappush(self.queue, (sub.value, next(self.counter), sub))
+
+    def step(self) -> bool:
+        """Split up to ``batch`` open subdomains (lowest bound first); True once a witness is found."""
+        popped = [heapq.heappop(self.queue)[2] for _ in range(min(self.options.batch, len(self.queue)))]
+        children: list[Subdomain] = []
+        for index, sub in enumerate(popped):
+            choice = self._choose(sub)
+            if choice is not None and sub.depth < self.options.max_depth:
+                children.extend(self.query.children(sub, *choice, self.options.intermediate))
+            elif self.decide_by_mip(sub):
+                for other in popped[index:]:  # their bounds still hold for the result's bound
+                    self.push(other)
+                return True
+        return bool(children) and self.add(children)
+
+    def _choose(self, sub: Subdomain) -> tuple[int, int] | None:
+        unstable = sum(int(np.count_nonzero(mask)) for mask in self.query.unstable(sub))
+        if unstable <= self.options.mip_unstable and self.options.mip:
+            return None
+        if self.options.branching == "fsb":
+            return self.query.choose_fsb(sub, self.options.fsb_candidates)
+        return self.query.choose_babsr(sub)
+
+    def decide_by_mip(self, sub: Subdomain) -> bool:
+        """Decide ``sub`` by its slack MIP in decide mode; True once a witness is found.
+
+        Closed on a dual bound ``t* ≤ −τ`` (every point has ``v ≥ τ``); left unresolved on a
+        time limit or without ``mip``.
+        """
+        remaining = self.deadline - time.perf_counter()
+        if not self.options.mip or remaining <= 0.0:
+            self.unresolved.append(sub)
+            return False
+        rows = self.query.rows
+        model = with_slack_rows(subdomain_model(self.query, sub), rows.coefficients, rows.rhs)
+        highs = self.options.highs
+        tolerance = slack_tolerance(model, rows.coefficients, highs)
+        limit = min(self.options.mip_time_limit, remaining)
+        self.mip_solves += 1
+        result = solve(
+            model,
+            replace(highs, time_limit=max(limit, 1e-3)),
+            decide=DecisionRule(target=0.0, proof=-tolerance),
+            on_incumbent=lambda values: self.offer(model.inputs_from_solution(values)[None, :]),
+        )
+        if self.witness is not None:
+            return True
+        proved = result.dual_bound is not None and result.dual_bound <= -tolerance
+        if result.status in (SolveStatus.OPTIMAL, SolveStatus.DECIDED_AT_MOST) and proved:
+            self.closed = min(self.closed, -result.dual_bound)
+        elif result.status != SolveStatus.INFEASIBLE:  # infeasible: the subdomain is empty
+            self.unresolved.append(sub)
+        return False
+
+    def result(self, status: BabStatus, start: float) -> BabResult:
+        open_subs = tuple(s for _, _, s in self.queue) + tuple(self.unresolved)
+        bound = min([self.closed, *(s.value for s in open_subs)])
+        x, outputs = self.witness if self.witness is not None else (None, None)
+        return BabResult(
+            status,
+            bound,
+            self.best,
+            x,
+            outputs,
+            self.visited,
+            self.mip_solves,
+            open_subs if status == "open" else (),
+            time.perf_counter() - start,
+        )
+
+
+def subdomain_model(query: Query, sub: Subdomain) -> MipModel:
+    """The big-M MIP of the network over ``sub`` (objective zero), exact on the subdomain.
+
+    Encoded (:func:`~prunemip.encoders.bigm.encode`) with the subdomain's bounds, the output
+    layer's tightened by the linear relaxation. An active split's clamped bounds ``[0, u]``
+    make the neuron stably active there: ``y = ẑ`` with the column bound ``y ≥ 0``, which *is*
+    the split ``ẑ ≥ 0``. A stably inactive neuron, though, is encoded as ``y = 0`` with no row
+    on ``ẑ``: an inactive split encoded that way would let the MIP pick inputs with ``ẑ > 0``
+    and evaluate a different function there. So an inactive split keeps a binary (its bounds
+    ``[l, −l]``, any positive upper end serves) fixed to ``δ = 0``: the rows ``y ≤ u δ``,
+    ``y ≥ ẑ`` then give ``ẑ ≤ y = 0``, the split itself.
+
+    Exactness, by induction over the layers: let ``S_k`` be the points of the region that
+    satisfy the splits of layers ``< k``; layer ``k``'s bounds hold on ``S_k``. At a feasible
+    point whose layers ``< k`` carry the true values of its input ``x ∈ S_k``, layer ``k``'s
+    big-M rows are exact (valid bounds), the split rows put ``x`` in ``S_{k+1}``, and a neuron
+    stable by bounds really is (its bounds hold at ``x``), so layer ``k`` is true too: every
+    feasible point is the forward pass of a point of the subdomain, and every such forward pass
+    is feasible. A split neuron the encoder folds away (no path to the outputs, a constant)
+    loses its row: the MIP is then a relaxation of the subdomain, still sound for refutation,
+    and witnesses are re-checked by the forward pass in any case.
+
+    Args:
+        query: the network, region and rows.
+        sub: the subdomain.
+
+    Returns:
+        The model; its inactive splits' binaries have upper bound 0.
+    """
+    network, region = query.network, query.region
+    last = len(network.layers) - 1
+    lows, highs = list(sub.lower), list(sub.upper)
+    lows[last], highs[last] = query.tightened(lows, highs, last, np.arange(lows[last].size))
+    inactive = [s for s in sub.splits if not s.active and lows[s.layer][s.neuron] < 0.0]
+    for split in inactive:
+        highs[split.layer] = highs[split.layer].copy()
+        highs[split.layer][split.neuron] = -lows[split.layer][split.neuron]
+    bounds = NeuronBounds(
+        input_lower=region.lower.copy(),
+        input_upper=region.upper.copy(),
+        lower=tuple(lows),
+        upper=tuple(highs),
+        relu_layers=query.relu_layers,
+        method="bab",
+        seconds=0.0,
+    )
+    model = encode(network, region, bounds)
+    col_upper = model.col_upper.copy()
+    for split in inactive:
+        column = model.layers[split.layer].binary_column[split.neuron]
+        if column >= 0:
+            col_upper[column] = 0.0
+    return replace(model, col_upper=col_upper)
+
+
+def branch_and_bound(
+    network: Network,
+    region: InputRegion,
+    rows: OutputRows,
+    options: BabOptions | None = None,
+    *,
+    bounds: NeuronBounds | None = None,
+) -> BabResult:
+    """Decide whether some ``x`` of ``region`` satisfies every row of ``rows`` (see the module).
+
+    Args:
+        network: the network; its output layer must be an identity layer.
+        region: the input region.
+        rows: the conjunction ``C y ≤ d`` (an attack on target ``t`` of label ``y`` is the one
+            row ``y_label − y_t ≤ 0``).
+        options: how to search (default :class:`BabOptions`).
+        bounds: sound neuron bounds over ``region`` to start from (default: the linear ones).
+
+    Returns:
+        "refuted" (no such ``x``), "found" (with a witness whose forward pass satisfies every
+        row) or "open" (the budget ran out), with the proven bound and the search's figures.
+
+    Raises:
+        PrunemipError: for a network whose output layer is not an identity layer.
+    """
+    start = time.perf_counter()
+    options = options or BabOptions()
+    if network.layers[-1].activation != "identity":
+        raise PrunemipError("branch and bound needs an identity output layer")
+    if bounds is None:
+        bounds = linear_bounds(network, region)
+    if options.optimise:
+        bounds = _alpha_bounds(network, region, bounds)
+    query = Query(network, region, rows)
+    run = _Run(query, options, start + options.time_limit)
+    if options.optimise:
+        run.optimiser = TorchNetwork(network, region, options.device)
+    root = query.bound((), bounds.lower, bounds.upper, len(network.layers))
+    if run.add([root]) or run.offer(region.midpoint[None, :]):
+        return run.result("found", start)
+    while run.queue:
+        if run.out_of_budget():
+            return run.result("open", start)
+        if run.step():
+            return run.result("found", start)
+    return run.result("open" if run.unresolved else "refuted", start)
+
+
+def _alpha_bounds(network: Network, region: InputRegion, bounds: NeuronBounds) -> NeuronBounds:
+    """α-CROWN's intermediate bounds for the root, on one torch thread (its products are small:
+    more threads only contend)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return alpha_bounds(network, region, bounds)
+    finally:
+        torch.set_num_threads(threads)

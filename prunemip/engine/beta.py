@@ -1,0 +1,195 @@
+"""Optimised slopes and split multipliers for a batch of subdomains, in torch (α,β-CROWN).
+
+The upper bound of each row of ``−C y`` over a subdomain (the backward substitution of
+:func:`~prunemip.encoders.bounds.linear.backward_bound`) is a function of the lower slopes
+``α ∈ [0, 1]`` of its unstable ReLUs (α-CROWN; Xu et al., "Fast and Complete: Enabling
+Complete Neural Network Verification with Rapid and Massively Parallel Incomplete
+Verifiers", ICLR 2021) and of one multiplier ``β_j ≥ 0`` per split ``s_j ẑ_j ≥ 0``, whose
+term ``β_j s_j ẑ_j`` is added to the coefficients of ``ẑ`` (β-CROWN; Wang et al.,
+"Beta-CROWN: Efficient Bound Propagation with Per-neuron Split Constraints for Neural
+Network Robustness Verification", NeurIPS 2021): every choice is a valid bound on the
+subdomain, and the splits now constrain the input too, not only their own ReLU's line.
+
+All subdomains of a step and all rows are optimised at once: tensors of shape
+``(subdomains, rows, neurons)``, dense weights, projected Adam steps (Kingma & Ba, ICLR
+2015) on the sum of the bounds (no two rows or subdomains share a parameter, so each is
+minimised on its own), on ``device`` ("cpu" or "cuda"), in float64. Each row keeps the
+parameters of its best value seen (the first is plain CROWN's). The values found here are
+not trusted: the caller re-evaluates the parameters with the float-sound numpy bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from prunemip.encoders.bounds.linear import relu_relaxation
+from prunemip.errors import PrunemipError
+from prunemip.network import Network
+from prunemip.regions import InputRegion
+
+if TYPE_CHECKING:
+    import torch
+
+#: Adam steps per batch of subdomains, and the step sizes of the slopes and multipliers
+#: (α,β-CROWN's defaults for the branch-and-bound phase).
+ITERATIONS = 20
+ALPHA_RATE = 0.1
+BETA_RATE = 0.05
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """Per subdomain: the lower slopes and the split terms ``β s`` of every layer (``None``
+    where a layer has neither), each of shape ``(rows, n_layer)``; see
+    :func:`~prunemip.encoders.bounds.linear.backward_bound`'s ``lower_slopes`` and ``split_terms``."""
+
+    slopes: list[np.ndarray | None]
+    terms: list[np.ndarray | None]
+
+
+class TorchNetwork:
+    """The network's dense weights and biases on a torch device, for batched bounds."""
+
+    def __init__(self, network: Network, region: InputRegion, device: str) -> None:
+        import torch
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise PrunemipError("device cuda was asked for, but torch sees no CUDA device; use cpu")
+        self.torch = torch
+        self.device = torch.device(device)
+        self.network = network
+        self.region = region
+        as_tensor = self._tensor
+        self.weights = [as_tensor(layer.weight.toarray()) for layer in network.layers]
+        self.biases = [as_tensor(layer.bias) for layer in network.layers]
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return self.torch.as_tensor(np.ascontiguousarray(array), dtype=self.torch.float64, device=self.device)
+
+    def optimise(
+        self,
+        coefficients: np.ndarray,
+        lower: Sequence[np.ndarray],
+        upper: Sequence[np.ndarray],
+        signs: Sequence[np.ndarray],
+        iterations: int = ITERATIONS,
+    ) -> list[Parameters]:
+        """Slopes and split multipliers that minimise each row's bound, per subdomain.
+
+        Args:
+            coefficients: the rows, shape ``(rows, n_outputs)`` (upper bounds of ``rows @ y``).
+            lower: per layer, the subdomains' pre-activation lower bounds, ``(batch, n_layer)``.
+            upper: the upper bounds likewise.
+            signs: per layer, ``+1`` (active split), ``−1`` (inactive split) or 0, ``(batch, n_layer)``.
+            iterations: Adam steps.
+
+        Returns:
+            One :class:`Parameters` per subdomain.
+        """
+        torch = self.torch
+        layers = self.network.layers
+        last = len(layers) - 1
+        batch, rows = lower[0].shape[0], coefficients.shape[0]
+        lines, alpha, beta, unstable, split_sign = {}, {}, {}, {}, {}
+        for k in range(last):
+            if layers[k].activation != "relu":
+                continue
+            slope_up, intercept, slope_low = relu_relaxation(lower[k], upper[k])
+            lines[k] = tuple(self._tensor(v)[:, None, :] for v in (slope_up, intercept, slope_low))
+            mask = (lower[k] < 0.0) & (upper[k] > 0.0)
+            if mask.any():
+                unstable[k] = self._tensor(mask)[:, None, :].bool()
+                start = lines[k][2].expand(batch, rows, -1).clone()
+                alpha[k] = start.requires_grad_(True)
+            if np.any(signs[k]):
+                split_sign[k] = self._tensor(signs[k])[:, None, :]
+                beta[k] = torch.zeros(batch, rows, layers[k].n_out, dtype=torch.float64, device=self.device)
+                beta[k].requires_grad_(True)
+        C = self._tensor(coefficients)
+
+        def bound() -> torch.Tensor:
+            Lam = C.expand(batch, rows, -1)
+            const = torch.zeros(batch, rows, dtype=torch.float64, device=self.device)
+            for m in range(last, 0, -1):
+                const = const + Lam @ self.biases[m]
+                G = Lam @ self.weights[m]
+                k = m - 1
+                if k in lines:
+                    slope_up, intercept, slope_low = lines[k]
+                    if k in alpha:
+                        slope_low = torch.where(unstable[k], alpha[k], slope_low)
+                    positive = G.clamp(min=0.0)
+                    Lam = positive * slope_up + G.clamp(max=0.0) * slope_low
+                    const = const + (positive * intercept).sum(-1)
+                else:
+                    Lam = G
+                if k in beta:
+                    Lam = Lam + beta[k] * split_sign[k]
+            const = const + Lam @ self.biases[0]
+            inputs = (Lam @ self.weights[0]).reshape(batch * rows, -1)
+            support = self.region.support_torch(inputs.cpu()).to(self.device)
+            return const + support.reshape(batch, rows)
+
+        params = {("alpha", k): a for k, a in alpha.items()} | {("beta", k): b for k, b in beta.items()}
+        best = {key: p.detach().clone() for key, p in params.items()}
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)  # small products: more threads only contend
+        try:
+            if params:
+                _adam(bound, params, best, iterations)
+        finally:
+            torch.set_num_threads(threads)
+        return [
+            Parameters(
+                [
+                    best[("alpha", k)][b].cpu().numpy() if ("alpha", k) in best else None
+                    for k in range(last + 1)
+                ],
+                [
+                    (best[("beta", k)][b] * split_sign[k][b]).cpu().numpy() if ("beta", k) in best else None
+                    for k in range(last + 1)
+                ],
+            )
+            for b in range(batch)
+        ]
+
+
+def _adam(
+    bound: object,
+    params: dict[tuple[str, int], torch.Tensor],
+    best: dict[tuple[str, int], torch.Tensor],
+    iterations: int,
+) -> None:
+    """Projected Adam on ``bound()``'s sum (α onto [0, 1], β onto ≥ 0); ``best`` keeps, per
+    subdomain and row, the parameters of the lowest value seen."""
+    import torch
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    moments = {key: (torch.zeros_like(p), torch.zeros_like(p)) for key, p in params.items()}
+    best_value = None
+    for step in range(iterations + 1):
+        value = bound()  # type: ignore[operator]
+        with torch.no_grad():
+            better = torch.ones_like(value, dtype=torch.bool) if best_value is None else value < best_value
+            best_value = (
+                value.detach().clone() if best_value is None else torch.where(better, value, best_value)
+            )
+            for key, p in params.items():
+                best[key][better] = p[better].detach()
+        if step == iterations:
+            return
+        grads = torch.autograd.grad(value.sum(), list(params.values()))
+        with torch.no_grad():
+            for (key, p), grad in zip(params.items(), grads, strict=True):
+                first, second = moments[key]
+                first.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+                second.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                denominator = (second / (1.0 - beta2 ** (step + 1))).sqrt_().add_(eps)
+                rate = ALPHA_RATE if key[0] == "alpha" else BETA_RATE
+                p.addcdiv_(first, denominator, value=-rate / (1.0 - beta1 ** (step + 1)))
+                p.clamp_(0.0, 1.0) if key[0] == "alpha" else p.clamp_(min=0.0)

@@ -1,0 +1,422 @@
+"""Subdomains of branch and bound over ReLU splits: their bounds and the branching choice.
+
+A query is a network ``f``, an input region ``R`` and a conjunction of output rows
+``C y ≤ d`` (some strict): a counterexample is an ``x ∈ R`` with ``c_k·f(x) ≤ d_k`` for
+every ``k``. Branch and bound minimises ``v(x) = max_k (c_k·f(x) − d_k)``: ``v(x) ≤ 0`` at
+a counterexample (``< 0`` on strict rows), and a subdomain is refuted once some row's sound
+lower bound of ``c_k·y`` exceeds ``d_k`` over it (reaches it on a strict row).
+
+A subdomain is ``R`` with a set of ReLU splits: neuron ``j`` of layer ``k`` active
+(``ẑ_j ≥ 0``) or inactive (``ẑ_j ≤ 0``). Its bounds: the parent's, with the split neuron's
+pre-activation bounds clamped to ``[max(l, 0), u]`` or ``[l, min(u, 0)]`` (so its ReLU is
+exact: ``h = ẑ`` or ``h = 0``), then the later layers' bounds of the unstable and split
+neurons recomputed by the linear relaxation (CROWN, :func:`~prunemip.encoders.bounds.linear.
+backward_bound`) and intersected with the parent's, so every split survives; finally the
+rows' lower bounds ``−max(−c_k·y)``. Layer ``k``'s bounds only use the splits of layers
+below ``k``, so they hold on every point of the region that satisfies those splits; clamped
+bounds hold on the subdomain. A lower bound above an upper bound proves the subdomain empty.
+The concretisation point of each row's bound (the region's maximiser of the input
+coefficients ``G_0``) is a cheap witness candidate.
+
+Branching (which unstable neuron to split):
+
+* BaBSR (Bunel, Lu, Turkaslan, Torr, Kohli, Kumar, "Branch and Bound for Piecewise Linear
+  Neural Network Verification", JMLR 2020, §5.1): with ``λ_j`` the coefficient of ``h_j`` in
+  the lower bound of the row closest to refutation (``−G`` of the upper-bound pass), the
+  chord ``a = u/(u − l)``, intercept ``t = −a l`` and the bias ``b_j`` of ``ẑ_j``, the score
+  ``|max(λ_j b_j (a_j − 1), λ_j b_j a_j) + min(λ_j, 0) t_j|``: the bound's estimated change
+  when the neuron's relaxation is removed (the bias term for either side, the intercept the
+  upper line adds); the intercept part ``min(λ_j, 0) t_j`` alone is the fallback when every
+  score is negligible.
+* FSB (De Palma, Bunel, Desmaison, Dvijotham, Kohli, Torr, Kumar, "Improved Branch and
+  Bound for Neural Network Verification via Lagrangian Decomposition", ICLR 2021 workshop /
+  arXiv 2104.06718, "filtered smart branching"): the top-``k`` candidates of each score are
+  re-bounded on both sides (the split neuron clamped, intermediate bounds kept) and the one
+  whose worse child bound is highest is split.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from prunemip.encoders.bounds.linear import backward_bound
+from prunemip.errors import PrunemipError
+from prunemip.network import Network
+from prunemip.regions import InputRegion
+
+#: BaBSR scores below this count as uninformative (the intercept score decides then).
+SCORE_FLOOR = 1e-8
+
+
+@dataclass(frozen=True, eq=False)
+class OutputRows:
+    """A conjunction of rows ``c_k·y ≤ d_k`` (``<`` where ``strict``) on the outputs ``y``."""
+
+    coefficients: np.ndarray  #: ``C``, shape ``(rows, n_outputs)``
+    rhs: np.ndarray  #: ``d``, shape ``(rows,)``
+    strict: np.ndarray  #: bool per row
+
+    @classmethod
+    def create(
+        cls, coefficients: np.ndarray, rhs: np.ndarray, strict: np.ndarray | Sequence[bool] | None = None
+    ) -> OutputRows:
+        """Validated rows.
+
+        Args:
+            coefficients: ``C``, one row per constraint (a 1-D array is one row).
+            rhs: ``d``, one value per row.
+            strict: which rows are strict (default none).
+
+        Returns:
+            The rows, as float64 and bool arrays.
+
+        Raises:
+            PrunemipError: on mismatched shapes, no rows or non-finite values.
+        """
+        C = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
+        d = np.atleast_1d(np.asarray(rhs, dtype=np.float64)).reshape(-1)
+        s = np.zeros(d.shape, bool) if strict is None else np.asarray(strict, dtype=bool).reshape(-1)
+        if C.shape[0] == 0 or C.shape[0] != d.size or s.size != d.size:
+            raise PrunemipError(f"{C.shape[0]} output rows, {d.size} right-hand sides, {s.size} strict flags")
+        if not (np.all(np.isfinite(C)) and np.all(np.isfinite(d))):
+            raise PrunemipError("the output rows contain NaN or Inf")
+        return cls(C, d, s)
+
+    def refutes(self, row_lower: np.ndarray) -> bool:
+        """Whether lower bounds of ``c_k·y`` rule out every point: some ``lb_k > d_k`` (``≥`` if strict).
+
+        Args:
+            row_lower: a sound lower bound of each ``c_k·y``.
+
+        Returns:
+            Whether no point satisfies all rows.
+        """
+        gap = row_lower - self.rhs
+        return bool(np.any((gap > 0.0) | (self.strict & (gap >= 0.0))))
+
+    def violation(self, outputs: np.ndarray) -> np.ndarray:
+        """``v = max_k (c_k·y − d_k)`` per output row of ``outputs`` (batch, n_outputs)."""
+        return np.max(np.atleast_2d(outputs) @ self.coefficients.T - self.rhs, axis=1)
+
+    def hold(self, outputs: np.ndarray) -> bool:
+        """Whether one output vector satisfies every row, each slack ``d_k − c_k·y`` computed
+        as :meth:`prunemip.vnnlib.OutputConstraint.slack` does (``≥ 0``, ``> 0`` if strict)."""
+        for c, d, strict in zip(self.coefficients, self.rhs, self.strict, strict=True):
+            slack = float(d - c @ outputs)
+            if not (slack > 0.0 if strict else slack >= 0.0):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Split:
+    """ReLU ``neuron`` of ``layer`` fixed to one side: ``ẑ ≥ 0`` (active) or ``ẑ ≤ 0``."""
+
+    layer: int
+    neuron: int
+    active: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Subdomain:
+    """The region with ``splits``; bounds sound on it, and what bounding it found.
+
+    ``value`` is a proven lower bound of ``v(x) = max_k (c_k·f(x) − d_k)`` over the subdomain
+    (``inf`` when it is empty). ``babsr``/``intercept`` hold the branching scores per layer
+    (0 at stable neurons), ``points`` the concretisation points of the rows' bounds.
+    """
+
+    splits: tuple[Split, ...]
+    lower: tuple[np.ndarray, ...]
+    upper: tuple[np.ndarray, ...]
+    row_lower: np.ndarray
+    value: float
+    refuted: bool
+    babsr: tuple[np.ndarray, ...]
+    intercept: tuple[np.ndarray, ...]
+    points: np.ndarray
+
+    @property
+    def depth(self) -> int:
+        return len(self.splits)
+
+
+@dataclass(frozen=True, eq=False)
+class Query:
+    """The network, the region and the rows that branch and bound decides."""
+
+    network: Network
+    region: InputRegion
+    rows: OutputRows
+
+    @property
+    def relu_layers(self) -> tuple[bool, ...]:
+        return tuple(layer.activation == "relu" for layer in self.network.layers)
+
+    @functools.cached_property
+    def branchable(self) -> tuple[np.ndarray, ...]:
+        """Per layer, the neurons worth a split: hidden ReLUs with an incoming weight and a path
+        of nonzero weights to the outputs (any other neuron leaves the outputs unchanged, and
+        the big-M encoding folds it away, so its split would not reach the MIP)."""
+        layers = self.network.layers
+        live = np.ones(layers[-1].n_out, bool)
+        masks = [np.zeros(layers[-1].n_out, bool)]
+        for k in range(len(layers) - 2, -1, -1):
+            live = (abs(layers[k + 1].weight).T @ live.astype(np.float64)) > 0.0
+            has_input = np.diff(layers[k].weight.indptr) > 0
+            masks.insert(0, live & has_input & self.relu_layers[k])
+        return tuple(masks)
+
+    def unstable(self, sub: Subdomain) -> tuple[np.ndarray, ...]:
+        """Per layer, the branchable neurons ``sub`` leaves unstable (``l < 0 < u``).
+
+        Args:
+            sub: the subdomain.
+
+        Returns:
+            One boolean mask per layer.
+        """
+        return tuple(
+            (lo < 0.0) & (hi > 0.0) & mask
+            for lo, hi, mask in zip(sub.lower, sub.upper, self.branchable, strict=True)
+        )
+
+    def bound(
+        self,
+        splits: tuple[Split, ...],
+        lower: Sequence[np.ndarray],
+        upper: Sequence[np.ndarray],
+        start_layer: int,
+    ) -> Subdomain:
+        """Bound the subdomain ``splits`` whose bounds ``lower``/``upper`` hold on it for layers
+        ``< start_layer`` (the layers from ``start_layer`` on are recomputed, see the module).
+
+        Args:
+            splits: the subdomain's splits.
+            lower: pre-activation lower bounds per layer, splits clamped.
+            upper: the upper bounds likewise.
+            start_layer: the first layer whose bounds to recompute (``len(layers)`` for none).
+
+        Returns:
+            The bounded subdomain.
+        """
+        last = len(self.network.layers) - 1
+        lows, highs = list(lower), list(upper)
+        for k in range(start_layer, last):
+            if not self.relu_layers[k]:
+                continue
+            split = np.zeros(lows[k].size, bool)
+            split[[s.neuron for s in splits if s.layer == k]] = True
+            neurons = np.flatnonzero(((lows[k] < 0.0) & (highs[k] > 0.0)) | split)
+            if neurons.size == 0:
+                continue
+            lows[k], highs[k] = self.tightened(lows, highs, k, neurons)
+            if np.any(lows[k] > highs[k]):
+                return self._empty(splits, lows, highs)
+        return self._with_rows(splits, tuple(lows), tuple(highs))
+
+    def tightened(
+        self, lower: Sequence[np.ndarray], upper: Sequence[np.ndarray], layer: int, neurons: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Layer ``layer``'s bounds with ``neurons`` re-bounded by the linear relaxation of the
+        bounds of the layers below, intersected with their current bounds where finite.
+
+        Args:
+            lower: pre-activation lower bounds per layer.
+            upper: the upper bounds likewise.
+            layer: the layer to tighten.
+            neurons: which of its neurons.
+
+        Returns:
+            The layer's new lower and upper bounds (copies).
+        """
+        eye = np.eye(lower[layer].size)[neurons]
+        with np.errstate(over="ignore", invalid="ignore"):
+            both = backward_bound(
+                self.network, self.region, layer, np.vstack([eye, -eye]), lower, upper
+            ).upper
+        low, high = lower[layer].copy(), upper[layer].copy()
+        up, down = both[: neurons.size], -both[neurons.size :]
+        low[neurons] = np.where(np.isfinite(down), np.maximum(low[neurons], down), low[neurons])
+        high[neurons] = np.where(np.isfinite(up), np.minimum(high[neurons], up), high[neurons])
+        return low, high
+
+    def optimised(
+        self, sub: Subdomain, slopes: Sequence[np.ndarray | None], terms: Sequence[np.ndarray | None]
+    ) -> Subdomain:
+        """``sub`` with its rows re-bounded under optimised lower slopes and split terms (from
+        :mod:`~prunemip.engine.beta`), each row keeping the better of both sound bounds.
+
+        Args:
+            sub: a bounded subdomain.
+            slopes: per layer, lower slopes per row (or ``None``).
+            terms: per layer, split terms ``β s`` per row (or ``None``); nonzero only at ``sub``'s splits.
+
+        Returns:
+            The re-bounded subdomain.
+        """
+        return self._with_rows(sub.splits, sub.lower, sub.upper, slopes, terms, sub.row_lower)
+
+    def _with_rows(
+        self,
+        splits: tuple[Split, ...],
+        lower: tuple[np.ndarray, ...],
+        upper: tuple[np.ndarray, ...],
+        slopes: Sequence[np.ndarray | None] | None = None,
+        terms: Sequence[np.ndarray | None] | None = None,
+        floor: np.ndarray | None = None,
+    ) -> Subdomain:
+        """The rows' lower bounds over the subdomain (at least ``floor``), its value, scores
+        and witness points. Split terms are only sound on the subdomain because each is
+        ``β s_j`` on a split ``s_j ẑ_j ≥ 0`` of ``splits``."""
+        last = len(self.network.layers) - 1
+        C = -self.rows.coefficients
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = backward_bound(self.network, self.region, last, C, lower, upper, slopes, terms)
+        row_lower = np.where(np.isfinite(result.upper), -result.upper, -np.inf)
+        if floor is not None:
+            row_lower = np.maximum(row_lower, floor)
+        gaps = row_lower - self.rows.rhs
+        best = int(np.argmax(gaps))
+        babsr, intercept = self._scores(result.coefficients, best, lower, upper)
+        points = self.region.maximisers(np.nan_to_num(result.coefficients[0]))
+        return Subdomain(
+            splits,
+            lower,
+            upper,
+            row_lower,
+            float(gaps[best]),
+            self.rows.refutes(row_lower),
+            babsr,
+            intercept,
+            points,
+        )
+
+    def _empty(
+        self, splits: tuple[Split, ...], lower: Sequence[np.ndarray], upper: Sequence[np.ndarray]
+    ) -> Subdomain:
+        zeros = tuple(np.zeros(lo.size) for lo in lower)
+        rows = self.rows.rhs.size
+        empty = np.zeros((0, self.region.size))
+        return Subdomain(
+            splits, tuple(lower), tuple(upper), np.full(rows, np.inf), np.inf, True, zeros, zeros, empty
+        )
+
+    def _scores(
+        self,
+        coefficients: Sequence[np.ndarray],
+        row: int,
+        lower: Sequence[np.ndarray],
+        upper: Sequence[np.ndarray],
+    ) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """BaBSR and intercept scores per layer for ``row`` (see the module docstring).
+
+        ``coefficients[k + 1][row]`` is ``G``, the coefficient of ``h_k`` in the upper bound of
+        ``−c·y``, so the lower bound of ``c·y`` has ``λ = −G``.
+        """
+        babsr, intercept = [], []
+        layers = self.network.layers
+        for k, (lo, hi) in enumerate(zip(lower, upper, strict=True)):
+            unstable = (lo < 0.0) & (hi > 0.0) & self.branchable[k]
+            if not unstable.any():
+                babsr.append(np.zeros(lo.size))
+                intercept.append(np.zeros(lo.size))
+                continue
+            lam = np.nan_to_num(-coefficients[k + 1][row])
+            width = np.where(unstable, hi - lo, 1.0)
+            a = np.where(unstable, hi / width, 0.0)
+            t = -a * np.where(unstable, lo, 0.0)
+            icp = np.minimum(lam, 0.0) * t
+            b = layers[k].bias * lam
+            score = np.abs(np.maximum(b * (a - 1.0), b * a) + icp)
+            babsr.append(np.where(unstable, score, 0.0))
+            intercept.append(np.where(unstable, icp, 0.0))
+        return tuple(babsr), tuple(intercept)
+
+    # ------------------------------------------------------------------ branching
+    def children(
+        self, parent: Subdomain, layer: int, neuron: int, intermediate: bool = True
+    ) -> tuple[Subdomain, Subdomain]:
+        """The two subdomains of splitting ``neuron`` of ``layer``: active, then inactive.
+
+        Their feasible sets cover the parent's (every point has ``ẑ ≥ 0`` or ``ẑ ≤ 0``).
+
+        Args:
+            parent: the subdomain to split.
+            layer: the layer of the neuron.
+            neuron: the neuron, unstable in ``parent``.
+            intermediate: recompute the later layers' bounds (else only the split is clamped).
+
+        Returns:
+            The bounded children.
+        """
+        start = layer + 1 if intermediate else len(self.network.layers)
+        return tuple(  # type: ignore[return-value]
+            self.bound((*parent.splits, Split(layer, neuron, active)), low, high, start)
+            for active, low, high in self._clamped(parent, layer, neuron)
+        )
+
+    def _clamped(self, parent: Subdomain, layer: int, neuron: int) -> list[tuple[bool, list, list]]:
+        sides = []
+        for active in (True, False):
+            lows, highs = list(parent.lower), list(parent.upper)
+            lows[layer], highs[layer] = lows[layer].copy(), highs[layer].copy()
+            if active:
+                lows[layer][neuron] = max(lows[layer][neuron], 0.0)
+            else:
+                highs[layer][neuron] = min(highs[layer][neuron], 0.0)
+            sides.append((active, lows, highs))
+        return sides
+
+    def choose_babsr(self, sub: Subdomain) -> tuple[int, int] | None:
+        """The neuron BaBSR splits: the highest score, else the most negative intercept score,
+        else the widest unstable neuron; ``None`` when no neuron is unstable."""
+        ranked = _ranked(sub.babsr, 1)
+        if ranked and _score(sub.babsr, ranked[0]) > SCORE_FLOOR:
+            return ranked[0]
+        ranked = _ranked(tuple(-s for s in sub.intercept), 1)
+        if ranked and _score(sub.intercept, ranked[0]) < -SCORE_FLOOR:
+            return ranked[0]
+        widths = tuple(
+            np.where(mask, hi - lo, 0.0)
+            for lo, hi, mask in zip(sub.lower, sub.upper, self.unstable(sub), strict=True)
+        )
+        ranked = _ranked(widths, 1)
+        return ranked[0] if ranked and _score(widths, ranked[0]) > 0.0 else None
+
+    def choose_fsb(self, sub: Subdomain, candidates: int) -> tuple[int, int] | None:
+        """FSB: the top ``candidates`` of the BaBSR and of the intercept scores, each re-bounded
+        on both sides with the intermediate bounds kept; the best worse child wins."""
+        fallback = self.choose_babsr(sub)
+        pool = dict.fromkeys(
+            [*_ranked(sub.babsr, candidates), *_ranked(tuple(-s for s in sub.intercept), candidates)]
+        )
+        best, best_value = fallback, -np.inf
+        for layer, neuron in pool:
+            value = min(
+                self._with_rows(sub.splits, tuple(low), tuple(high)).value
+                for _, low, high in self._clamped(sub, layer, neuron)
+            )
+            if value > best_value:
+                best, best_value = (layer, neuron), value
+        return best
+
+
+def _score(scores: Sequence[np.ndarray], where: tuple[int, int]) -> float:
+    return float(scores[where[0]][where[1]])
+
+
+def _ranked(scores: Sequence[np.ndarray], count: int) -> list[tuple[int, int]]:
+    """The ``count`` positive entries of the per-layer ``scores`` with the largest values."""
+    flat = np.concatenate(scores) if scores else np.zeros(0)
+    if flat.size == 0:
+        return []
+    offsets = np.cumsum([0, *(s.size for s in scores)])
+    top = np.argsort(-flat, kind="stable")[:count]
+    top = top[flat[top] > 0.0]
+    layers = np.searchsorted(offsets, top, side="right") - 1
+    return [(int(k), int(i - offsets[k])) for k, i in zip(layers, top, strict=True)]
