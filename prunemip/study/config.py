@@ -7,6 +7,7 @@ A study is a TOML file (see ``experiments/*.toml``)::
     [training]    epochs, finetune_epochs, batch_size, lr, optimizer, seeds = [0, 1, 2]
     architectures = ["2x50", "2x100", "100,100"]
     [[methods]]   name = "magnitude"; sparsities = [0.5, 0.9]; options = { ... }
+    [[methods]]   name = "auto"; accuracy_budget = 1.0; options = { ... }
     [attack]      images = 20, perturbations = [{norm = "l1", radius = 5.0}], target = "runner-up",
                   mode = "decide", time_limit = 180, bounds = "ia", gradient_attack = true,
                   surrogate = false, solver_seeds = [0]
@@ -15,7 +16,12 @@ A study is a TOML file (see ``experiments/*.toml``)::
 measures the MIP with interval bounds alone); ``gradient_attack = false`` skips the quick
 gradient attack before the MIP, so that solve times measure the MIP itself.
 
-The dense baseline is always part of the grid. Every mistake is reported with the key
+The dense baseline is always part of the grid. The ``auto`` method is the network
+:func:`prunemip.study.auto.search` chooses: the least MIP-cost proxy within
+``accuracy_budget`` points (default 1.0) of the dense model's validation accuracy, with the
+attack's perturbations as the proxy's balls; it takes no ``sparsities`` (the search picks
+one; its one job carries sparsity 0) and its ``options`` are the fields of
+:class:`~prunemip.study.search_space.SearchSpace`. Every mistake is reported with the key
 path (``methods[1].sparsities``) and what would be valid.
 """
 
@@ -32,6 +38,7 @@ from prunemip.regions import BALL_NORMS
 from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
 from prunemip.text_io import read_text
 
+AUTO = "auto"
 TARGET_RULES = ("runner-up", "untargeted")
 MODES = ("decide", "optimize")
 OPTIMIZERS = ("adam", "sgd")
@@ -185,17 +192,49 @@ def _methods(raw: Any) -> tuple[StudyMethod, ...]:
             raise PrunemipError(f"config: methods[{index}] must be a table")
         reader = _Reader(table, f"methods[{index}]")
         name = reader.get("name", str, required=True)
-        sparsities = reader.number_list("sparsities", float, ())
-        for position, sparsity in enumerate(sparsities):
-            if not 0.0 <= sparsity < 1.0:
-                raise PrunemipError(
-                    f"config: methods[{index}].sparsities[{position}] is {sparsity}; "
-                    "sparsity must lie in [0, 1)"
-                )
-        options = reader.get("options", dict, {})
+        method = _auto_method(reader) if name == AUTO else _pruning_method(reader, name)
         reader.finish()
-        methods.append(StudyMethod(name, sparsities, dict(options)))
+        methods.append(method)
     return tuple(methods)
+
+
+def _pruning_method(reader: _Reader, name: str) -> StudyMethod:
+    sparsities = reader.number_list("sparsities", float, ())
+    for position, sparsity in enumerate(sparsities):
+        if not 0.0 <= sparsity < 1.0:
+            raise PrunemipError(
+                f"config: {reader.where('sparsities')}[{position}] is {sparsity}; sparsity must lie in [0, 1)"
+            )
+    return StudyMethod(name, sparsities, dict(reader.get("options", dict, {})))
+
+
+def _auto_method(reader: _Reader) -> StudyMethod:
+    """The ``auto`` method: its budget and search options, checked; one job at sparsity 0."""
+    from prunemip.study.search_space import SearchSpace, check_budget
+
+    if "sparsities" in reader.table:
+        raise PrunemipError(
+            f"config: {reader.where('sparsities')}: auto chooses the sparsity; drop sparsities"
+        )
+    budget = reader.get("accuracy_budget", float, 1.0)
+    options = reader.get("options", dict, {})
+    try:
+        check_budget(budget)
+        SearchSpace.from_options(options)
+    except PrunemipError as error:
+        raise PrunemipError(f"config: {reader.path}: {error}") from None
+    plain = {key: tuple(value) if isinstance(value, list) else value for key, value in options.items()}
+    return StudyMethod(AUTO, (0.0,), {"accuracy_budget": budget, **plain})
+
+
+def _with_balls(method: StudyMethod, perturbations: tuple[Perturbation, ...]) -> StudyMethod:
+    """``auto`` searches with the attack's balls (recorded in its options unless the default ones)."""
+    from prunemip.study.mip_cost import DEFAULT_BALLS
+
+    balls = tuple((p.norm, p.radius) for p in perturbations)
+    if method.name != AUTO or balls == DEFAULT_BALLS:
+        return method
+    return StudyMethod(method.name, method.sparsities, {**method.options, "balls": balls})
 
 
 def _perturbations(reader: _Reader) -> tuple[Perturbation, ...]:
@@ -246,10 +285,10 @@ def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = N
     architectures = tuple(parse_arch(text) for text in root.number_list("architectures", str, ()))
     methods = _methods(root.get("methods", list, []))
     for index, method in enumerate(methods):
-        if method.name not in known_methods:
+        if method.name not in (*known_methods, AUTO):
             raise PrunemipError(
                 f"config: methods[{index}].name {method.name!r} is not a pruning method; "
-                f"choose one of {', '.join(known_methods)}"
+                f"choose one of {', '.join((*known_methods, AUTO))}"
             )
 
     train = root.table_at("training")
@@ -283,6 +322,7 @@ def parse_config(data: dict[str, Any], known_methods: tuple[str, ...] | None = N
     _positive(section, "time_limit", attack.time_limit)
     section.finish()
     root.finish()
+    methods = tuple(_with_balls(method, attack.perturbations) for method in methods)
     return StudyConfig(
         name, dataset, data_dir, split_seed, architectures, methods, training, attack, description
     )

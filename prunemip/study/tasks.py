@@ -15,9 +15,11 @@ from prunemip.engine.attack import AttackOptions, find_adversarial_example, targ
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.solvers.highs import HighsOptions
+from prunemip.study.config import AUTO
 from prunemip.study.jobs import ModelJob, SolveJob
 
 if TYPE_CHECKING:
+    from prunemip.pruning.config import RunConfig
     from prunemip.pruning.pipeline import StepEpochLog
 
 TRAINING_TOPIC = "prunemip-training"
@@ -45,7 +47,8 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
     The dense baseline is trained from scratch; a post-training method (magnitude, SNIP,
     neuron-magnitude, ...) prunes ``dense`` and fine-tunes it, so every such model starts
     from the same dense network (Blalock et al. 2020); a method that shapes training itself
-    (group lasso, IMP, SET/RigL, GMP, ...) trains from scratch with its own schedule. On a
+    (group lasso, IMP, SET/RigL, GMP, ...) trains from scratch with its own schedule; ``auto``
+    is the network :func:`prunemip.study.auto.search` chooses (see :func:`auto_task`). On a
     Dask worker, every finished epoch is reported on :data:`TRAINING_TOPIC`.
 
     Args:
@@ -76,6 +79,16 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
         schedule="none",
         seed=job.seed,
     )
+    if job.method == AUTO:
+        config = RunConfig(
+            job.dataset,
+            job.hidden,
+            train,
+            PruneConfig(finetune_epochs=spec.finetune_epochs),
+            job.data_dir,
+            job.split_seed,
+        )
+        return auto_task(job, config, start)
     try:
         prune = PruneConfig(
             method=job.method,
@@ -109,6 +122,50 @@ def train_task(job: ModelJob, dense: Network | None) -> tuple[Network, dict[str,
         # Of the prunable weights against the trained architecture: the exported network may
         # have lost whole neurons, so its own density would understate the pruning.
         "sparsity_achieved": outcome.summary.sparsity,
+        "widths": network.widths,
+        "train_seconds": time.perf_counter() - start,
+    }
+    return network.with_metadata(study_key=job.key), metrics
+
+
+def auto_task(job: ModelJob, config: RunConfig, start: float) -> tuple[Network, dict[str, Any]]:
+    """The ``auto`` job: search on the training split's validation part, then test the choice.
+
+    The search (:func:`prunemip.study.auto.search`) trains its own dense model on the training
+    part, so that its validation accuracy is the reference; only the chosen network meets the
+    test split, for the study's accuracy.
+
+    Args:
+        job: the ``auto`` model job (options: ``accuracy_budget``, optional ``balls`` and
+            :class:`~prunemip.study.search_space.SearchSpace` fields).
+        config: the dataset, architecture, training and last-round fine-tuning epochs.
+        start: when the job started (``time.perf_counter``).
+
+    Returns:
+        The chosen network (metadata: ``study_key`` and ``auto_search``) and its metrics.
+    """
+    import tempfile
+
+    from prunemip.data import load_dataset
+    from prunemip.study.auto import search
+    from prunemip.study.mip_cost import DEFAULT_BALLS
+    from prunemip.study.search_space import SearchSpace
+
+    options = dict(job.options)
+    budget = options.pop("accuracy_budget")
+    balls = options.pop("balls", DEFAULT_BALLS)
+    with tempfile.TemporaryDirectory(prefix="prunemip-auto-") as runs_dir:
+        result = search(config, budget, runs_dir, space=SearchSpace.from_options(options), balls=balls)
+    test = load_dataset(job.dataset, "test", data_dir=job.data_dir, seed=job.split_seed)
+    network = result.network
+    metrics = {
+        "accuracy": float(np.mean(network.predict(test.flat()) == test.labels)),
+        "val_accuracy": result.chosen.accuracy,
+        "dense_val_accuracy": result.dense.accuracy,
+        "auto_choice": result.chosen.candidate.label,
+        "auto_candidates": len(result.evaluations) - 1,
+        "nnz": network.nnz,
+        "sparsity_achieved": result.chosen.sparsity,
         "widths": network.widths,
         "train_seconds": time.perf_counter() - start,
     }
