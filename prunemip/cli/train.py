@@ -29,6 +29,7 @@ from prunemip.pruning.config import (
 from prunemip.pruning.registry import ALLOCATIONS, FREEZERS, METHODS
 
 if TYPE_CHECKING:
+    from prunemip.network import Network
     from prunemip.pruning.pipeline import Outcome
 
 _DEFAULTS = {
@@ -151,7 +152,8 @@ def add_train_parser(commands: Any, formatter: Any) -> None:
             "  prunemip train --freeze snip --freeze-fraction 0.9 -o freezenet.npz\n"
             "  prunemip train --method snip --sparsity 0.45 --freeze random --freeze-fraction 0.45 \\\n"
             "      -o pruned-and-frozen.npz\n"
-            "  prunemip train --freeze-layers 1 -o first-layer-frozen.npz"
+            "  prunemip train --freeze-layers 1 -o first-layer-frozen.npz\n"
+            "  prunemip train --dataset fashion-mnist --arch 2x200 --accuracy-budget 1 -o auto.npz"
         ),
     )
     _add_data_options(parser)
@@ -233,7 +235,20 @@ def add_prune_parser(commands: Any, formatter: Any) -> None:
     _add_output_options(parser)
 
 
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    search = parser.add_argument_group("automatic search (prunemip.study.auto)")
+    search.add_argument(
+        "--accuracy-budget",
+        type=float,
+        metavar="POINTS",
+        help="search method, sparsity and RS weight for the network of least MIP cost within POINTS of "
+        "dense validation accuracy (--finetune: last round's epochs; --rs-eps/--rs-l1: the balls)",
+    )
+    parser.set_defaults(default_method=parser.get_default("method"))
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    _add_search_options(parser)
     output = parser.add_argument_group("output")
     output.add_argument(
         "-o",
@@ -313,8 +328,10 @@ def run_train(args: argparse.Namespace, console: Console) -> None:
 
     output = _output(args)
     config = _config(args, parse_arch(args.arch))
-    outcome = run_training(config, args.runs_dir, **_feedback(args, console))
-    _report_and_save(outcome, output, console)
+    if args.accuracy_budget is not None:
+        _run_search(args, config, output, console)
+    else:
+        _report_and_save(run_training(config, args.runs_dir, **_feedback(args, console)), output, console)
 
 
 def run_prune(args: argparse.Namespace, console: Console) -> None:
@@ -331,9 +348,58 @@ def run_prune(args: argparse.Namespace, console: Console) -> None:
     from prunemip.model_io import load_network
     from prunemip.pruning.pipeline import prune_network
 
-    if args.sparsity is None:
+    if args.sparsity is None and args.accuracy_budget is None:
         raise PrunemipError("prune needs --sparsity (the fraction of prunable weights to remove)")
     output = _output(args)
     network = load_network(args.model, trust_pickle=args.trust_pickle)
-    outcome = prune_network(network, _config(args), args.runs_dir, **_feedback(args, console))
-    _report_and_save(outcome, output, console)
+    if args.accuracy_budget is not None:
+        _run_search(args, _config(args), output, console, network)
+    else:
+        outcome = prune_network(network, _config(args), args.runs_dir, **_feedback(args, console))
+        _report_and_save(outcome, output, console)
+
+
+def _run_search(
+    args: argparse.Namespace,
+    config: RunConfig,
+    output: Path | None,
+    console: Console,
+    dense: Network | None = None,
+) -> None:
+    """``--accuracy-budget``: search, print the candidates and the choice, save it and its report."""
+    from prunemip.data import load_dataset
+    from prunemip.model_io import save_model
+    from prunemip.study.auto import search
+    from prunemip.study.auto_report import candidates_table, write_candidates
+    from prunemip.study.mip_cost import DEFAULT_BALLS
+    from prunemip.study.search_space import check_budget
+
+    budget = check_budget(args.accuracy_budget)
+    by_hand = {"--method": args.method != args.default_method, "--sparsity": args.sparsity is not None}
+    by_hand["--rs-weight"] = args.rs_weight is not None
+    if any(by_hand.values()):
+        flag = next(flag for flag, given in by_hand.items() if given)
+        raise PrunemipError(f"--accuracy-budget chooses the method, sparsity and RS weight; drop {flag}")
+    given = [("linf", args.rs_eps), ("l1", args.rs_l1)]
+    balls = [(norm, radius) for norm, radius in given if radius] or list(DEFAULT_BALLS)
+    feedback = None if args.quiet else console
+    result = search(config, budget, args.runs_dir, balls=balls, dense=dense, console=feedback)
+    test = load_dataset(config.dataset, "test", data_dir=config.data_dir, seed=config.data_seed)
+    score = float((result.network.predict(test.flat()) == test.labels).mean())
+    network = result.network.with_metadata(test_accuracy=score)
+    console.print(candidates_table(result))
+    chosen = result.chosen
+    console.print(
+        f"chosen: {chosen.candidate.label} after {chosen.epochs} fine-tuning epochs, validation accuracy "
+        f"{chosen.accuracy:.4f} (dense {result.dense.accuracy:.4f}), proxy {chosen.proxy:.4g}; test "
+        f"accuracy {score:.4f} (not used to choose); {result.seconds:.0f} s"
+    )
+    if not result.trained_steps:
+        console.print("every step was already done in the run directories: nothing was retrained")
+    paths = write_candidates(
+        result, output.with_name(f"{output.stem}-candidates") if output else result.directory / "candidates"
+    )
+    console.print(f"candidates: {paths[0]} and {paths[1]}")
+    if output is not None:
+        save_model(network, output)
+        console.print(f"wrote {output}")
