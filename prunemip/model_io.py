@@ -119,17 +119,6 @@ def save_torch_checkpoint(network: Network, path: str | Path) -> Path:
     return atomic_write(path, lambda handle: torch.save(checkpoint, handle))
 
 
-def _save_suffix(target: Path, prefix: str) -> str:
-    """``target``'s suffix, lower-case, if :func:`save_model` writes it; else a one-line error."""
-    suffix = target.suffix.lower()
-    if suffix not in SAVE_FORMATS:
-        *others, last = SAVE_FORMATS
-        raise PrunemipError(
-            f"{prefix}cannot write {target.name!r}: use a {', '.join(others)} or {last} file name"
-        )
-    return suffix
-
-
 def save_model(network: Network, path: str | Path, *, onnx_precision: str = "float64") -> Path:
     """Write ``network`` in the format its suffix names (:data:`SAVE_FORMATS`), atomically.
 
@@ -149,7 +138,9 @@ def save_model(network: Network, path: str | Path, *, onnx_precision: str = "flo
             file that cannot be written.
     """
     target = Path(path)
-    suffix = _save_suffix(target, "")
+    suffix = target.suffix.lower()
+    if suffix not in SAVE_FORMATS:
+        raise PrunemipError(f"cannot write {target.name!r}: use a {' or '.join(SAVE_FORMATS)} file name")
     if suffix == ".onnx":
         from prunemip.onnx_export import save_onnx
 
@@ -157,28 +148,6 @@ def save_model(network: Network, path: str | Path, *, onnx_precision: str = "flo
     if onnx_precision != "float64":
         raise PrunemipError(f"precision {onnx_precision} applies to .onnx files only, not {target.name!r}")
     return (save_torch_checkpoint if suffix == ".pt" else save_network)(network, target)
-
-
-def check_save_path(path: str | Path, flag: str = "-o") -> Path:
-    """Check before long work that :func:`save_model` can write ``path``: a known suffix, an existing folder.
-
-    Args:
-        path: the target file.
-        flag: the command-line flag that named it, for the message.
-
-    Returns:
-        ``path`` as a :class:`~pathlib.Path`.
-
-    Raises:
-        PrunemipError: for an unknown suffix, a missing folder or a folder given as the file.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise PrunemipError(f"{flag}: {target} is a folder, not a file name")
-    _save_suffix(target, f"{flag}: ")
-    if not target.resolve().parent.is_dir():
-        raise PrunemipError(f"{flag}: folder {target.parent} does not exist")
-    return target
 
 
 # ------------------------------------------------------------------ reading

@@ -123,7 +123,7 @@ def test_omlt_reads_it_and_solves_the_same_mip(tmp_path: Path) -> None:
 def test_bad_output_and_metadata_are_one_line(network: Network, tmp_path: Path) -> None:
     with pytest.raises(PrunemipError) as error:
         save_model(network, tmp_path / "net.txt")
-    assert_one_line(error, "'net.txt'", ".npz, .onnx or .pt")
+    assert_one_line(error, "'net.txt'", ".npz or .onnx or .pt")
     with pytest.raises(PrunemipError) as error:
         save_onnx(network, tmp_path / "missing" / "net.onnx")
     assert_one_line(error, "does not exist")
@@ -149,6 +149,7 @@ def test_bad_output_and_metadata_are_one_line(network: Network, tmp_path: Path) 
 
 def test_export_command(network: Network, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = save_model(network, tmp_path / "net.npz")
+    (tmp_path / "folder.onnx").mkdir()
     target = tmp_path / "net32.onnx"
     code, out, _ = run(["export", str(source), "-o", str(target), "--float32"], capsys)
     assert code == 0 and "warning: weights rounded to float32" in out and "different function" in out
@@ -160,9 +161,10 @@ def test_export_command(network: Network, tmp_path: Path, capsys: pytest.Capture
     code, out, _ = run(["export", str(unbounded), "-o", str(target), "--input-range", "0", "1"], capsys)
     assert code == 0 and load_network(target).input_spec.is_bounded
     for argv, fragment in (
-        (["-o", str(tmp_path / "net.txt")], ".npz, .onnx or .pt"),
+        (["-o", str(tmp_path / "net.txt")], "-o must name a .npz or .onnx or .pt file"),
         (["-o", str(tmp_path / "no" / "net.onnx")], "does not exist"),
-        (["-o", str(tmp_path)], "is a folder"),
+        (["-o", str(tmp_path / "folder.onnx")], "is a folder"),
+        (["-o", ""], "-o needs a file name"),
         (["-o", str(tmp_path / "x.npz"), "--float32"], "--float32 applies to .onnx"),
         (["-o", str(tmp_path / "x.onnx"), "--input-range", "1", "0"], "--input-range"),
     ):

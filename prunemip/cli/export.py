@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from prunemip.cli.arguments import add_trust_pickle, examples
+from prunemip.cli.arguments import add_trust_pickle, examples, output_file
 from prunemip.errors import PrunemipError
 
 
@@ -64,10 +64,12 @@ def run(args: argparse.Namespace, console: Console) -> None:
             other than ONNX, or a bad input range.
     """
     from prunemip.cli.attack import with_input_range
-    from prunemip.model_io import check_save_path, load_network, save_model
+    from prunemip.model_io import SAVE_FORMATS, load_network, save_model
     from prunemip.onnx_export import float32_rounding, input_range_text
 
-    output = check_save_path(args.output)
+    output = output_file(args.output, "-o", tuple(SAVE_FORMATS))
+    if output is None:
+        raise PrunemipError("-o needs a file name (.onnx, .npz or .pt)")
     if args.float32 and output.suffix.lower() != ".onnx":
         raise PrunemipError(f"--float32 applies to .onnx files only, not {output.name!r}")
     network = load_network(args.model, trust_pickle=args.trust_pickle)

@@ -280,10 +280,11 @@ def _config(args: argparse.Namespace, hidden: tuple[int, ...] | None = None) -> 
 
 
 def _output(args: argparse.Namespace) -> Path | None:
-    """``-o``, checked before training (a known suffix, an existing folder)."""
-    from prunemip.model_io import check_save_path
+    """``-o``, checked before training: a suffix ``save_model`` writes, in a folder that exists."""
+    from prunemip.cli.arguments import output_file
+    from prunemip.model_io import SAVE_FORMATS
 
-    return check_save_path(args.output) if args.output else None
+    return output_file(args.output, "-o", tuple(SAVE_FORMATS))
 
 
 def _feedback(args: argparse.Namespace, console: Console) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def test_prune_an_existing_model_with_fine_tuning(tmp_path, capsys) -> None:
             ["train", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent"],
             ["no fashion-mnist data found"],
         ),
-        (["train", "-o", "model.txt"], [".npz, .onnx or .pt"]),
+        (["train", "-o", "model.txt"], [".npz or .onnx or .pt"]),
         (["train", "--device", "cuda"], ["cuda"]),
         (["train", "--method", "imp", "--allocation", "erk", "--sparsity", "0.5"], ["allocation"]),
         (
