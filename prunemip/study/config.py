@@ -232,7 +232,7 @@ def _with_balls(method: StudyMethod, perturbations: tuple[Perturbation, ...]) ->
     from prunemip.study.mip_cost import DEFAULT_BALLS
 
     balls = tuple((p.norm, p.radius) for p in perturbations)
-    if method.name != AUTO or balls == DEFAULT_BALLS:
+    if method.name != AUTO or sorted(balls) == sorted(DEFAULT_BALLS):
         return method
     return StudyMethod(method.name, method.sparsities, {**method.options, "balls": balls})
 

@@ -264,6 +264,18 @@ def test_study_auto_config_errors(edit, fragment) -> None:
     assert fragment in str(error.value)
 
 
+def test_study_auto_records_balls_only_when_not_the_default() -> None:
+    protocol = '[{norm = "l1", radius = 5.0}, {norm = "linf", radius = 0.05}]'
+    text = STUDY.replace('[{norm = "linf", radius = 0.02}]', protocol)
+    auto = parse_config(tomllib.loads(text)).methods[0]
+    assert auto.options == {
+        "accuracy_budget": 2.0,
+        "families": ("magnitude",),
+        "sparsities": (0.8,),
+        "rs_weights": (0.0, 1e-3),
+    }
+
+
 def test_study_auto_job_is_the_search_choice(one_thread) -> None:
     config = parse_config(tomllib.loads(STUDY))
     dense, auto = model_jobs(config)
