@@ -211,11 +211,14 @@ class _Search:
     def train(self, label: str, ctx: Context, family: str) -> tuple[nn.Module, Masks]:
         """Run ``family``'s training schedule in ``ctx`` (loaded when done), with a progress row."""
         self.feedback.training = self.feedback.task(f"  training {label}", ctx.config.train.epochs)
+        started = time.perf_counter()
         try:
-            return RUNNERS[family](ctx)
+            trained = RUNNERS[family](ctx)
         finally:
             self.feedback.done(self.feedback.training)
             self.feedback.training = None
+        self.feedback.line(f"{label}: trained in {time.perf_counter() - started:.0f} s ({ctx.run.path.name})")
+        return trained
 
     def dense_base(self, network: Network | None) -> _Base:
         """The dense model: ``network`` as given, or trained on the training part."""
