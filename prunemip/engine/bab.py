@@ -39,7 +39,7 @@ from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import alpha_bounds, linear_bounds
 from prunemip.encoders.mip_model import MipModel
-from prunemip.engine.beta import ITERATIONS, TorchNetwork
+from prunemip.engine.beta import ITERATIONS, Parameters, TorchNetwork
 from prunemip.engine.slack import slack_tolerance, with_slack_rows
 from prunemip.engine.subdomains import OutputRows, Query, Subdomain
 from prunemip.errors import PrunemipError
@@ -59,15 +59,15 @@ class BabOptions:
     time_limit: float = 60.0  #: seconds, the MIPs included
     max_subdomains: int | None = None  #: stop after bounding this many subdomains
     max_depth: int = 64  #: a subdomain with this many splits goes to the MIP
-    branching: Branching = "fsb"
+    branching: Branching = "babsr"
     fsb_candidates: int = 3  #: FSB re-bounds the top ``k`` of each score
-    batch: int = 8  #: subdomains split per step
+    batch: int = 32  #: subdomains split per step
     #: a subdomain with at most this many unstable ReLUs goes to the MIP (0: only when none is left)
     mip_unstable: int = 0
     mip: bool = True  #: hand subdomains to HiGHS at all (else they stay open)
     mip_time_limit: float = 10.0  #: seconds per subdomain MIP
     highs: HighsOptions = field(default_factory=lambda: HighsOptions(threads=1))
-    intermediate: bool = True  #: recompute the bounds of the layers after a split
+    intermediate: bool = False  #: recompute the bounds of the layers after a split
     #: optimise slopes and split multipliers in torch (α,β-CROWN), certified in numpy
     optimise: bool = True
     iterations: int = ITERATIONS  #: Adam steps of that optimisation per step
@@ -106,6 +106,8 @@ class _Run:
     visited: int = 0
     mip_solves: int = 0
     optimiser: TorchNetwork | None = None
+    #: the parent's optimised parameters of each child not yet optimised (by ``id``): its warm start
+    inherited: dict[int, Parameters | None] = field(default_factory=dict)
 
     def out_of_budget(self) -> bool:
         limit = self.options.max_subdomains
@@ -150,12 +152,13 @@ class _Run:
         for b, sub in enumerate(group):
             for split in sub.splits:
                 signs[split.layer][b, split.neuron] = 1.0 if split.active else -1.0
-        found = self.optimiser.optimise(
-            -self.query.rows.coefficients, lower, upper, signs, self.options.iterations
-        )
+        starts = [self.inherited.get(id(s)) for s in group]
+        self.inherited.clear()
+        rows = -self.query.rows.coefficients
+        found = self.optimiser.optimise(rows, lower, upper, signs, self.options.iterations, starts)
         subs = list(subs)
         for i, params in zip(todo, found, strict=True):
-            subs[i] = self.query.optimised(subs[i], params.slopes, params.terms)
+            subs[i] = self.query.optimised(subs[i], params)
         return subs
 
     def push(self, sub: Subdomain) -> None:
@@ -171,7 +174,11 @@ class _Run:
         for index, sub in enumerate(popped):
             choice = self._choose(sub)
             if choice is not None and sub.depth < self.options.max_depth:
-                children.extend(self.query.children(sub, *choice, self.options.intermediate))
+                pending = self.optimiser is not None  # the optimisation bounds the rows
+                pair = self.query.children(sub, *choice, self.options.intermediate, not pending)
+                for child in pair:
+                    self.inherited[id(child)] = sub.parameters
+                children.extend(pair)
             elif self.decide_by_mip(sub):
                 for other in popped[index:]:  # their bounds still hold for the result's bound
                     self.push(other)
@@ -318,10 +325,7 @@ def branch_and_bound(
     options = options or BabOptions()
     if network.layers[-1].activation != "identity":
         raise PrunemipError("branch and bound needs an identity output layer")
-    if bounds is None:
-        bounds = linear_bounds(network, region)
-    if options.optimise:
-        bounds = _alpha_bounds(network, region, bounds)
+    bounds = root_bounds(network, region, bounds, options)
     query = Query(network, region, rows)
     run = _Run(query, options, start + options.time_limit)
     if options.optimise:
@@ -337,9 +341,27 @@ def branch_and_bound(
     return run.result("open" if run.unresolved else "refuted", start)
 
 
-def _alpha_bounds(network: Network, region: InputRegion, bounds: NeuronBounds) -> NeuronBounds:
-    """α-CROWN's intermediate bounds for the root, on one torch thread (its products are small:
-    more threads only contend)."""
+def root_bounds(
+    network: Network, region: InputRegion, bounds: NeuronBounds | None, options: BabOptions
+) -> NeuronBounds:
+    """The bounds branch and bound starts from: ``bounds`` (default: the linear ones), tightened
+    by α-CROWN when ``options.optimise`` and no α stage ran yet, on one torch thread (its
+    products are small: more threads only contend). Callers with several queries over one
+    region compute them once.
+
+    Args:
+        network: the network.
+        region: the input region.
+        bounds: sound bounds over ``region``, or ``None``.
+        options: the search's options.
+
+    Returns:
+        Sound bounds over ``region``.
+    """
+    if bounds is None:
+        bounds = linear_bounds(network, region)
+    if not options.optimise or any(stage.method == "alpha" for stage in bounds.stages):
+        return bounds
     import torch
 
     threads = torch.get_num_threads()

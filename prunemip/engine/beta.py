@@ -77,6 +77,7 @@ class TorchNetwork:
         upper: Sequence[np.ndarray],
         signs: Sequence[np.ndarray],
         iterations: int = ITERATIONS,
+        starts: Sequence[Parameters | None] | None = None,
     ) -> list[Parameters]:
         """Slopes and split multipliers that minimise each row's bound, per subdomain.
 
@@ -86,6 +87,8 @@ class TorchNetwork:
             upper: the upper bounds likewise.
             signs: per layer, ``+1`` (active split), ``−1`` (inactive split) or 0, ``(batch, n_layer)``.
             iterations: Adam steps.
+            starts: per subdomain, parameters to start from (its parent's: a warm start, as
+                α,β-CROWN's), or ``None`` for CROWN's slopes and ``β = 0``.
 
         Returns:
             One :class:`Parameters` per subdomain.
@@ -103,12 +106,13 @@ class TorchNetwork:
             mask = (lower[k] < 0.0) & (upper[k] > 0.0)
             if mask.any():
                 unstable[k] = self._tensor(mask)[:, None, :].bool()
-                start = lines[k][2].expand(batch, rows, -1).clone()
-                alpha[k] = start.requires_grad_(True)
+                crown = np.broadcast_to(slope_low[:, None, :], (batch, rows, layers[k].n_out))
+                alpha[k] = self._tensor(_started(crown, starts, k, "slopes")).requires_grad_(True)
             if np.any(signs[k]):
                 split_sign[k] = self._tensor(signs[k])[:, None, :]
-                beta[k] = torch.zeros(batch, rows, layers[k].n_out, dtype=torch.float64, device=self.device)
-                beta[k].requires_grad_(True)
+                zero = np.zeros((batch, rows, layers[k].n_out))
+                magnitude = np.abs(_started(zero, starts, k, "terms")) * (signs[k][:, None, :] != 0)
+                beta[k] = self._tensor(magnitude).requires_grad_(True)
         C = self._tensor(coefficients)
 
         def bound() -> torch.Tensor:
@@ -157,6 +161,18 @@ class TorchNetwork:
             )
             for b in range(batch)
         ]
+
+
+def _started(
+    default: np.ndarray, starts: Sequence[Parameters | None] | None, layer: int, name: str
+) -> np.ndarray:
+    """``default`` (batch, rows, n) with each subdomain's start values of ``name`` at ``layer``."""
+    values = np.array(default, dtype=np.float64)
+    for b, start in enumerate(starts or ()):
+        given = None if start is None else getattr(start, name)[layer]
+        if given is not None:
+            values[b] = given
+    return values
 
 
 def _adam(

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from prunemip.encoders.bounds.linear import backward_bound
+from prunemip.engine.beta import Parameters
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
@@ -127,7 +128,8 @@ class Subdomain:
 
     ``value`` is a proven lower bound of ``v(x) = max_k (c_k·f(x) − d_k)`` over the subdomain
     (``inf`` when it is empty). ``babsr``/``intercept`` hold the branching scores per layer
-    (0 at stable neurons), ``points`` the concretisation points of the rows' bounds.
+    (0 at stable neurons), ``points`` the concretisation points of the rows' bounds and
+    ``parameters`` the optimised slopes and split terms its row bounds used (if any).
     """
 
     splits: tuple[Split, ...]
@@ -139,6 +141,7 @@ class Subdomain:
     babsr: tuple[np.ndarray, ...]
     intercept: tuple[np.ndarray, ...]
     points: np.ndarray
+    parameters: Parameters | None = None
 
     @property
     def depth(self) -> int:
@@ -191,6 +194,7 @@ class Query:
         lower: Sequence[np.ndarray],
         upper: Sequence[np.ndarray],
         start_layer: int,
+        rows: bool = True,
     ) -> Subdomain:
         """Bound the subdomain ``splits`` whose bounds ``lower``/``upper`` hold on it for layers
         ``< start_layer`` (the layers from ``start_layer`` on are recomputed, see the module).
@@ -200,6 +204,7 @@ class Query:
             lower: pre-activation lower bounds per layer, splits clamped.
             upper: the upper bounds likewise.
             start_layer: the first layer whose bounds to recompute (``len(layers)`` for none).
+            rows: bound the rows too; else leave them unbounded (``−inf``) for :meth:`optimised`.
 
         Returns:
             The bounded subdomain.
@@ -217,6 +222,8 @@ class Query:
             lows[k], highs[k] = self.tightened(lows, highs, k, neurons)
             if np.any(lows[k] > highs[k]):
                 return self._empty(splits, lows, highs)
+        if not rows:
+            return self._unbounded(splits, tuple(lows), tuple(highs))
         return self._with_rows(splits, tuple(lows), tuple(highs))
 
     def tightened(
@@ -245,29 +252,26 @@ class Query:
         high[neurons] = np.where(np.isfinite(up), np.minimum(high[neurons], up), high[neurons])
         return low, high
 
-    def optimised(
-        self, sub: Subdomain, slopes: Sequence[np.ndarray | None], terms: Sequence[np.ndarray | None]
-    ) -> Subdomain:
+    def optimised(self, sub: Subdomain, parameters: Parameters) -> Subdomain:
         """``sub`` with its rows re-bounded under optimised lower slopes and split terms (from
         :mod:`~prunemip.engine.beta`), each row keeping the better of both sound bounds.
 
         Args:
             sub: a bounded subdomain.
-            slopes: per layer, lower slopes per row (or ``None``).
-            terms: per layer, split terms ``β s`` per row (or ``None``); nonzero only at ``sub``'s splits.
+            parameters: per layer, lower slopes per row and split terms ``β s`` per row (nonzero
+                only at ``sub``'s splits).
 
         Returns:
-            The re-bounded subdomain.
+            The re-bounded subdomain, holding ``parameters``.
         """
-        return self._with_rows(sub.splits, sub.lower, sub.upper, slopes, terms, sub.row_lower)
+        return self._with_rows(sub.splits, sub.lower, sub.upper, parameters, sub.row_lower)
 
     def _with_rows(
         self,
         splits: tuple[Split, ...],
         lower: tuple[np.ndarray, ...],
         upper: tuple[np.ndarray, ...],
-        slopes: Sequence[np.ndarray | None] | None = None,
-        terms: Sequence[np.ndarray | None] | None = None,
+        parameters: Parameters | None = None,
         floor: np.ndarray | None = None,
     ) -> Subdomain:
         """The rows' lower bounds over the subdomain (at least ``floor``), its value, scores
@@ -276,6 +280,7 @@ class Query:
         last = len(self.network.layers) - 1
         C = -self.rows.coefficients
         with np.errstate(over="ignore", invalid="ignore"):
+            slopes, terms = (None, None) if parameters is None else (parameters.slopes, parameters.terms)
             result = backward_bound(self.network, self.region, last, C, lower, upper, slopes, terms)
         row_lower = np.where(np.isfinite(result.upper), -result.upper, -np.inf)
         if floor is not None:
@@ -294,17 +299,33 @@ class Query:
             babsr,
             intercept,
             points,
+            parameters,
         )
 
     def _empty(
         self, splits: tuple[Split, ...], lower: Sequence[np.ndarray], upper: Sequence[np.ndarray]
     ) -> Subdomain:
+        """A subdomain its bounds prove empty: refuted, every row bound ``+inf``."""
+        return self._constant(splits, lower, upper, np.inf)
+
+    def _unbounded(
+        self, splits: tuple[Split, ...], lower: Sequence[np.ndarray], upper: Sequence[np.ndarray]
+    ) -> Subdomain:
+        """A subdomain whose rows are not bounded yet (every row bound ``−inf``)."""
+        return self._constant(splits, lower, upper, -np.inf)
+
+    def _constant(
+        self,
+        splits: tuple[Split, ...],
+        lower: Sequence[np.ndarray],
+        upper: Sequence[np.ndarray],
+        value: float,
+    ) -> Subdomain:
         zeros = tuple(np.zeros(lo.size) for lo in lower)
-        rows = self.rows.rhs.size
+        row_lower = np.full(self.rows.rhs.size, value)
         empty = np.zeros((0, self.region.size))
-        return Subdomain(
-            splits, tuple(lower), tuple(upper), np.full(rows, np.inf), np.inf, True, zeros, zeros, empty
-        )
+        refuted = self.rows.refutes(row_lower)
+        return Subdomain(splits, tuple(lower), tuple(upper), row_lower, value, refuted, zeros, zeros, empty)
 
     def _scores(
         self,
@@ -339,7 +360,7 @@ class Query:
 
     # ------------------------------------------------------------------ branching
     def children(
-        self, parent: Subdomain, layer: int, neuron: int, intermediate: bool = True
+        self, parent: Subdomain, layer: int, neuron: int, intermediate: bool = True, rows: bool = True
     ) -> tuple[Subdomain, Subdomain]:
         """The two subdomains of splitting ``neuron`` of ``layer``: active, then inactive.
 
@@ -350,13 +371,14 @@ class Query:
             layer: the layer of the neuron.
             neuron: the neuron, unstable in ``parent``.
             intermediate: recompute the later layers' bounds (else only the split is clamped).
+            rows: bound the rows (else leave them to :meth:`optimised`).
 
         Returns:
             The bounded children.
         """
         start = layer + 1 if intermediate else len(self.network.layers)
         return tuple(  # type: ignore[return-value]
-            self.bound((*parent.splits, Split(layer, neuron, active)), low, high, start)
+            self.bound((*parent.splits, Split(layer, neuron, active)), low, high, start, rows)
             for active, low, high in self._clamped(parent, layer, neuron)
         )
 

@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
 from scipy.optimize import linprog
@@ -14,7 +15,7 @@ from scipy.optimize import linprog
 from prunemip.encoders.bounds.linear import linear_bounds
 from prunemip.encoders.mip_model import NeuronStatus
 from prunemip.engine.bab import BabOptions, branch_and_bound, subdomain_model
-from prunemip.engine.beta import TorchNetwork
+from prunemip.engine.beta import Parameters, TorchNetwork
 from prunemip.engine.subdomains import OutputRows, Query, Split, Subdomain
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
@@ -350,11 +351,10 @@ def test_split_multipliers_and_slopes_keep_the_row_bounds_sound(network, seed, n
             [hi[None, :] for hi in sub.upper],
             [s[None, :] for s in signs],
         )[0]
-        slopes, terms = params.slopes, params.terms
     else:
         slopes = [rng.random((1, lo.size)) for lo in sub.lower]
-        terms = [rng.exponential(2.0, (1, s.size)) * s for s in signs]
-    bounded = query.optimised(sub, slopes, terms)
+        params = Parameters(slopes, [rng.exponential(2.0, (1, s.size)) * s for s in signs])
+    bounded = query.optimised(sub, params)
     assert np.all(bounded.row_lower >= sub.row_lower)
     points = sample_region(region, rng, 2000)
     inside = in_subdomain(network, points, sub.splits)
@@ -363,3 +363,28 @@ def test_split_multipliers_and_slopes_keep_the_row_bounds_sound(network, seed, n
         network.forward(points[inside]) @ query.rows.coefficients.T if inside.any() else np.zeros((0, 1))
     )
     assert np.all(rows_at >= bounded.row_lower)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_reaches_the_cpu_verdicts(rng):
+    """The torch optimisation on the GPU gives the same verdicts (float64 on both; the bounds
+    are certified in numpy either way)."""
+    network = random_network(rng, [8, 24, 24, 24, 4], weight_scale=2.0, bias_scale=0.1)
+    region = ball_region(network, np.full(8, 0.5), "linf", 0.08)
+    y = network.forward(sample_region(region, rng, 4000))
+    best = float(np.max(y[:, 1] - y[:, 0]))
+    for level in (best, best + 0.5, best + 2.0):
+        rows = margin_row(4, 1, 0, level)
+        verdicts = {
+            device: branch_and_bound(network, region, rows, BabOptions(device=device, time_limit=60.0)).status
+            for device in ("cpu", "cuda")
+        }
+        assert verdicts["cpu"] == verdicts["cuda"], (level, verdicts)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a CUDA device")
+def test_cuda_without_a_device_is_a_one_line_error(rng):
+    network = random_network(rng, [2, 3, 2])
+    region = InputRegion.box(np.zeros(2), np.ones(2))
+    with pytest.raises(PrunemipError, match="cuda"):
+        branch_and_bound(network, region, margin_row(2, 1, 0, 0.0), BabOptions(device="cuda"))
