@@ -29,7 +29,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -352,30 +352,31 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(rows: list[Any]) -> str:
+def markdown_table(rows: list[Any], empty: str = "no rows") -> str:
     """A Markdown table of dataclass rows, one column per field.
 
     Args:
         rows: rows of one dataclass type.
+        empty: what to say when there is no row.
 
     Returns:
-        The table, ending with a newline (``(no rows)`` for none).
+        The table, ending with a newline (``(empty)`` for no row).
     """
     if not rows:
-        return "(no rows)\n"
+        return f"({empty})\n"
     headers = list(asdict(rows[0]))
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_fmt(v) for v in asdict(row).values()) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def _csv_text(rows: list[Any]) -> str:
+def _csv_lines(rows: list[Any], row_type: type) -> list[str]:
+    """The CSV lines of dataclass rows: the header (``row_type``'s fields), even for no row."""
     buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(asdict(rows[0])))
-        writer.writeheader()
-        writer.writerows(asdict(row) for row in rows)
-    return buffer.getvalue()
+    writer = csv.DictWriter(buffer, fieldnames=[column.name for column in fields(row_type)])
+    writer.writeheader()
+    writer.writerows(asdict(row) for row in rows)
+    return buffer.getvalue().splitlines()
 
 
 def _best_lines(rows: list[PooledRow], accuracy_budget: float) -> list[str]:
@@ -393,6 +394,13 @@ def _best_lines(rows: list[PooledRow], accuracy_budget: float) -> list[str]:
             f"median speed-up {row.median_speedup:.3g}×, dense time-outs solved {share}."
         )
     return lines
+
+
+def _no_surrogates(records: list[dict[str, Any]]) -> str:
+    """Why the surrogate table has no row."""
+    if any(record.get("kind") == "surrogate" for record in records):
+        return "every image of the surrogate runs is misclassified by its model"
+    return "no surrogate runs: the study's attack.surrogate is false"
 
 
 def write_report(
@@ -421,13 +429,13 @@ def write_report(
     pooled = summarize_pooled(records, accuracy_budget)
     surrogates = summarize_surrogates(records)
     written = [
-        atomic_write_lines(folder / "summary.csv", _csv_text(rows).splitlines()),
-        atomic_write_lines(folder / "pooled.csv", _csv_text(pooled).splitlines()),
-        atomic_write_lines(folder / "surrogate.csv", _csv_text(surrogates).splitlines()),
+        atomic_write_lines(folder / "summary.csv", _csv_lines(rows, SummaryRow)),
+        atomic_write_lines(folder / "pooled.csv", _csv_lines(pooled, PooledRow)),
+        atomic_write_lines(folder / "surrogate.csv", _csv_lines(surrogates, SurrogateRow)),
     ]
     from prunemip.study.figures import write_figures
 
-    figures = write_figures(records, rows, folder)
+    figures = write_figures(records, rows, folder, accuracy_budget)
     text = [
         f"# Study report: {path}",
         "",
@@ -445,16 +453,14 @@ def write_report(
         "",
         *_best_lines(pooled, accuracy_budget),
         "",
-        markdown_table(pooled),
-    ]
-    if surrogates:
-        text += [
-            "## Surrogate: pruned MIP, incumbents checked on the dense network",
-            "",
-            markdown_table(surrogates),
-        ]
-    text += ["## Figures", ""] + [
-        f"![{figure.stem}]({figure.name})" for figure in figures if figure.suffix == ".png"
+        markdown_table(pooled, "no pruned setting has an attacked image"),
+        "## Surrogate: pruned MIP, incumbents checked on the dense network",
+        "",
+        markdown_table(surrogates, _no_surrogates(records)),
+        "## Figures",
+        "",
+        *(f"![{path.stem}]({path.name})" for path in figures.paths if path.suffix == ".png"),
+        *(f"* `{stem}.png` not drawn: {why}." for stem, why in figures.skipped),
     ]
     written.append(atomic_write_lines(folder / "report.md", text))
-    return written + figures
+    return written + figures.paths
