@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from prunemip.cli.arguments import Parser, examples, nonnegative_float
 from prunemip.errors import PrunemipError
+
+if TYPE_CHECKING:
+    from prunemip.study.config import StudyConfig
+
 
 #: Example command lines of each step: its own ``--help`` shows them, ``experiment --help`` all of them.
 _EXAMPLES = {
@@ -101,10 +107,22 @@ def run(args: argparse.Namespace, console: Console) -> None:
     try:
         summary = run_study(config, out, workers=args.workers, scheduler=args.scheduler, console=console)
     except KeyboardInterrupt:
-        console.print(f"interrupted: finished jobs are in {out / 'results.jsonl'}; run again to resume")
-        raise
+        print(f"prunemip: {_interrupted(config, out)}", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None  # as a shell reports Ctrl-C
     console.print(
         f"{summary.completed} jobs run ({summary.decided} decided, {summary.timeouts} timed out, "
         f"{summary.failed} failed), {summary.skipped} skipped, {summary.seconds:.0f} s; "
         f"next: prunemip experiment report {out / 'results.jsonl'}"
     )
+
+
+def _interrupted(config: StudyConfig, out: Path) -> str:
+    """The one line after Ctrl-C: how many of the study's jobs are done, where, and how to go on."""
+    from prunemip.study.jobs import job_keys
+    from prunemip.study.runner import RESULTS, ResultsLog
+
+    results = ResultsLog(out / RESULTS)
+    keys = job_keys(config)
+    done = len(set(keys) & results.keys())
+    where = f" (in {results.path})" if results.path.exists() else ""
+    return f"interrupted; {done} of {len(keys)} jobs done{where}; run the same command again to resume"

@@ -193,3 +193,18 @@ def solve_jobs(config: StudyConfig, model: ModelJob) -> list[SolveJob]:
         for solver_seed in attack.solver_seeds
         for surrogate in kinds
     ]
+
+
+def job_keys(config: StudyConfig) -> list[str]:
+    """The key of every job of ``config``: its model jobs, then each model's solve jobs.
+
+    Args:
+        config: the study.
+
+    Returns:
+        The keys, as the results file records them.
+    """
+    models = model_jobs(config)
+    return [model.key for model in models] + [
+        job.key for model in models for job in solve_jobs(config, model)
+    ]

@@ -5,7 +5,12 @@
   Tasks carry their inputs (networks, images), so workers need no shared file system.
 * Only the client writes: one JSON line per finished job, flushed and fsynced, plus each
   trained network as ``models/<key>.npz``. A re-run skips every job whose key is already
-  in the results file, so Ctrl-C or a killed worker loses at most the jobs in flight.
+  in the results file, so Ctrl-C loses at most the jobs in flight.
+* A worker that dies takes nothing with it: Dask runs its jobs again elsewhere, and every
+  network a later job needs is a task (a model trained by an earlier run too, not scattered
+  data), so the scheduler can compute it again when every copy was on dead workers.
+* Ctrl-C stops the run between two jobs and closes the cluster; the local workers do not
+  see it (they would each print a traceback), so one line says what happened.
 * A progress bar shows jobs done, solved, timed out and the ETA, and one row per model in
   training shows its step, epoch, test accuracy and ETA, from the workers' epoch events.
   Where the console is not a terminal (a log file, a batch system), each finished job and
@@ -18,12 +23,15 @@ import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -31,10 +39,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from prunemip.data import load_dataset
 from prunemip.model_io import load_network, save_network
 from prunemip.study.config import StudyConfig
-from prunemip.study.jobs import ModelJob, SolveJob, model_jobs, solve_jobs
+from prunemip.study.jobs import ModelJob, SolveJob, job_keys, model_jobs, solve_jobs
 from prunemip.study.tasks import TRAINING_TOPIC, solve_task, train_task
 
 RESULTS = "results.jsonl"
+#: How often the runner looks for finished jobs and for Ctrl-C, in seconds.
+POLL_SECONDS = 0.1
 DECIDED = ("adversarial", "robust", "misclassified")
 
 EpochHook = Callable[[ModelJob, str, dict[str, Any]], None]
@@ -85,7 +95,8 @@ class TrainingRows:
 
     A row shows the training step (``pretrain``, ``finetune``, ...), its epoch out of the
     step's epochs, the last test accuracy and seconds per epoch; it restarts at each new
-    step and goes when the model is done.
+    step and goes when the model is done. A model done already trains again only when the
+    worker holding it died (Dask recomputes what its later jobs need): that gets no row.
     """
 
     def __init__(self, progress: Progress, models: list[ModelJob], on_epoch: EpochHook | None) -> None:
@@ -94,6 +105,7 @@ class TrainingRows:
         self.models = {model.key: model for model in models}
         self.on_epoch = on_epoch
         self.rows: dict[str, tuple[TaskID, str]] = {}
+        self.done: set[str] = set()
 
     def event(self, event: tuple[float, dict[str, Any]]) -> None:
         """Handle one ``(timestamp, message)`` event of :data:`TRAINING_TOPIC`.
@@ -108,21 +120,28 @@ class TrainingRows:
         step, epoch, epochs = str(message["step"]), int(message["epoch"]), int(message["epochs"])
         accuracy = f", test {message['test_accuracy']:.4f}" if "test_accuracy" in message else ""
         stats = f"{step} epoch {epoch}/{epochs}{accuracy}, {message['seconds']:.1f} s/epoch"
+        again = model.key in self.done
         if self.plain:
-            _log_line(self.progress.console, f"train {model.label}: {stats}")
+            lost = " again (the worker holding it died)" if again else ""
+            _log_line(self.progress.console, f"train {model.label}{lost}: {stats}")
+        if not again:
+            self._show(model, step, (epoch, epochs), stats)
+        if self.on_epoch is not None:
+            self.on_epoch(model, step, message)
+
+    def _show(self, model: ModelJob, step: str, epoch: tuple[int, int], stats: str) -> None:
+        """Move ``model``'s row to ``epoch`` (done, of the step's total), starting it or its step anew."""
         row = self.rows.get(model.key)
         if row is None:
             task = self.progress.add_task(
-                f"train {escape(model.label)}", total=epochs, completed=epoch, stats=stats
+                f"train {escape(model.label)}", total=epoch[1], completed=epoch[0], stats=stats
             )
         else:
             task = row[0]
             if row[1] != step:
-                self.progress.reset(task, total=epochs)
-            self.progress.update(task, completed=epoch, stats=stats)
+                self.progress.reset(task, total=epoch[1])
+            self.progress.update(task, completed=epoch[0], stats=stats)
         self.rows[model.key] = (task, step)
-        if self.on_epoch is not None:
-            self.on_epoch(model, step, message)
 
     def finish(self, model: ModelJob) -> None:
         """Remove ``model``'s progress row, if it has one.
@@ -130,6 +149,7 @@ class TrainingRows:
         Args:
             model: the model job that finished.
         """
+        self.done.add(model.key)
         row = self.rows.pop(model.key, None)
         if row is not None:
             self.progress.remove_task(row[0])
@@ -163,17 +183,42 @@ def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
         return
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with contextlib.ExitStack() as stack:
+        with _interrupts_held():
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            stack.enter_context(cluster)
+            client = stack.enter_context(Client(cluster))
         yield client
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Block SIGINT in this thread while a local cluster starts, so that Ctrl-C reaches this process only.
+
+    Threads started meanwhile (the cluster's event loop, the threads that spawn and later
+    restart worker processes) inherit the blocked signal, and so do the worker processes: a
+    terminal's Ctrl-C, sent to the whole process group, then interrupts the client alone, which
+    closes the cluster, rather than every worker printing its own traceback. A Ctrl-C during the
+    start waits until the cluster is up and is raised on leaving, inside the caller's ``with``.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    # Started from a thread that blocks SIGINT, the tracker would unblock it there (bpo-33613).
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _model_record(job: ModelJob, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -223,8 +268,6 @@ def run_study(
     Returns:
         The counts of jobs, skipped, completed, decided, timed out and failed, and the time.
     """
-    from distributed import as_completed
-
     console = console or Console()
     start = time.perf_counter()
     folder = Path(out_dir)
@@ -236,8 +279,7 @@ def run_study(
     images, labels = test.flat()[: config.attack.images], test.labels[: config.attack.images]
 
     models = model_jobs(config)
-    solves = {model.key: solve_jobs(config, model) for model in models}
-    all_keys = [m.key for m in models] + [s.key for jobs in solves.values() for s in jobs]
+    all_keys = job_keys(config)
     summary = RunSummary(jobs=len(all_keys), skipped=sum(key in done for key in all_keys))
     pending_count = summary.jobs - summary.skipped
     console.print(
@@ -248,66 +290,123 @@ def run_study(
         summary.seconds = time.perf_counter() - start
         return summary
 
-    with dask_client(workers, scheduler) as client, _progress(console) as progress:
+    with (
+        _deferred_interrupts() as interrupted,
+        dask_client(workers, scheduler) as client,
+        _progress(console) as progress,
+    ):
         bar = progress.add_task("jobs", total=pending_count, stats="")
         training = TrainingRows(progress, models, on_epoch)
         client.subscribe_topic(TRAINING_TOPIC, training.event)
-        networks: dict[str, Any] = {}
-        futures: dict[Any, tuple[str, Any]] = {}
-        for model in models:
-            path = folder / "models" / f"{model.key}.npz"
-            if model.key in done and path.exists():
-                networks[model.key] = client.scatter(load_network(path))
-                continue
+        futures = _submit(client, config, folder, done, (images, labels))
+        for future in _as_finished(list(futures), interrupted):
+            kind, payload = futures.pop(future)
+            if kind == "model":
+                training.finish(payload)
+            record = _record_of(future, kind, payload, folder, console)
+            if record is None:
+                summary.failed += 1
+            else:
+                log.append(record)
+                summary.completed += 1
+                status = record.get("status")
+                summary.decided += status in DECIDED
+                summary.timeouts += status == "timeout"
+                if on_record is not None:
+                    on_record(record)
+                if not console.is_terminal:
+                    count = f"[{summary.completed + summary.failed}/{pending_count}]"
+                    _log_line(console, f"{count} {_finished(kind, payload, record)}")
+            progress.update(
+                bar,
+                advance=1,
+                stats=f"solved {summary.decided}, timed out {summary.timeouts}, failed {summary.failed}",
+            )
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _submit(
+    client: Any, config: StudyConfig, folder: Path, done: set[str], test: tuple[np.ndarray, np.ndarray]
+) -> dict[Any, tuple[str, Any]]:
+    """Submit every job of ``config`` not in ``done``: each model's training, then its attacks.
+
+    A model trained by an earlier run is loaded from ``models/`` and handed to the cluster as a
+    task of its own rather than scattered, so that the scheduler can compute it again when the
+    worker holding it dies (scattered data would be lost with it, and every attack on it).
+
+    Returns:
+        Each job's future, with ``("model", model job)`` or ``("solve", (job, model, label))``.
+    """
+    images, labels = test
+    networks: dict[str, Any] = {}
+    futures: dict[Any, tuple[str, Any]] = {}
+    for model in model_jobs(config):
+        path = folder / "models" / f"{model.key}.npz"
+        if model.key in done and path.exists():
+            networks[model.key] = client.submit(_same, load_network(path), key=f"network-{model.key}")
+        else:
             dense = None if model.is_dense else networks[model.dense_job().key]
             trained = client.submit(train_task, model, dense, key=f"train-{model.key}", pure=False)
             networks[model.key] = client.submit(_first, trained, key=f"network-{model.key}", pure=False)
             futures[trained] = ("model", model)
-        by_key = {model.key: model for model in models}
-        for model in models:
-            for job in solves[model.key]:
-                if job.key in done:
-                    continue
-                x0, label = images[job.image], int(labels[job.image])
-                if job.surrogate:
-                    args = (networks[model.key], networks[job.dense_key], x0, label, job)
-                    future = client.submit(_surrogate, *args, key=f"solve-{job.key}", pure=False)
-                else:
-                    future = client.submit(
-                        solve_task, networks[model.key], x0, label, job, key=f"solve-{job.key}"
-                    )
-                futures[future] = ("solve", (job, by_key[model.key], label))
-
-        try:
-            for future in as_completed(list(futures)):
-                kind, payload = futures.pop(future)
-                if kind == "model":
-                    training.finish(payload)
-                record = _record_of(future, kind, payload, folder, console)
-                if record is None:
-                    summary.failed += 1
-                else:
-                    log.append(record)
-                    summary.completed += 1
-                    status = record.get("status")
-                    summary.decided += status in DECIDED
-                    summary.timeouts += status == "timeout"
-                    if on_record is not None:
-                        on_record(record)
-                    if not console.is_terminal:
-                        count = f"[{summary.completed + summary.failed}/{pending_count}]"
-                        _log_line(console, f"{count} {_finished(kind, payload, record)}")
-                progress.update(
-                    bar,
-                    advance=1,
-                    stats=f"solved {summary.decided}, timed out {summary.timeouts}, failed {summary.failed}",
+        for job in solve_jobs(config, model):
+            if job.key in done:
+                continue
+            x0, label = images[job.image], int(labels[job.image])
+            if job.surrogate:
+                args = (networks[model.key], networks[job.dense_key], x0, label, job)
+                future = client.submit(_surrogate, *args, key=f"solve-{job.key}", pure=False)
+            else:
+                future = client.submit(
+                    solve_task, networks[model.key], x0, label, job, key=f"solve-{job.key}"
                 )
-        except KeyboardInterrupt:
-            for future in futures:
-                future.cancel()
-            raise
-    summary.seconds = time.perf_counter() - start
-    return summary
+            futures[future] = ("solve", (job, model, label))
+    return futures
+
+
+def _as_finished(futures: list[Any], interrupted: Callable[[], bool]) -> Iterator[Any]:
+    """The futures as they finish; Ctrl-C (see :func:`_deferred_interrupts`) raises
+    ``KeyboardInterrupt`` here, between two jobs, within :data:`POLL_SECONDS`."""
+    from distributed import as_completed
+
+    queue = as_completed(futures)
+    while not queue.is_empty():
+        if interrupted():
+            raise KeyboardInterrupt
+        batch = queue.next_batch(block=False)
+        if not batch:
+            time.sleep(POLL_SECONDS)
+        yield from batch
+
+
+@contextlib.contextmanager
+def _deferred_interrupts() -> Iterator[Callable[[], bool]]:
+    """Turn the first Ctrl-C into a request the runner acts on between jobs; a second one interrupts at once.
+
+    A ``KeyboardInterrupt`` raised inside one of Dask's blocking calls (a submit, a result)
+    leaves the client's event loop with a half-cancelled call that logs tracebacks; raised by
+    :func:`_as_finished` instead, it lets the runner cancel the jobs in flight and close the
+    cluster cleanly. Off the main thread (where signal handlers cannot be set) Ctrl-C is left alone.
+
+    Yields:
+        Whether Ctrl-C was pressed.
+    """
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+
+    def request(signum: int, frame: Any) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = signal.signal(signal.SIGINT, request)
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _log_line(console: Console, text: str) -> None:
@@ -328,6 +427,10 @@ def _finished(kind: str, payload: Any, record: dict[str, Any]) -> str:
 
 def _first(pair: tuple[Any, Any]) -> Any:
     return pair[0]
+
+
+def _same(network: Any) -> Any:
+    return network
 
 
 def _surrogate(pruned: Any, dense: Any, x0: Any, label: int, job: SolveJob) -> dict[str, Any]:

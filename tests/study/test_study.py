@@ -18,7 +18,7 @@ from prunemip import InputSpec, Network
 from prunemip.errors import PrunemipError
 from prunemip.pruning.config import parse_arch
 from prunemip.study.config import load_config, parse_config
-from prunemip.study.jobs import model_jobs, solve_jobs
+from prunemip.study.jobs import job_keys, model_jobs, solve_jobs
 from prunemip.study.report import (
     best_within_budget,
     shifted_geometric_mean,
@@ -27,6 +27,7 @@ from prunemip.study.report import (
     write_report,
 )
 from prunemip.study.runner import ResultsLog, run_study
+from tests.study.conftest import BIN, wait_for
 
 TINY = """
 name = "tiny"
@@ -248,10 +249,76 @@ def test_pooled_table_judges_settings_within_the_accuracy_budget(tmp_path):
     assert "2x8: no pruned setting within 0.5 points of dense" in report
 
 
+def test_a_report_with_nothing_to_plot_says_so_and_writes_csv_headers(tmp_path):
+    """No pruned model attacked, no adversarial example: the figures without data are left out
+    (an older copy too) and report.md says why; empty tables are CSV headers, not empty files."""
+    misclassified = solve_record("dense", 0.0, 1, "misclassified", 0.0, found=True)
+    misclassified |= {"x0": [0.5] * 4, "x_adv": [0.5] * 4}  # the clean image is its own witness
+    records = [
+        model_record("dense", 0.0, 0.9),
+        model_record("magnitude", 0.9, 0.88),
+        solve_record("dense", 0.0, 0, "robust", 2.0),
+        misclassified,
+        solve_record("magnitude", 0.9, 1, "misclassified", 0.0),
+    ]
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "adversarial_examples.png").write_bytes(b"an earlier report's figure")
+    written = write_report(path)
+    folder = tmp_path / "report"
+    assert all(p.stat().st_size > 0 for p in written)
+    assert [p.name for p in folder.glob("*.png")] == ["accuracy_vs_sparsity.png"]  # the one with data
+    assert (folder / "pooled.csv").read_text().startswith("architecture,method,sparsity,accuracy_drop,")
+    assert len((folder / "pooled.csv").read_text().splitlines()) == 1
+    assert (folder / "surrogate.csv").read_text().splitlines() == [
+        "architecture,perturbation,method,sparsity,instances,found_for_dense,median_seconds_to_found,dense_found"
+    ]
+    report = (folder / "report.md").read_text()
+    assert "(no surrogate runs: the study's attack.surrogate is false)" in report
+    for stem in ("solve_time_vs_sparsity", "speedup_vs_accuracy_drop"):
+        assert f"* `{stem}.png` not drawn: no pruned setting has " in report
+    assert "* `adversarial_examples.png` not drawn: no attack found an adversarial example" in report
+
+
+def test_figures_show_real_attacks_and_say_when_a_panel_is_empty(tmp_path):
+    from prunemip.study.figures import _examples_plot, _line_plot, _speedup_plot
+
+    adversarial = solve_record("dense", 0.0, 0, "adversarial", 1.0, found=True) | {"norm": "linf"}
+    adversarial |= {"x0": [0.5] * 4, "x_adv": [0.55, 0.45, 0.5, 0.5], "label": 3, "target": 5}
+    misclassified = solve_record("dense", 0.0, 1, "misclassified", 0.0, found=True)
+    misclassified |= {"x0": [0.5] * 4, "x_adv": [0.5] * 4, "label": 1, "target": 7}
+    examples = _examples_plot([misclassified, adversarial])
+    assert len(examples.axes) == 3  # one row: the misclassified clean image is no example
+    assert [axis.get_title() for axis in examples.axes] == [
+        "clean: label 3",
+        "adversarial: class 5 wins",
+        "difference, ‖δ‖∞ = 0.05",
+    ]
+
+    def on_ball(record, perturbation):
+        return record | {"perturbation": perturbation, "key": record["key"] + perturbation}
+
+    records = [model_record("dense", 0.0, 0.9), model_record("magnitude", 0.9, 0.89)]
+    for ball in ("Linf=0.05", "L1=5"):
+        records += [on_ball(solve_record("dense", 0.0, i, "timeout", 100.0), ball) for i in range(2)]
+    records += [on_ball(solve_record("magnitude", 0.9, i, "robust", 1.0), "Linf=0.05") for i in range(2)]
+    records += [on_ball(solve_record("magnitude", 0.9, i, "misclassified", 0.0), "L1=5") for i in range(2)]
+    rows = summarize(records)
+    times = _line_plot(rows, "sgm_seconds", "time (s)", True, "no attacked image")
+    l1, linf = times.axes
+    assert [text.get_text() for text in l1.texts] == ["no attacked image"] and not l1.lines
+    assert len(linf.lines) == 1 and linf.get_ylabel() == "time (s)"
+    speedup = _speedup_plot(rows, 1.5)
+    labels = [text.get_text() for text in speedup.axes[0].get_legend().get_texts()]
+    assert labels == ["Linf=0.05", "accuracy budget (1.5 points)"]
+    assert [text.get_text() for text in speedup.axes[0].texts] == ["magnitude 0.9"]
+    assert _speedup_plot([row for row in rows if row.perturbation == "L1=5"], 1.5) is None
+
+
 # ----------------------------------------------------------------------- runner
 def _all_keys(config):
-    models = model_jobs(config)
-    return {m.key for m in models} | {s.key for m in models for s in solve_jobs(config, m)}
+    return set(job_keys(config))
 
 
 def _keys_once(path: Path) -> list[str]:
@@ -351,6 +418,47 @@ def test_a_killed_worker_loses_no_job(tmp_path, shared_cluster):
     rerun = run_study(config, tmp_path / "run", scheduler=cluster.scheduler_address)
     assert sorted(_keys_once(tmp_path / "run" / "results.jsonl")) == sorted(_all_keys(config))
     assert rerun.failed == 0
+
+
+def test_a_resumed_run_survives_losing_every_worker(tmp_path, shared_cluster):
+    """Models trained by an earlier run reach the cluster as tasks (not scattered data), so the
+    scheduler computes them again when every worker holding one dies."""
+    cluster, client = shared_cluster
+    config = tiny_config(tmp_path)
+    results = tmp_path / "run" / "results.jsonl"
+    run_study(config, tmp_path / "run", scheduler=cluster.scheduler_address)
+    models = [line for line in results.read_text().splitlines() if json.loads(line)["kind"] == "model"]
+    results.write_text("\n".join(models) + "\n")  # the models done, every attack still to run
+    killed = []
+
+    def kill_every_worker(record):
+        if not killed:
+            for pid in client.run(os.getpid).values():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    scheduler = cluster.scheduler_address
+    summary = run_study(config, tmp_path / "run", scheduler=scheduler, on_record=kill_every_worker)
+    assert len(killed) == 2 and summary.failed == 0 and summary.skipped == len(models)
+    assert sorted(_keys_once(results)) == sorted(_all_keys(config))
+
+
+def test_ctrl_c_before_the_first_job_is_one_line_naming_no_results_file(tmp_path, start):
+    """Ctrl-C reaches every process of the group, as from a terminal: the local workers ignore
+    it, the client stops and closes them, and says how far the study got."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    out = tmp_path / "run"
+    command = [str(BIN / "prunemip"), "experiment", "run", str(config), "--workers", "1", "--out", str(out)]
+    run = start(command, tmp_path / "run.log")
+    wait_for(lambda: "jobs (2 models)" in (tmp_path / "run.log").read_text(), 120, "the job count")
+    os.killpg(run.pid, signal.SIGINT)
+    assert run.wait(timeout=120) == 130
+    total = len(_all_keys(load_config(config)))
+    assert (tmp_path / "run.err").read_text().splitlines() == [
+        f"prunemip: interrupted; 0 of {total} jobs done; run the same command again to resume"
+    ]
+    assert not (out / "results.jsonl").exists()
 
 
 def test_train_task_routes_post_training_and_from_scratch_methods(tmp_path):
