@@ -113,7 +113,7 @@ def _plot(result: SearchResult, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = result.rows()
-    figure, axis = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    figure, axis = plt.subplots(figsize=(8.5, 4.5), layout="constrained")
     for method, marker in MARKERS.items():
         mine = [r for r in rows if r["method"] == method]
         if mine:
@@ -124,7 +124,7 @@ def _plot(result: SearchResult, path: Path) -> Path:
     axis.step(*zip(*front, strict=True), where="post", color="gray", linewidth=0.8, label="Pareto front")
     floor = 100 * result.dense.accuracy - result.budget
     axis.axhline(
-        floor, color="tab:red", linestyle="--", linewidth=0.8, label=f"budget ({result.budget:g} points)"
+        floor, color="tab:red", linestyle="--", linewidth=0.8, label=f"dense − {result.budget:g} points"
     )
     chosen = next(r for r in rows if r["chosen"])
     point = (chosen["proxy"], 100 * chosen["val_accuracy"])
@@ -145,7 +145,7 @@ def _plot(result: SearchResult, path: Path) -> Path:
     axis.set_xlabel(f"MIP-cost proxy ({result.space.proxy}, linear bounds)")
     axis.set_ylabel("validation accuracy (%)")
     axis.set_title("Candidates: validation accuracy against MIP cost")
-    axis.legend(fontsize=7, loc="lower right")
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
