@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from prunemip.engine.falsify import DEVICES
 from prunemip.errors import PrunemipError
 from prunemip.regions import BALL_NORMS
 from prunemip.solvers.methods import BOUNDS_CHOICES, DEFAULT_BOUNDS, METHODS
@@ -136,6 +137,20 @@ def add_bounds_argument(group: Arguments, purpose: str, default: str = DEFAULT_B
         choices=BOUNDS_CHOICES,
         default=default,
         help=f"{purpose} ({methods}; default {default}{reason})".replace("%", "%%"),
+    )
+
+
+def add_device_argument(group: Arguments) -> None:
+    """``--device``: where the batched falsification runs (cpu, or cuda where torch sees a GPU).
+
+    Args:
+        group: the parser or argument group to add the flag to.
+    """
+    group.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="where the gradient falsification runs: cpu (default) or cuda (same verdicts)",
     )
 
 

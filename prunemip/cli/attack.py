@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 
-from prunemip.cli.arguments import add_instance_arguments, add_solver_arguments, examples, output_file
+from prunemip.cli.arguments import (
+    add_device_argument,
+    add_instance_arguments,
+    add_solver_arguments,
+    examples,
+    output_file,
+)
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 
@@ -81,6 +87,7 @@ def add_attack_parser(commands: Any, formatter: Any) -> None:
     attack.add_argument(
         "--no-pgd", action="store_true", help="skip the quick gradient attack that runs before the MIP"
     )
+    add_device_argument(attack)
     add_solver_arguments(attack)
     attack.add_argument("--json", default="attack.json", help="result file (default attack.json; '' to skip)")
     attack.add_argument(
@@ -153,6 +160,7 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
         formulation=_formulation(args),
         highs=highs,
         pgd=not args.no_pgd,
+        device=args.device,
     )
     result = find_adversarial_example(
         instance.network, instance.x0, instance.label, region, target=args.target, options=options

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from prunemip.cli.arguments import (
     add_bounds_argument,
+    add_device_argument,
     add_trust_pickle,
     examples,
     output_file,
@@ -82,6 +83,7 @@ def add_parser(commands: Any, formatter: Any) -> None:
     )
     verify.add_argument("--seed", type=int, default=0, help="seed of the random falsification and HiGHS (0)")
     add_bounds_argument(verify, "neuron bounds over each input box, as for attack")
+    add_device_argument(verify)
     add_trust_pickle(verify)
 
 
@@ -128,6 +130,7 @@ def _verify_one(
         surrogate_sparsity=args.surrogate_sparsity,
         highs=HighsOptions(threads=1, random_seed=args.seed),
         seed=args.seed,
+        device=args.device,
     )
     return verify(network, prop, timeout, options)
 

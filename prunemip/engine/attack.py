@@ -34,7 +34,7 @@ import numpy as np
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
-from prunemip.engine.falsify import PgdOptions, PgdResult, pgd_attack
+from prunemip.engine.falsify import FalsifyOptions, FalsifyResult, check_device, falsify, margin_rows
 from prunemip.engine.results import (
     MODES,
     AttackResult,
@@ -99,9 +99,10 @@ class AttackOptions:
     formulation: str = DEFAULT_FORMULATION
     highs: HighsOptions = field(default_factory=HighsOptions)
     #: the gradient attack's settings; True: the defaults, seeded with ``highs.random_seed``; False: skip it
-    pgd: PgdOptions | bool = True
+    pgd: FalsifyOptions | bool = True
     #: the least τ of a "robust" proof (margin ≤ −τ); HiGHS's tolerances can raise it
     robust_tolerance: float = ROBUST_TOLERANCE
+    device: str = "cpu"  #: where the gradient attack's torch work runs: cpu, or cuda
 
 
 def find_adversarial_example(
@@ -145,6 +146,7 @@ def find_adversarial_example(
     mode = options.mode
     if mode not in MODES:
         raise PrunemipError(f"unknown mode {mode!r}; choose one of {MODES}")
+    check_device(options.device)
     point = np.asarray(x0, dtype=np.float64).reshape(-1)
     if point.size != network.n_inputs:
         raise PrunemipError(f"the input has {point.size} values but the network takes {network.n_inputs}")
@@ -201,14 +203,14 @@ def find_adversarial_example(
     proven = _linear_margin_bounds(context, bounds, targets) if shortcut else {}
     open_targets = [t for t in targets if proven.get(t, 0.0) > -options.robust_tolerance]
     # 2. The gradient attack on the targets still open; in decide mode an adversarial point ends it.
-    quick = _gradient_attack(context, open_targets, options)
+    quick = _gradient_attack(context, open_targets, starts, options)
     pgd_seconds = 0.0 if quick is None else quick.seconds
-    pgd_margin = None if quick is None or not quick.margins else quick.best_margin
+    pgd_margin = None if quick is None else float(np.max(quick.slacks))
     if quick is not None:
-        by_margin = sorted(quick.margins, key=quick.margins.__getitem__, reverse=True)
-        starts += [quick.points[t] for t in by_margin]
-        if mode == "decide" and by_margin:
-            witness = context.witness(quick.points[by_margin[0]], by_margin[0])
+        by_margin = np.argsort(-quick.slacks, kind="stable")
+        starts += [point for point in (quick.points[i] for i in by_margin) if point is not None]
+        if mode == "decide" and quick.found is not None:
+            witness = context.witness(quick.points[quick.found], open_targets[quick.found])
             if witness.is_adversarial:
                 return decided_early("adversarial", witness, bounds.seconds, pgd_seconds, pgd_margin)
     # 3. Tighter bounds, only while a target is still open, so before any MIP: "alpha", "lp" and
@@ -255,16 +257,32 @@ def find_adversarial_example(
     )
 
 
-def _gradient_attack(context: AttackContext, targets: list[int], options: AttackOptions) -> PgdResult | None:
-    """The gradient attack on ``targets`` until the deadline; None when it is skipped (no
-    target, ``options.pgd`` False, or a region of one point)."""
+def _gradient_attack(
+    context: AttackContext, targets: list[int], starts: list[np.ndarray], options: AttackOptions
+) -> FalsifyResult | None:
+    """The falsifier on the margins of ``targets`` (one conjunction each, in order) from ``starts``
+    until the deadline, stopping at the first adversarial point in decide mode; None when it is
+    skipped (no target, ``options.pgd`` False, or a region of one point)."""
     region = context.region
     if options.pgd is False or not targets or not np.any(region.upper > region.lower):
         return None
     settings = (
-        options.pgd if isinstance(options.pgd, PgdOptions) else PgdOptions(seed=options.highs.random_seed)
+        options.pgd
+        if isinstance(options.pgd, FalsifyOptions)
+        else FalsifyOptions(seed=options.highs.random_seed)
     )
-    return pgd_attack(context.network, region, context.label, targets, settings, deadline=context.deadline)
+    network = context.network
+    conjunctions = [margin_rows(network.n_outputs, context.label, t) for t in targets]
+    return falsify(
+        network,
+        region,
+        conjunctions,
+        settings,
+        starts=starts,
+        deadline=context.deadline,
+        device=options.device,
+        stop_at_first=context.mode == "decide",
+    )
 
 
 def _linear_margin_bounds(

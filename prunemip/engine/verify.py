@@ -3,9 +3,9 @@
 
 Per disjunct (input box ``B``, output constraints ``c_k·y ≤ d_k``), cheapest first:
 
-1. falsification: random points of ``B`` (corners included), then signed-gradient ascent
-   on the smallest slack ``min_k (d_k − c_k·y)`` from the centre and random starts (PGD,
-   Madry et al., ICLR 2018);
+1. falsification (:func:`~prunemip.engine.falsify.falsify`): the disjuncts over one box in
+   one batch, maximising the smallest slack ``min_k (d_k − c_k·y)`` from the centre, random
+   and output-diversified starts by APGD, on a share (:data:`FALSIFY_SHARE`) of the budget;
 2. bounds: the cheap stages of ``bounds`` over ``B`` (up to the linear relaxation), and
    for each constraint a linear-relaxation lower bound of ``c_k·y`` itself (CROWN with the
    specification as the last layer); ``min_B c_k·y > d_k`` rules the disjunct out;
@@ -35,6 +35,8 @@ from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
 from prunemip.encoders.mip_model import MipModel, NameBlock
+from prunemip.engine.falsify import VERIFY_EFFORT, FalsifyOptions, check_device, falsify
+from prunemip.engine.subdomains import OutputRows
 from prunemip.engine.targets import ROBUST_TOLERANCE
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
@@ -47,9 +49,8 @@ from prunemip.solvers.result import SolveStatus
 from prunemip.vnnlib import Disjunct, Property
 
 Verdict = Literal["sat", "unsat", "timeout", "unknown"]
-RANDOM_SAMPLES = 256
-GRADIENT_STARTS = 8  #: the centre and random points of the box
-GRADIENT_STEPS = 50
+#: The fraction of the budget the falsification may spend before bounds and MIPs.
+FALSIFY_SHARE = 0.1
 
 
 @dataclass
@@ -114,6 +115,16 @@ def slack_model(model: MipModel, disjunct: Disjunct) -> MipModel:
     )
 
 
+def _rows(disjunct: Disjunct) -> OutputRows:
+    """The disjunct's output constraints as rows ``C y ≤ d``."""
+    constraints = disjunct.constraints
+    return OutputRows.create(
+        np.array([c.coefficients for c in constraints]),
+        np.array([c.rhs for c in constraints]),
+        np.array([c.strict for c in constraints]),
+    )
+
+
 def _min_slack(disjunct: Disjunct, outputs: np.ndarray) -> float:
     return min(c.slack(outputs) for c in disjunct.constraints)
 
@@ -149,7 +160,6 @@ class _Search:
     prop: Property
     deadline: float
     options: HighsOptions
-    rng: np.random.Generator
     bounds_method: str = DEFAULT_BOUNDS
     found: tuple[np.ndarray, np.ndarray] | None = None
     #: Per :func:`_box_key`: the cheap bounds, and the full bounds with the box's MIP.
@@ -168,47 +178,42 @@ class _Search:
             return True
         return False
 
-    def falsify(self, disjunct: Disjunct) -> bool:
-        """Random points of the box, its centre and corners chosen at random."""
-        n = disjunct.lower.size
-        uniform = self.rng.uniform(disjunct.lower, disjunct.upper, size=(RANDOM_SAMPLES, n))
-        corners = np.where(self.rng.random((RANDOM_SAMPLES, n)) < 0.5, disjunct.lower, disjunct.upper)
-        points = np.vstack([(disjunct.lower + disjunct.upper) / 2, uniform, corners])
-        outputs = self.network.forward(points)
-        for point, output in zip(points, outputs, strict=True):
-            if disjunct.holds(point, output):
-                self.found = (point, output)
-                return True
-        return False
+    def falsify(
+        self, disjuncts: list[Disjunct], options: FalsifyOptions, device: str, deadline: float
+    ) -> str:
+        """Run the falsifier on ``disjuncts``, one batch per distinct input box, until ``deadline``.
 
-    def falsify_by_gradient(self, disjunct: Disjunct) -> bool:
-        """Signed-gradient ascent on ``s(x) = min_k (d_k − c_k·f(x))`` over the box.
+        Args:
+            disjuncts: the property's disjuncts.
+            options: the falsifier's effort.
+            device: where its torch work runs.
+            deadline: a ``time.perf_counter()`` shared by the boxes in turn.
 
-        ``∇s = −c_{k*}ᵀ ∂f/∂x`` for the tightest constraint ``k*``; steps of
-        ``(u − l)·(0.25·(1 − i/N) + 0.01)`` per coordinate, clipped to the box. Every iterate
-        with ``s ≥ 0`` is offered to :meth:`accept`, which decides on the forward pass.
+        Returns:
+            "random" or "gradient" for a point :meth:`accept` kept (a start, or one reached by
+            gradient steps), else "". A disjunct without output constraints holds at its box's
+            centre.
         """
-        if not disjunct.constraints:
-            return False
-        lo, hi = disjunct.lower, disjunct.upper
-        coefficients = np.array([c.coefficients for c in disjunct.constraints])
-        rhs = np.array([c.rhs for c in disjunct.constraints])
-        starts = self.rng.uniform(lo, hi, size=(GRADIENT_STARTS - 1, lo.size))
-        x = np.vstack([(lo + hi) / 2, starts])
-        rows = np.arange(len(x))
-        for step in range(GRADIENT_STEPS + 1):
-            outputs, pre = self.network.forward_with_preactivations(x)
-            slack = rhs - outputs @ coefficients.T
-            for row in np.flatnonzero(np.min(slack, axis=1) >= 0.0):
-                if self.accept(x[row], disjunct):
-                    return True
-            if step == GRADIENT_STEPS or self.remaining() <= 0:
-                return False
-            tightest = np.argmin(slack, axis=1)
-            gradient = self.network.input_gradient(pre, -coefficients[tightest[rows]])
-            size = (hi - lo) * (0.25 * (1.0 - step / GRADIENT_STEPS) + 0.01)
-            x = np.clip(x + size * np.sign(gradient), lo, hi)
-        return False
+        boxes: dict[BoxKey, list[Disjunct]] = {}
+        for disjunct in disjuncts:
+            if not disjunct.constraints and self.accept((disjunct.lower + disjunct.upper) / 2, disjunct):
+                return "random"
+            boxes.setdefault(_box_key(self.network, disjunct), []).append(disjunct)
+        for index, group in enumerate(boxes.values()):
+            share = (deadline - time.perf_counter()) / (len(boxes) - index)
+            region = InputRegion.box(group[0].lower, group[0].upper)
+            conjunctions = [_rows(d) for d in group]
+            result = falsify(
+                self.network,
+                region,
+                conjunctions,
+                options,
+                deadline=time.perf_counter() + share,
+                device=device,
+            )
+            if result.found is not None and self.accept(result.points[result.found], group[result.found]):
+                return "gradient" if result.moved else "random"
+        return ""
 
     def cheap_bounds(self, network: Network, disjunct: Disjunct) -> NeuronBounds:
         """The bounds method's stages up to the linear relaxation (or α-CROWN) over the
@@ -324,7 +329,10 @@ class VerifyOptions:
     #: search a magnitude-pruned copy of this sparsity first (its incumbents checked on the network)
     surrogate_sparsity: float | None = None
     highs: HighsOptions = field(default_factory=lambda: HighsOptions(threads=1))
-    seed: int = 0  #: seed of the random and gradient falsification
+    seed: int = 0  #: seed of the falsification (it replaces ``falsify.seed``)
+    #: the falsifier's effort, on :data:`FALSIFY_SHARE` of the budget at most
+    falsify: FalsifyOptions = VERIFY_EFFORT
+    device: str = "cpu"  #: where the falsifier's torch work runs: cpu, or cuda
 
 
 def verify(
@@ -344,16 +352,10 @@ def verify(
     start = time.perf_counter()
     options = options or VerifyOptions()
     check_sizes(network, prop)
+    check_device(options.device)
     if timeout <= 0:
         raise PrunemipError(f"the timeout must be positive, got {timeout}")
-    search = _Search(
-        network,
-        prop,
-        start + timeout,
-        options.highs,
-        np.random.default_rng(options.seed),
-        options.bounds,
-    )
+    search = _Search(network, prop, start + timeout, options.highs, options.bounds)
 
     def done(verdict: Verdict, stage: str, outcomes: list[str]) -> VerifyResult:
         x, outputs = search.found if search.found is not None else (None, None)
@@ -361,14 +363,10 @@ def verify(
 
     if not prop.disjuncts:
         return done("unsat", "property", [])
-    for disjunct in prop.disjuncts:
-        if not disjunct.constraints and search.accept((disjunct.lower + disjunct.upper) / 2, disjunct):
-            return done("sat", "random", ["sat"])
-        if search.falsify(disjunct):
-            return done("sat", "random", ["sat"])
-    for disjunct in prop.disjuncts:
-        if search.falsify_by_gradient(disjunct):
-            return done("sat", "gradient", ["sat"])
+    falsifier = replace(options.falsify, seed=options.seed)
+    stage = search.falsify(list(prop.disjuncts), falsifier, options.device, start + FALSIFY_SHARE * timeout)
+    if stage:
+        return done("sat", stage, ["sat"])
     open_disjuncts = [
         d for d in prop.disjuncts if not _ruled_out_by_bounds(network, d, search.cheap_bounds(network, d))
     ]

@@ -248,3 +248,52 @@ def test_specification_bound_rules_out_what_output_bounds_cannot():
     prop = parse_vnnlib(_box_property(3, 2, "(>= (- Y_0 Y_1) 0.1)"))
     result = verify(network, prop, 30.0)
     assert result.verdict == "unsat" and result.stage == "bounds"
+
+
+def test_each_input_box_is_falsified_with_its_own_disjuncts(tiny_onnx):
+    """Two disjuncts over two boxes: the first is impossible, the second holds everywhere in its
+    box, so the falsification's point lies in the second box and satisfies that disjunct."""
+    network = load_network(tiny_onnx)
+    left = "(>= X_0 -1.0) (<= X_0 0.0) (>= X_1 -1.0) (<= X_1 1.0)"
+    right = "(>= X_0 0.5) (<= X_0 1.0) (>= X_1 -1.0) (<= X_1 1.0)"
+    body = f"(or (and {left} (>= Y_0 1e9)) (and {right} (<= (- Y_0 Y_1) 1e9)))"
+    prop = parse_vnnlib(HEADER + f"(assert {body})\n")
+    result = verify(network, prop, 30.0)
+    assert result.verdict == "sat" and result.stage in ("random", "gradient")
+    assert 0.5 <= result.x[0] <= 1.0 and -1.0 <= result.x[1] <= 1.0
+    assert prop.disjuncts[1].holds(result.x, network.forward(result.x))
+
+
+def test_a_disjunct_without_output_constraints_holds_at_its_centre(tiny_onnx):
+    network = load_network(tiny_onnx)
+    prop = parse_vnnlib(HEADER + BOX + "(assert (or (and (>= Y_0 1e9)) (and (<= X_0 0.5))))\n")
+    result = verify(network, prop, 30.0)
+    assert result.verdict == "sat" and result.stage == "random"
+    np.testing.assert_array_equal(result.x, [-0.25, 0.0])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where no GPU is present")
+def test_cuda_without_a_gpu_is_a_one_line_error(tiny_onnx, tmp_path, capsys):
+    prop = write(tmp_path, "p.vnnlib", property_text(y0_beats_y1_by(0.0)))
+    assert main(["verify", str(tiny_onnx), str(prop), "--device", "cuda"]) == USER_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cuda" in err[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_cpu_verdicts(tiny_onnx, extremes, tmp_path):
+    network = load_network(tiny_onnx)
+    high, low = extremes["y0_minus_y1"], extremes["y1_minus_y0"]
+    texts = [
+        property_text(y0_beats_y1_by(high - 0.05)),
+        property_text(y0_beats_y1_by(high + 0.05)),
+        property_text(y0_beats_y1_by(high + 0.05), y1_beats_y0_by(low - 0.05)),
+        property_text(y0_beats_y1_by(high + 0.05), y1_beats_y0_by(low + 0.05)),
+    ]
+    for text in texts:
+        prop = parse_vnnlib(text)
+        cpu = verify(network, prop, 30.0)
+        cuda = verify(network, prop, 30.0, VerifyOptions(device="cuda"))
+        assert cpu.verdict == cuda.verdict, text
+        if cuda.verdict == "sat":
+            assert prop.satisfied_by(cuda.x, network.forward(cuda.x))
