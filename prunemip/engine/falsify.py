@@ -2,11 +2,13 @@
 
 The question: is there an ``x`` in the input region ``R`` (a box, or an L∞ or L1 ball ∩ box)
 whose outputs ``y = f(x)`` satisfy a conjunction of rows ``C·y ≤ d`` (``<`` for strict rows)?
-That is the counterexample condition of one VNN-LIB disjunct; an attack on target ``t`` over
-the label ``ℓ`` is the one strict row ``y_ℓ − y_t < 0``, whose slack ``d − C·y`` is the margin
-``y_t − y_ℓ``. The falsifier maximises the smallest slack ``s(x) = min_k (d_k − c_k·f(x))``
-over ``R``, for several conjunctions at once (the disjuncts of a property over one box, the
-targets of an attack): each row of the batch climbs one conjunction's ``s``.
+That is the counterexample condition of one VNN-LIB disjunct
+(:class:`~prunemip.engine.subdomains.OutputRows`, as branch and bound takes it); an attack on
+target ``t`` over the label ``ℓ`` is the one strict row ``y_ℓ − y_t < 0`` (:func:`margin_rows`),
+whose slack ``d − C·y`` is the margin ``y_t − y_ℓ``. The falsifier maximises the smallest
+slack ``s(x) = min_k (d_k − c_k·f(x))`` over ``R``, for several conjunctions at once (the
+disjuncts of a property over one box, the targets of an attack): each row of the batch climbs
+one conjunction's ``s``.
 
 * Starts: the region's centre and any given points, uniform random points
   (:meth:`InputRegion.sample <prunemip.regions.InputRegion.sample>`) and output-diversified
@@ -322,8 +324,9 @@ class _Batch:
         n_random = count - len(fixed)
         x = np.vstack([np.vstack([fixed, region.sample(rng, n_random)]) for _ in range(n_conj)])
         owners = np.repeat(np.arange(n_conj), count)
-        moved = np.tile(np.arange(count) >= count - n_random // 2, n_conj) & (self.options.ods_steps > 0)
-        if np.any(moved) and step > 0.0:
+        diversified = step > 0.0 and self.options.ods_steps > 0
+        moved = np.tile(np.arange(count) >= count - n_random // 2, n_conj) & diversified
+        if np.any(moved):
             weights = rng.uniform(-1.0, 1.0, size=(int(moved.sum()), self.record.network.n_outputs))
             for _ in range(self.options.ods_steps):
                 gradient = self.model.output_gradient(x[moved], weights)
@@ -364,11 +367,8 @@ class _Batch:
             rising += new_value > value
             value = new_value
             better = value > best_value
-            best_x[better], best_value[better], best_gradient[better] = (
-                x[better],
-                value[better],
-                gradient[better],
-            )
+            best_x[better], best_value[better] = x[better], value[better]
+            best_gradient[better] = gradient[better]
             best_moved |= better
             if stop_at_first and np.any(value >= 0.0):
                 rows = np.flatnonzero(value >= 0.0)
