@@ -7,6 +7,9 @@ an entry that is not stored is a pruned weight, and prunemip's own file format k
 the pattern exactly. Inputs are raw (e.g. pixels in [0, 1]): any input normalisation
 ``(x - mean) / std`` is folded into the first layer and only recorded in
 :class:`InputSpec` for provenance, so the MIP's input box is the data's value range.
+
+Slightly over 500 lines on purpose: the representation, its validation and its two
+passes (forward with pre-activations, reverse-mode input gradient) belong together.
 """
 
 from __future__ import annotations
