@@ -171,7 +171,12 @@ def prune_network(
             f"has {train_data.flat().shape[1]} inputs and {len(train_data.classes)} classes"
         )
     config = replace(config, hidden=tuple(network.widths[1:-1]), prune=config.prune.for_trained_model())
-    key = {**config.key(), "source": network_fingerprint(network)}
+    # The fine-tuning length decides the result, so it names the run too (--finetune 1 and 5 differ).
+    key = {
+        **config.key(),
+        "source": network_fingerprint(network),
+        "finetune_epochs": config.prune.finetune_epochs,
+    }
     run = RunDir(runs_dir, key, f"prune-{spec.name}", config.describe())
     log(f"run directory {run.path}")
     ctx = Context(config, train_data, test_data, run, device, network.widths, log, on_epoch, progress)

@@ -296,3 +296,22 @@ def test_regularisers_lower_the_rs_loss(tmp_path, rs_bounds) -> None:
         )
         losses.append(rs_loss(outcome.model.float(), images, 0.05, method=rs_bounds).item())
     assert losses[1] < losses[0]
+
+
+def test_prune_runs_with_other_fine_tuning_lengths_get_their_own_directories(tmp_path):
+    """A run is named by everything that decides its result: fine-tuning 1 or 2 epochs differ."""
+    dense = pipeline.run_training(
+        RunConfig(hidden=(8,), train=TrainConfig(epochs=1)), runs_dir=tmp_path
+    ).network
+    runs = [
+        pipeline.prune_network(
+            dense,
+            RunConfig(
+                hidden=(8,), prune=PruneConfig(method="magnitude", sparsity=0.5, finetune_epochs=epochs)
+            ),
+            runs_dir=tmp_path,
+        )
+        for epochs in (1, 2)
+    ]
+    assert runs[0].run_dir != runs[1].run_dir
+    assert runs[1].summary.trained_steps == ("finetune",)
