@@ -43,6 +43,9 @@ from prunemip.study.jobs import ModelJob, SolveJob, job_keys, model_jobs, solve_
 from prunemip.study.tasks import TRAINING_TOPIC, solve_task, train_task
 
 RESULTS = "results.jsonl"
+#: The log level of Dask in a local cluster: above every level, so silent. The runner reports each
+#: failed job itself; what the workers would add are the complaints of a cluster closed mid-job.
+QUIET = logging.CRITICAL + 1
 #: How often the runner looks for finished jobs and for Ctrl-C, in seconds.
 POLL_SECONDS = 0.1
 DECIDED = ("adversarial", "robust", "misclassified")
@@ -190,7 +193,10 @@ def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                silence_logs=logging.ERROR,
+                # No dashboard; the scheduler's HTTP server (health, metrics) on any free local port,
+                # rather than on 8787 with a warning when another cluster holds it.
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                silence_logs=QUIET,
             )
             stack.enter_context(cluster)
             client = stack.enter_context(Client(cluster))
