@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from prunemip.cli.arguments import add_bounds_argument, examples, positive_float
+from prunemip.cli.arguments import add_bounds_argument, examples, nonnegative_int, positive_float
 from prunemip.regions import BALL_NORMS
 
 
@@ -39,7 +39,19 @@ def add_parser(commands: Any, formatter: Any) -> None:
     demo.add_argument("--norm", choices=BALL_NORMS, default="linf", help="ball norm (linf)")
     demo.add_argument("--eps", type=float, default=0.05, help="ball radius (0.05)")
     demo.add_argument("--mode", choices=("decide", "optimize"), default="decide", help="MIP mode (decide)")
-    demo.add_argument("--time-limit", type=positive_float, default=10.0, help="seconds per attack (10)")
+    demo.add_argument(
+        "--time-limit",
+        type=positive_float,
+        default=600.0,
+        help="seconds per attack, a backstop far above what the default attacks take (600)",
+    )
+    demo.add_argument(
+        "--node-limit",
+        type=nonnegative_int,
+        default=500,
+        help="branch-and-bound nodes per MIP; unlike a time limit, it stops HiGHS at the same point "
+        "on any machine (500)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="seed of data split, training and HiGHS (0)")
     demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device (cpu)")
     add_bounds_argument(
@@ -73,6 +85,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         radius=args.eps,
         mode=args.mode,
         time_limit=args.time_limit,
+        node_limit=args.node_limit,
         seed=args.seed,
         device=args.device,
         bounds=args.bounds,
