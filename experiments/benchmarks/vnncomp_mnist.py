@@ -7,21 +7,29 @@ to ONNX; for each, 15 test images and L∞ ε ∈ {0.03, 0.05}: the property is 
 is ≥ the true class's" (one disjunct per class). Time limits: 120 s (2 layers), 300 s (4, 6).
 
 Every instance is run through ``prunemip verify``'s engine with and without the pruned
-surrogate. Wrong answers are checked two ways: every ``sat`` witness is re-run through the
-ONNX-loaded network's forward pass against the property, and every ``unsat`` on the 2-layer
-network is cross-checked by prunemip's adversarial search (a different MIP: the margin
-objective per target, optimize mode), which must not find an example.
+surrogate (``--no-surrogate``: without only), once per branch-and-bound share of the budget
+given (``--bab-share``, ``VerifyOptions.bab_share``; 0 turns branch and bound off), in
+``--workers`` processes. Wrong answers are checked two ways: every ``sat`` witness is re-run
+through the ONNX-loaded network's forward pass against the property, and every ``unsat`` on
+the 2-layer network is cross-checked by prunemip's adversarial search (a different MIP: the
+margin objective per target, optimize mode), which must not find an example.
 
     python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist            # the full set
     python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist --quick    # minutes
+    python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist \
+        --timeout-scale 0.25 --no-surrogate --bab-share 0 0.5 --workers 8   # with and without BaB
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import multiprocessing
 import sys
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +63,58 @@ def train_and_export(depth: int, width: int, epochs: int, folder: Path, data_dir
     return path
 
 
+@dataclass(frozen=True)
+class Instance:
+    """One property: a network, an image and ε, with the verify configurations to run on it."""
+
+    onnx: Path
+    depth: int
+    width: int
+    eps: float
+    index: int
+    x0: np.ndarray
+    label: int
+    limit: float
+    configurations: tuple[tuple[float | None, float], ...]  #: (surrogate sparsity, BaB share)
+    out: Path
+
+
+def run_instance(instance: Instance) -> list[dict]:
+    """Verify one instance under every configuration; check every verdict."""
+    network = load_network(instance.onnx)
+    # The ONNX file carries no input range: the cross-check must search the property's
+    # box, the ε-ball intersected with the pixel range [0, 1].
+    pixels = network.with_input_spec(network.input_spec.with_range(0.0, 1.0))
+    name = f"mnist_{instance.depth}x{instance.width}_img{instance.index}_eps{instance.eps:g}.vnnlib"
+    prop_path = instance.out / name
+    prop_path.write_text(robustness_vnnlib(instance.x0, instance.label, instance.eps, 10))
+    prop = load_vnnlib(prop_path)
+    net = f"{instance.depth}x{instance.width}"
+    described = {"net": net, "eps": instance.eps, "image": instance.index, "label": instance.label}
+    rows = []
+    for surrogate, share in instance.configurations:
+        options = VerifyOptions(surrogate_sparsity=surrogate, bab_share=share)
+        result = verify(network, prop, instance.limit, options)
+        wrong = False
+        if result.verdict == "sat":
+            wrong = not prop.satisfied_by(result.x, network.forward(result.x))
+        elif result.verdict == "unsat" and instance.depth <= 2:
+            exact = AttackOptions(mode="optimize", highs=HighsOptions(time_limit=instance.limit, threads=1))
+            check = find_adversarial_example(
+                pixels, instance.x0, instance.label, norm="linf", radius=instance.eps, options=exact
+            )
+            wrong = check.found
+        verdict = {
+            "surrogate": surrogate,
+            "bab_share": share,
+            "verdict": result.verdict,
+            "stage": result.stage,
+        }
+        timing = {"seconds": result.seconds, "limit": instance.limit}
+        rows.append({**described, **verdict, **timing, "wrong": wrong})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,6 +125,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--eps", type=float, nargs="+", default=[0.03, 0.05])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--surrogate-sparsity", type=float, default=0.8)
+    parser.add_argument("--no-surrogate", action="store_true", help="run without the pruned surrogate only")
+    parser.add_argument(
+        "--bab-share",
+        type=float,
+        nargs="+",
+        default=[VerifyOptions().bab_share],
+        help="branch and bound's share of the budget (0: off); each value is one configuration",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="instances verified in parallel processes")
     parser.add_argument("--timeout-scale", type=float, default=1.0, help="multiply the 120/300 s limits")
     parser.add_argument("--out", type=Path, default=Path("runs/vnncomp"))
     parser.add_argument(
@@ -76,45 +145,40 @@ def main(argv: list[str] | None = None) -> dict:
         args.depths, args.width, args.images, args.epochs, args.timeout_scale = [2], 32, 3, 2, 10 / 120
     args.out.mkdir(parents=True, exist_ok=True)
     test = load_dataset("mnist", "test", data_dir=args.data_dir)
+    surrogates = (None,) if args.no_surrogate else (None, args.surrogate_sparsity)
+    configurations = tuple(itertools.product(surrogates, args.bab_share))
+    instances = [
+        Instance(
+            train_and_export(depth, args.width, args.epochs, args.out, args.data_dir),
+            depth,
+            args.width,
+            eps,
+            index,
+            test.flat()[index],
+            int(test.labels[index]),
+            (120.0 if depth <= 2 else 300.0) * args.timeout_scale,
+            configurations,
+            args.out,
+        )
+        for depth in args.depths
+        for eps in args.eps
+        for index in range(args.images)
+    ]
     rows = []
-    for depth in args.depths:
-        onnx_path = train_and_export(depth, args.width, args.epochs, args.out, args.data_dir)
-        network = load_network(onnx_path)
-        # The ONNX file carries no input range: the cross-check must search the property's
-        # box, the ε-ball intersected with the pixel range [0, 1].
-        pixels = network.with_input_spec(network.input_spec.with_range(0.0, 1.0))
-        limit = (120.0 if depth <= 2 else 300.0) * args.timeout_scale
-        for eps in args.eps:
-            for index in range(args.images):
-                x0, label = test.flat()[index], int(test.labels[index])
-                prop_path = args.out / f"mnist_{depth}x{args.width}_img{index}_eps{eps:g}.vnnlib"
-                prop_path.write_text(robustness_vnnlib(x0, label, eps, 10))
-                prop = load_vnnlib(prop_path)
-                instance = {"net": f"{depth}x{args.width}", "eps": eps, "image": index, "label": label}
-                for surrogate in (None, args.surrogate_sparsity):
-                    result = verify(network, prop, limit, VerifyOptions(surrogate_sparsity=surrogate))
-                    wrong = False
-                    if result.verdict == "sat":
-                        wrong = not prop.satisfied_by(result.x, network.forward(result.x))
-                    elif result.verdict == "unsat" and depth <= 2:
-                        exact = AttackOptions(
-                            mode="optimize", highs=HighsOptions(time_limit=limit, threads=1)
-                        )
-                        check = find_adversarial_example(
-                            pixels, x0, label, norm="linf", radius=eps, options=exact
-                        )
-                        wrong = check.found
-                    verdict = {"surrogate": surrogate, "verdict": result.verdict, "stage": result.stage}
-                    timing = {"seconds": result.seconds, "limit": limit}
-                    rows.append({**instance, **verdict, **timing, "wrong": wrong})
-                    print(json.dumps(rows[-1]), flush=True)
-    print("\nnet        eps   surrogate  sat unsat timeout unknown wrong  mean s")
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in pool.map(run_instance, instances):
+            rows.extend(done)
+            for row in done:
+                print(json.dumps(row), flush=True)
+    print("\nnet        eps   surrogate  BaB  sat unsat timeout unknown wrong  mean s")
     summary = []
     for net in dict.fromkeys(r["net"] for r in rows):
         for eps in args.eps:
-            for surrogate in (None, args.surrogate_sparsity):
+            for surrogate, share in configurations:
                 group = [
-                    r for r in rows if r["net"] == net and r["eps"] == eps and r["surrogate"] == surrogate
+                    r
+                    for r in rows
+                    if (r["net"], r["eps"], r["surrogate"], r["bab_share"]) == (net, eps, surrogate, share)
                 ]
                 counts = {
                     v: sum(r["verdict"] == v for r in group) for v in ("sat", "unsat", "timeout", "unknown")
@@ -123,11 +187,12 @@ def main(argv: list[str] | None = None) -> dict:
                 mean = float(np.mean([r["seconds"] for r in group]))
                 label = "-" if surrogate is None else f"{surrogate:g}"
                 print(
-                    f"{net:<10} {eps:<5g} {label:>9} {counts['sat']:>4} {counts['unsat']:>5} "
+                    f"{net:<10} {eps:<5g} {label:>9} {share:>4g} {counts['sat']:>4} {counts['unsat']:>5} "
                     f"{counts['timeout']:>7} {counts['unknown']:>7} {wrong:>5} {mean:>7.2f}"
                 )
+                configuration = {"surrogate": surrogate, "bab_share": share}
                 summary.append(
-                    {"net": net, "eps": eps, "surrogate": surrogate, **counts, "wrong": wrong, "mean_s": mean}
+                    {"net": net, "eps": eps, **configuration, **counts, "wrong": wrong, "mean_s": mean}
                 )
     total_wrong = sum(r["wrong"] for r in rows)
     print(

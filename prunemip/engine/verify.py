@@ -9,17 +9,23 @@ Per disjunct (input box ``B``, output constraints ``c_k·y ≤ d_k``), cheapest 
 2. bounds: the cheap stages of ``bounds`` over ``B`` (up to the linear relaxation), and
    for each constraint a linear-relaxation lower bound of ``c_k·y`` itself (CROWN with the
    specification as the last layer); ``min_B c_k·y > d_k`` rules the disjunct out;
-3. the MIP: for a box still open, the expensive stages of ``bounds`` (LP tightening where
+3. branch and bound (:func:`~prunemip.engine.bab.branch_and_bound`) over the unstable
+   ReLUs of each disjunct still open, on ``bab_share`` of the time left, the disjuncts in
+   turn (what one leaves over goes to the next): α,β-CROWN bounds of the constraints per
+   subdomain, certified in numpy, and a checked witness from any subdomain;
+4. the MIP: for a box still open, the expensive stages of ``bounds`` (LP tightening where
    it pays), the same rule-out again, then the MIP encoded with those bounds (bounds and
    encoding once per distinct box): ``max t`` s.t. ``c_k·y + t ≤ d_k`` for every ``k``,
-   ``y = f(x)``, ``x ∈ B`` (``t`` is the smallest slack), in decide mode: stop at an
-   incumbent with ``t > 0`` or once the dual bound proves ``t ≤ −τ`` (τ as for adversarial
-   attacks: at least the slack's sensitivity to HiGHS's tolerances).
+   ``y = f(x)``, ``x ∈ B`` (``t`` is the smallest slack, :mod:`~prunemip.engine.slack`), in
+   decide mode: stop at an incumbent with ``t > 0`` or once the dual bound proves
+   ``t ≤ −τ`` (τ as for adversarial attacks: at least the slack's sensitivity to HiGHS's
+   tolerances).
 
 ``sat`` only for a point whose float64 forward pass satisfies the property exactly;
-``unsat`` only when every disjunct is ruled out by bounds or proved by the original
-network's MIP. With ``surrogate_sparsity`` a magnitude-pruned copy's MIP is searched
-first and its incumbents are checked on the original network (never used for ``unsat``).
+``unsat`` only when every disjunct is ruled out by bounds, refuted by branch and bound or
+proved by the original network's MIP. With ``surrogate_sparsity`` a magnitude-pruned copy's
+MIP is searched first and its incumbents are checked on the original network (never used
+for ``unsat``).
 """
 
 from __future__ import annotations
@@ -29,15 +35,15 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
-from prunemip.encoders.mip_model import MipModel, NameBlock
+from prunemip.encoders.mip_model import MipModel
+from prunemip.engine.bab import BabOptions, branch_and_bound, root_bounds
 from prunemip.engine.falsify import VERIFY_EFFORT, FalsifyOptions, check_device, falsify
+from prunemip.engine.slack import slack_tolerance, with_slack_rows
 from prunemip.engine.subdomains import OutputRows
-from prunemip.engine.targets import ROBUST_TOLERANCE
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.pruning.sparsify import magnitude_prune
@@ -49,6 +55,9 @@ from prunemip.solvers.result import SolveStatus
 from prunemip.vnnlib import Disjunct, Property
 
 Verdict = Literal["sat", "unsat", "timeout", "unknown"]
+#: :attr:`VerifyOptions.bab_share`'s default, measured (experiments/benchmarks/README.md,
+#: ``vnncomp_mnist.py``).
+BAB_SHARE = 0.5
 #: The fraction of the budget the falsification may spend before bounds and MIPs.
 FALSIFY_SHARE = 0.1
 
@@ -89,30 +98,8 @@ def slack_model(model: MipModel, disjunct: Disjunct) -> MipModel:
     Returns:
         The model whose optimum is the smallest slack ``min_k (d_k − c_k·y)``, maximised.
     """
-    n_rows, n_cols = model.n_rows, model.n_cols
-    coefficients = np.array([c.coefficients for c in disjunct.constraints])
-    row_index = np.repeat(np.arange(len(coefficients)), coefficients.shape[1])
-    column_index = np.tile(model.output_columns, len(coefficients))
-    rows = sp.csr_matrix((coefficients.ravel(), (row_index, column_index)), shape=(len(coefficients), n_cols))
-    t_column = sp.csr_matrix(np.vstack([np.zeros((n_rows, 1)), np.ones((len(coefficients), 1))]))
-    matrix = sp.hstack([sp.vstack([model.matrix, rows]), t_column]).tocsc()
-    matrix.eliminate_zeros()
-    objective = np.zeros(n_cols + 1)
-    objective[-1] = 1.0
-    return replace(
-        model,
-        matrix=matrix,
-        row_lower=np.concatenate([model.row_lower, np.full(len(coefficients), -np.inf)]),
-        row_upper=np.concatenate([model.row_upper, [c.rhs for c in disjunct.constraints]]),
-        col_lower=np.append(model.col_lower, -np.inf),
-        col_upper=np.append(model.col_upper, np.inf),
-        integrality=np.append(model.integrality, False),
-        objective=objective,
-        objective_offset=0.0,
-        maximize=True,
-        column_blocks=(*model.column_blocks, NameBlock("slack", np.array([""]))),
-        row_blocks=(*model.row_blocks, NameBlock("property_", np.arange(len(coefficients)))),
-    )
+    rows = _rows(disjunct)
+    return with_slack_rows(model, rows.coefficients, rows.rhs)
 
 
 def _rows(disjunct: Disjunct) -> OutputRows:
@@ -135,13 +122,8 @@ def _start(model: MipModel, disjunct: Disjunct, network: Network, x: np.ndarray)
 
 
 def _proof_tolerance(model: MipModel, disjunct: Disjunct, options: HighsOptions) -> float:
-    """τ for ``t``: ``t`` moves with ``y`` at most as fast as ``max_k |c_k|`` per output."""
-    weights = np.max(np.abs([c.coefficients for c in disjunct.constraints]), axis=0)
-    cost = np.zeros(model.n_cols)
-    cost[model.output_columns] = weights
-    feasibility = options.feasibility_tolerance  # HiGHS's bound on row and integrality violations
-    effect = model.with_objective(cost, maximize=True).tolerance_effect(feasibility, feasibility)
-    return max(ROBUST_TOLERANCE, effect)
+    """τ for ``t`` (:func:`~prunemip.engine.slack.slack_tolerance`)."""
+    return slack_tolerance(model, _rows(disjunct).coefficients, options)
 
 
 BoxKey = tuple[int, bytes, bytes]
@@ -165,6 +147,8 @@ class _Search:
     #: Per :func:`_box_key`: the cheap bounds, and the full bounds with the box's MIP.
     cheap: dict[BoxKey, NeuronBounds] = field(default_factory=dict)
     models: dict[BoxKey, tuple[NeuronBounds, MipModel]] = field(default_factory=dict)
+    #: Per :func:`_box_key`: the bounds branch and bound starts from (the cheap ones, α-tightened).
+    bab_roots: dict[BoxKey, NeuronBounds] = field(default_factory=dict)
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -224,6 +208,26 @@ class _Search:
             region = InputRegion.box(disjunct.lower, disjunct.upper)
             self.cheap[key] = compute_bounds(network, region, method)
         return self.cheap[key]
+
+    def branch_and_bound(self, disjunct: Disjunct, deadline: float, device: str) -> str:
+        """Branch and bound on the disjunct's constraints until ``deadline``: "sat" (a witness
+        :meth:`accept` keeps), "unsat" (refuted) or "timeout"."""
+        budget = deadline - time.perf_counter()
+        identity = self.network.layers[-1].activation == "identity"
+        if budget <= 0.0 or not disjunct.constraints or not identity:
+            return "timeout"
+        region = InputRegion.box(disjunct.lower, disjunct.upper)
+        options = BabOptions(time_limit=budget, highs=self.options, device=device)
+        key = _box_key(self.network, disjunct)
+        if key not in self.bab_roots:
+            cheap = self.cheap_bounds(self.network, disjunct)
+            self.bab_roots[key] = root_bounds(self.network, region, cheap, options)
+        options = replace(options, time_limit=max(deadline - time.perf_counter(), 1e-3))
+        rows = _rows(disjunct)
+        result = branch_and_bound(self.network, region, rows, options, bounds=self.bab_roots[key])
+        if result.status == "found" and self.accept(result.x, disjunct):
+            return "sat"
+        return "unsat" if result.status == "refuted" else "timeout"
 
     def bounds_and_model(
         self, network: Network, disjunct: Disjunct, budget: float
@@ -333,6 +337,9 @@ class VerifyOptions:
     #: the falsifier's effort, on :data:`FALSIFY_SHARE` of the budget at most
     falsify: FalsifyOptions = VERIFY_EFFORT
     device: str = "cpu"  #: where the falsifier's torch work runs: cpu, or cuda
+    #: the share of the time left after the bounds that branch and bound may spend before the
+    #: MIP (0: no branch and bound; 1: the MIP only gets what it leaves over)
+    bab_share: float = BAB_SHARE
 
 
 def verify(
@@ -373,6 +380,21 @@ def verify(
     outcomes = ["unsat (bounds)"] * (len(prop.disjuncts) - len(open_disjuncts))
     if not open_disjuncts:
         return done("unsat", "bounds", outcomes)
+    if options.bab_share > 0.0:
+        deadline = time.perf_counter() + options.bab_share * search.remaining()
+        left = []
+        for index, disjunct in enumerate(open_disjuncts):
+            share = (deadline - time.perf_counter()) / (len(open_disjuncts) - index)
+            outcome = search.branch_and_bound(disjunct, time.perf_counter() + share, options.device)
+            if outcome == "sat":
+                return done("sat", "bab", [*outcomes, "sat"])
+            if outcome == "unsat":
+                outcomes.append("unsat (bab)")
+            else:
+                left.append(disjunct)
+        if not left:
+            return done("unsat", "bab", outcomes)
+        open_disjuncts = left
     if options.surrogate_sparsity is not None:
         surrogate = magnitude_prune(network, options.surrogate_sparsity)
         share = search.remaining() / 2 / len(open_disjuncts)

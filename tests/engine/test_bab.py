@@ -17,11 +17,13 @@ from prunemip.encoders.mip_model import NeuronStatus
 from prunemip.engine.bab import BabOptions, branch_and_bound, subdomain_model
 from prunemip.engine.beta import Parameters, TorchNetwork
 from prunemip.engine.subdomains import OutputRows, Query, Split, Subdomain
+from prunemip.engine.verify import VerifyOptions, verify
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 from prunemip.solvers.highs import solve
 from prunemip.solvers.result import SolveStatus
+from prunemip.vnnlib import Disjunct, OutputConstraint, Property
 from tests.conftest import (
     EXACT,
     ball_region,
@@ -388,3 +390,41 @@ def test_cuda_without_a_device_is_a_one_line_error(rng):
     region = InputRegion.box(np.zeros(2), np.ones(2))
     with pytest.raises(PrunemipError, match="cuda"):
         branch_and_bound(network, region, margin_row(2, 1, 0, 0.0), BabOptions(device="cuda"))
+
+
+# ---------------------------------------------------------------------- in verify
+def margin_property(network: Network, region: InputRegion, level: float, strict: bool = False) -> Property:
+    """The VNN-LIB property "over the box, ``y_1 − y_0 ≥ level``" (``>`` when strict)."""
+    C = np.zeros(network.n_outputs)
+    C[0], C[1] = 1.0, -1.0
+    constraint = OutputConstraint(C, -level, strict, 1)
+    disjunct = Disjunct(region.lower, region.upper, (constraint,))
+    return Property(network.n_inputs, network.n_outputs, (disjunct,), "margin")
+
+
+@given(tiny_networks(max_relus=6), seeds, st.sampled_from([-0.05, 1e-3, 0.05]), st.sampled_from([0.5, 1.0]))
+def test_verify_with_branch_and_bound_agrees_with_brute_force(network, seed, offset, share):
+    """verify with branch and bound in its ladder: "sat" with a witness exactly when brute force
+    reaches the level, "unsat" when it does not (the tiny nets are decided well in time)."""
+    region = make_region(network, np.random.default_rng(seed), "box")
+    level = brute_force_margin(network, region, 1, 0) + offset
+    prop = margin_property(network, region, level)
+    result = verify(network, prop, 30.0, VerifyOptions(bab_share=share, highs=EXACT))
+    event(f"{result.verdict} by {result.stage}")
+    assert result.verdict == ("sat" if offset < 0 else "unsat")
+    if result.verdict == "sat":
+        assert prop.satisfied_by(result.x, network.forward(result.x))
+
+
+def test_verify_refutes_by_branch_and_bound_what_the_bounds_leave(rng):
+    """A 6-16-16-3 net whose margin is just out of reach: the linear bounds leave the disjunct
+    open and branch and bound refutes it before any MIP."""
+    network = random_network(rng, [6, 16, 16, 3], weight_scale=2.0, bias_scale=0.1)
+    region = ball_region(network, np.full(6, 0.5), "linf", 0.15)
+    query = Query(network, region, margin_row(3, 1, 0, 0.0))
+    root = random_subdomains(query, rng, 0)[0]
+    optimum = solve(subdomain_model(query, root).with_margin_objective(1, 0), EXACT).objective
+    prop = margin_property(network, region, optimum + 0.05)
+    result = verify(network, prop, 60.0)
+    assert (result.verdict, result.stage) == ("unsat", "bab"), result
+    assert verify(network, margin_property(network, region, optimum - 0.05), 60.0).verdict == "sat"
