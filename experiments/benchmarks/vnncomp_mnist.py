@@ -28,7 +28,7 @@ import json
 import multiprocessing
 import sys
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,7 @@ def train_and_export(depth: int, width: int, epochs: int, folder: Path, data_dir
 
 @dataclass(frozen=True)
 class Instance:
-    """One property: a network, an image and ε, with the verify configurations to run on it."""
+    """One run: a property (a network, an image and ε) and the verify configuration to run it with."""
 
     onnx: Path
     depth: int
@@ -75,12 +75,13 @@ class Instance:
     x0: np.ndarray
     label: int
     limit: float
-    configurations: tuple[tuple[float | None, float], ...]  #: (surrogate sparsity, BaB share)
+    surrogate: float | None  #: the pruned surrogate's sparsity
+    bab_share: float  #: branch and bound's share of the budget
     out: Path
 
 
-def run_instance(instance: Instance) -> list[dict]:
-    """Verify one instance under every configuration; check every verdict."""
+def run_instance(instance: Instance) -> dict:
+    """Verify one instance under its configuration; check the verdict."""
     network = load_network(instance.onnx)
     # The ONNX file carries no input range: the cross-check must search the property's
     # box, the ε-ball intersected with the pixel range [0, 1].
@@ -91,28 +92,21 @@ def run_instance(instance: Instance) -> list[dict]:
     prop = load_vnnlib(prop_path)
     net = f"{instance.depth}x{instance.width}"
     described = {"net": net, "eps": instance.eps, "image": instance.index, "label": instance.label}
-    rows = []
-    for surrogate, share in instance.configurations:
-        options = VerifyOptions(surrogate_sparsity=surrogate, bab_share=share)
-        result = verify(network, prop, instance.limit, options)
-        wrong = False
-        if result.verdict == "sat":
-            wrong = not prop.satisfied_by(result.x, network.forward(result.x))
-        elif result.verdict == "unsat" and instance.depth <= 2:
-            exact = AttackOptions(mode="optimize", highs=HighsOptions(time_limit=instance.limit, threads=1))
-            check = find_adversarial_example(
-                pixels, instance.x0, instance.label, norm="linf", radius=instance.eps, options=exact
-            )
-            wrong = check.found
-        verdict = {
-            "surrogate": surrogate,
-            "bab_share": share,
-            "verdict": result.verdict,
-            "stage": result.stage,
-        }
-        timing = {"seconds": result.seconds, "limit": instance.limit}
-        rows.append({**described, **verdict, **timing, "wrong": wrong})
-    return rows
+    options = VerifyOptions(surrogate_sparsity=instance.surrogate, bab_share=instance.bab_share)
+    result = verify(network, prop, instance.limit, options)
+    wrong = False
+    if result.verdict == "sat":
+        wrong = not prop.satisfied_by(result.x, network.forward(result.x))
+    elif result.verdict == "unsat" and instance.depth <= 2:
+        exact = AttackOptions(mode="optimize", highs=HighsOptions(time_limit=instance.limit, threads=1))
+        check = find_adversarial_example(
+            pixels, instance.x0, instance.label, norm="linf", radius=instance.eps, options=exact
+        )
+        wrong = check.found
+    configuration = {"surrogate": instance.surrogate, "bab_share": instance.bab_share}
+    verdict = {"verdict": result.verdict, "stage": result.stage}
+    timing = {"seconds": result.seconds, "limit": instance.limit}
+    return {**described, **configuration, **verdict, **timing, "wrong": wrong}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,6 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--depths", type=int, nargs="+", default=[2, 4, 6])
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--images", type=int, default=15)
+    parser.add_argument("--first-image", type=int, default=0, help="index of the first test image")
     parser.add_argument("--eps", type=float, nargs="+", default=[0.03, 0.05])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--surrogate-sparsity", type=float, default=0.8)
@@ -157,19 +152,21 @@ def main(argv: list[str] | None = None) -> dict:
             test.flat()[index],
             int(test.labels[index]),
             (120.0 if depth <= 2 else 300.0) * args.timeout_scale,
-            configurations,
+            surrogate,
+            share,
             args.out,
         )
-        for depth in args.depths
+        for depth in sorted(args.depths, reverse=True)  # the longest runs first
         for eps in args.eps
-        for index in range(args.images)
+        for index in range(args.first_image, args.first_image + args.images)
+        for surrogate, share in configurations
     ]
     rows = []
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for done in pool.map(run_instance, instances):
-            rows.extend(done)
-            for row in done:
-                print(json.dumps(row), flush=True)
+        for done in as_completed([pool.submit(run_instance, instance) for instance in instances]):
+            rows.append(done.result())
+            print(json.dumps(rows[-1]), flush=True)
+    rows.sort(key=lambda r: (args.depths.index(int(r["net"].split("x")[0])), r["eps"], r["image"]))
     print("\nnet        eps   surrogate  BaB  sat unsat timeout unknown wrong  mean s")
     summary = []
     for net in dict.fromkeys(r["net"] for r in rows):
