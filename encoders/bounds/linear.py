@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -382,33 +382,66 @@ def _optimised_slopes(
             const = const + positive @ intercept
         return const + Lam @ biases[0] + region.support_torch(Lam @ weights[0])
 
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    moments = {m: (torch.zeros_like(a), torch.zeros_like(a)) for m, a in alpha.items()}
-    best_value = torch.full((rows,), math.inf, dtype=torch.float64)
-    best = {m: a.detach().clone() for m, a in alpha.items()}
-    for step in range(iterations + 1):
-        value = bound()
-        with torch.no_grad():
-            better = value < best_value
-            best_value = torch.where(better, value, best_value)
-            for m, a in alpha.items():
-                best[m][better] = a[better]
-        if step == iterations:
-            break
-        grads = torch.autograd.grad(value.sum(), list(alpha.values()))
-        with torch.no_grad():
-            for (m, a), grad in zip(alpha.items(), grads, strict=True):
-                first, second = moments[m]
-                first.mul_(beta1).add_(grad, alpha=1.0 - beta1)
-                second.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                denominator = (second / (1.0 - beta2 ** (step + 1))).sqrt_().add_(eps)
-                a.addcdiv_(first, denominator, value=-ALPHA_LEARNING_RATE / (1.0 - beta1 ** (step + 1)))
-                a.clamp_(0.0, 1.0)
+    best = minimise_bound(bound, alpha, dict.fromkeys(alpha, ALPHA_LEARNING_RATE), iterations)
     for m in alpha:
         full = np.tile(relaxations[m][2], (rows, 1))
         full[:, unstable[m]] = best[m].numpy()
         slopes[m] = full
     return slopes
+
+
+def minimise_bound(
+    bound: Callable[[], torch.Tensor],
+    params: Mapping[Hashable, torch.Tensor],
+    rates: Mapping[Hashable, float],
+    iterations: int,
+    nonnegative: Collection[Hashable] = (),
+) -> dict[Hashable, torch.Tensor]:
+    """Projected Adam (Kingma & Ba, ICLR 2015) on the sum of ``bound()``'s values.
+
+    Each parameter tensor's leading dimensions are those of ``bound()``'s value (one value per
+    row, no parameter shared between rows, so the sum minimises every row on its own). After
+    each step a parameter is projected onto ``[0, 1]`` (lower slopes), or onto ``≥ 0`` for the
+    keys in ``nonnegative`` (Lagrange multipliers).
+
+    Args:
+        bound: the values to minimise, differentiable in ``params``.
+        params: the parameters, by key (leaf tensors that require gradients).
+        rates: the step size of each key.
+        iterations: Adam steps.
+        nonnegative: the keys projected onto ``≥ 0`` rather than ``[0, 1]``.
+
+    Returns:
+        Per key, each row's parameters at its lowest value seen (the first value is the
+        starting parameters').
+    """
+    import torch
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    moments = {key: (torch.zeros_like(p), torch.zeros_like(p)) for key, p in params.items()}
+    best = {key: p.detach().clone() for key, p in params.items()}
+    best_value = None
+    for step in range(iterations + 1):
+        value = bound()
+        with torch.no_grad():
+            if best_value is None:
+                best_value = torch.full_like(value, math.inf)
+            better = value < best_value
+            best_value = torch.where(better, value, best_value)
+            for key, p in params.items():
+                best[key][better] = p[better]
+        if step == iterations:
+            break
+        grads = torch.autograd.grad(value.sum(), list(params.values()))
+        with torch.no_grad():
+            for (key, p), grad in zip(params.items(), grads, strict=True):
+                first, second = moments[key]
+                first.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+                second.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                denominator = (second / (1.0 - beta2 ** (step + 1))).sqrt_().add_(eps)
+                p.addcdiv_(first, denominator, value=-rates[key] / (1.0 - beta1 ** (step + 1)))
+                p.clamp_(min=0.0) if key in nonnegative else p.clamp_(0.0, 1.0)
+    return best
 
 
 def alpha_bounds(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prunemip.encoders.bounds.linear import relu_relaxation
+from prunemip.encoders.bounds.linear import minimise_bound, relu_relaxation
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
@@ -139,25 +139,21 @@ class TorchNetwork:
             return const + support.reshape(batch, rows)
 
         params = {("alpha", k): a for k, a in alpha.items()} | {("beta", k): b for k, b in beta.items()}
-        best = {key: p.detach().clone() for key, p in params.items()}
+        rates = {key: ALPHA_RATE if key[0] == "alpha" else BETA_RATE for key in params}
+        multipliers = [key for key in params if key[0] == "beta"]
         threads = torch.get_num_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(1)  # small products: more threads only contend
         try:
-            if params:
-                _adam(bound, params, best, iterations)
+            best = minimise_bound(bound, params, rates, iterations, multipliers) if params else {}
         finally:
             torch.set_num_threads(threads)
+        slopes = {k: best[("alpha", k)].cpu().numpy() for k in alpha}
+        terms = {k: (best[("beta", k)] * split_sign[k]).cpu().numpy() for k in beta}
         return [
             Parameters(
-                [
-                    best[("alpha", k)][b].cpu().numpy() if ("alpha", k) in best else None
-                    for k in range(last + 1)
-                ],
-                [
-                    (best[("beta", k)][b] * split_sign[k][b]).cpu().numpy() if ("beta", k) in best else None
-                    for k in range(last + 1)
-                ],
+                [slopes[k][b] if k in slopes else None for k in range(last + 1)],
+                [terms[k][b] if k in terms else None for k in range(last + 1)],
             )
             for b in range(batch)
         ]
@@ -173,39 +169,3 @@ def _started(
         if given is not None:
             values[b] = given
     return values
-
-
-def _adam(
-    bound: object,
-    params: dict[tuple[str, int], torch.Tensor],
-    best: dict[tuple[str, int], torch.Tensor],
-    iterations: int,
-) -> None:
-    """Projected Adam on ``bound()``'s sum (α onto [0, 1], β onto ≥ 0); ``best`` keeps, per
-    subdomain and row, the parameters of the lowest value seen."""
-    import torch
-
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    moments = {key: (torch.zeros_like(p), torch.zeros_like(p)) for key, p in params.items()}
-    best_value = None
-    for step in range(iterations + 1):
-        value = bound()  # type: ignore[operator]
-        with torch.no_grad():
-            better = torch.ones_like(value, dtype=torch.bool) if best_value is None else value < best_value
-            best_value = (
-                value.detach().clone() if best_value is None else torch.where(better, value, best_value)
-            )
-            for key, p in params.items():
-                best[key][better] = p[better].detach()
-        if step == iterations:
-            return
-        grads = torch.autograd.grad(value.sum(), list(params.values()))
-        with torch.no_grad():
-            for (key, p), grad in zip(params.items(), grads, strict=True):
-                first, second = moments[key]
-                first.mul_(beta1).add_(grad, alpha=1.0 - beta1)
-                second.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-                denominator = (second / (1.0 - beta2 ** (step + 1))).sqrt_().add_(eps)
-                rate = ALPHA_RATE if key[0] == "alpha" else BETA_RATE
-                p.addcdiv_(first, denominator, value=-rate / (1.0 - beta1 ** (step + 1)))
-                p.clamp_(0.0, 1.0) if key[0] == "alpha" else p.clamp_(min=0.0)
