@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "prunemip.vnnlib",
             "prunemip.data",
             "prunemip.idx",
+            "prunemip.devices",
             "prunemip.text_io",
         ),
     ),

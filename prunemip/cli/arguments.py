@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from prunemip.engine.falsify import DEVICES
+from prunemip.devices import DEVICES
 from prunemip.errors import PrunemipError
 from prunemip.regions import BALL_NORMS
 from prunemip.solvers.methods import BOUNDS_CHOICES, DEFAULT_BOUNDS, METHODS

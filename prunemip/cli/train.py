@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from prunemip.devices import DEVICES
 from prunemip.errors import PrunemipError
 from prunemip.pruning.config import (
-    DEVICES,
     OPTIMIZERS,
     RS_BOUNDS,
     SCHEDULES,

@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from prunemip.devices import check_device
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
-from prunemip.engine.falsify import FalsifyOptions, FalsifyResult, check_device, falsify, margin_rows
+from prunemip.engine.falsify import FalsifyOptions, FalsifyResult, falsify, margin_rows
 from prunemip.engine.results import (
     MODES,
     AttackResult,

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from prunemip.devices import torch_device
 from prunemip.encoders.bounds.linear import minimise_bound, relu_relaxation
-from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 
@@ -57,10 +57,8 @@ class TorchNetwork:
     def __init__(self, network: Network, region: InputRegion, device: str) -> None:
         import torch
 
-        if device == "cuda" and not torch.cuda.is_available():
-            raise PrunemipError("device cuda was asked for, but torch sees no CUDA device; use cpu")
         self.torch = torch
-        self.device = torch.device(device)
+        self.device = torch_device(device)
         self.network = network
         self.region = region
         as_tensor = self._tensor

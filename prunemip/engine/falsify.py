@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from prunemip.devices import check_device
 from prunemip.engine.subdomains import OutputRows
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
@@ -56,29 +57,10 @@ from prunemip.regions import L1_STEP_FRACTION, Ascent, InputRegion
 if TYPE_CHECKING:
     import torch
 
-#: Where the falsifier's torch work runs.
-DEVICES: tuple[str, ...] = ("cpu", "cuda")
 Precision = Literal["float32", "float64"]
 #: APGD's momentum α and the fraction ρ of rising steps below which a checkpoint halves η.
 MOMENTUM = 0.75
 RISING_FRACTION = 0.75
-
-
-def check_device(device: str) -> None:
-    """Raise :class:`PrunemipError` unless ``device`` is ``"cpu"``, or ``"cuda"`` with a GPU torch sees.
-
-    torch is imported only for ``"cuda"``.
-
-    Args:
-        device: the device asked for.
-    """
-    if device not in DEVICES:
-        raise PrunemipError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise PrunemipError("device cuda asked for, but torch finds no CUDA GPU here; use --device cpu")
 
 
 def margin_rows(n_outputs: int, label: int, target: int) -> OutputRows:

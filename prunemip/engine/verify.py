@@ -36,12 +36,13 @@ from typing import Literal
 
 import numpy as np
 
+from prunemip.devices import check_device
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
 from prunemip.encoders.mip_model import MipModel
 from prunemip.engine.bab import BabOptions, branch_and_bound, root_bounds
-from prunemip.engine.falsify import VERIFY_EFFORT, FalsifyOptions, check_device, falsify
+from prunemip.engine.falsify import VERIFY_EFFORT, FalsifyOptions, falsify
 from prunemip.engine.slack import slack_tolerance, with_slack_rows
 from prunemip.engine.subdomains import OutputRows
 from prunemip.errors import PrunemipError

@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from prunemip.devices import DEVICES
 from prunemip.errors import PrunemipError
 from prunemip.pruning.registry import (
     ALLOCATIONS,
@@ -27,7 +28,6 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
 #: How the RS loss bounds its neurons (:mod:`prunemip.pruning.regularizers`).
 RS_BOUNDS: tuple[str, ...] = ("ia", "crown")
 SCHEDULES: tuple[str, ...] = ("none", "cosine", "step")
-DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -120,7 +120,7 @@ class TrainConfig:
         )
         _check(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         _check(all(0 < m < 1 for m in self.step_milestones), "step milestones must be fractions in (0, 1)")
-        _check(self.device in DEVICES, f"unknown device {self.device!r}; choose cpu or cuda")
+        _check(self.device in DEVICES, f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
 
 

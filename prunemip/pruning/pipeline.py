@@ -20,6 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from prunemip.data import DATA_LOCATION_VARIABLES, Dataset, load_dataset
+from prunemip.devices import torch_device
 from prunemip.errors import PrunemipError
 from prunemip.model_io import save_network
 from prunemip.network import Network
@@ -31,7 +32,6 @@ from prunemip.pruning.methods import RUNNERS, finetune_after_pruning
 from prunemip.pruning.registry import METHODS
 from prunemip.pruning.runs import RunDir
 from prunemip.pruning.summary import PruningSummary, RunRecord, pruning_summary
-from prunemip.pruning.training import resolve_device
 from prunemip.torch_io import network_to_module
 
 
@@ -90,7 +90,7 @@ def run_training(
             an unreadable checkpoint in the run directory.
     """
     started = time.perf_counter()
-    device = resolve_device(config.train.device)
+    device = torch_device(config.train.device)
     train_data, test_data = _data(config)
     widths = [train_data.flat().shape[1], *config.hidden, len(train_data.classes)]
     spec = config.prune.spec
@@ -163,7 +163,7 @@ def prune_network(
     activations = [layer.activation for layer in network.layers]
     if len(activations) < 2 or set(activations[:-1]) != {"relu"} or activations[-1] != "identity":
         raise PrunemipError("prune needs a ReLU MLP with a linear output layer and at least one hidden layer")
-    device = resolve_device(config.train.device)
+    device = torch_device(config.train.device)
     train_data, test_data = _data(config)
     if network.n_inputs != train_data.flat().shape[1] or network.n_outputs != len(train_data.classes):
         raise PrunemipError(

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from prunemip.data import Dataset
-from prunemip.errors import PrunemipError
+from prunemip.devices import torch_device
 from prunemip.pruning.config import TrainConfig
 from prunemip.pruning.masks import Masks
 
@@ -44,31 +44,11 @@ __all__ = [
     "build_mlp",
     "lr_factor",
     "make_optimizer",
-    "resolve_device",
     "steps_per_epoch",
     "train",
 ]
 
 EpochLog = Callable[[dict[str, float]], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device named ``name``.
-
-    Args:
-        name: ``cpu`` or ``cuda``.
-
-    Returns:
-        The device.
-
-    Raises:
-        PrunemipError: for another name, or ``cuda`` without a GPU.
-    """
-    if name not in ("cpu", "cuda"):
-        raise PrunemipError(f"unknown device {name!r}; choose cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PrunemipError("--device cuda was requested but PyTorch sees no CUDA GPU; use --device cpu")
-    return torch.device(name)
 
 
 def build_mlp(n_inputs: int, hidden: Sequence[int], n_outputs: int, seed: int | None = None) -> nn.Sequential:
@@ -332,7 +312,7 @@ def train(
         layers, seconds.
     """
     options = options or TrainOptions()
-    device = resolve_device(config.device)
+    device = torch_device(config.device)
     model.to(device)
     masks = masks if masks is not None else Masks.dense(model)
     masks.move_to(device)

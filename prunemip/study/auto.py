@@ -41,6 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from torch import nn
 
 from prunemip.data import Dataset, load_dataset
+from prunemip.devices import torch_device
 from prunemip.errors import PrunemipError
 from prunemip.model_io import save_network
 from prunemip.network import Network
@@ -52,7 +53,7 @@ from prunemip.pruning.masks import Masks
 from prunemip.pruning.methods import RUNNERS, one_shot
 from prunemip.pruning.pipeline import network_fingerprint
 from prunemip.pruning.runs import RunDir
-from prunemip.pruning.training import TrainOptions, accuracy, resolve_device, steps_per_epoch
+from prunemip.pruning.training import TrainOptions, accuracy, steps_per_epoch
 from prunemip.regions import BALL_NORMS
 from prunemip.study.auto_report import write_candidates
 from prunemip.study.mip_cost import DEFAULT_BALLS, Ball, cost_features
@@ -188,7 +189,7 @@ class _Search:
     ) -> None:
         self.config, self.budget, self.space, self.balls = config, budget, space, balls
         self.data, self.runs_dir, self.feedback = data, runs_dir, feedback
-        self.device = resolve_device(config.train.device)
+        self.device = torch_device(config.train.device)
         self.widths = [data.train.flat().shape[1], *config.hidden, len(data.train.classes)]
         self.points = data.val.flat()[: space.proxy_points]
         self.contexts: list[Context] = []

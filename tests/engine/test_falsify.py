@@ -14,11 +14,11 @@ import torch
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from prunemip.devices import check_device
 from prunemip.engine.attack import AttackOptions, find_adversarial_example, target_order
 from prunemip.engine.falsify import (
     VERIFY_EFFORT,
     FalsifyOptions,
-    check_device,
     checkpoints,
     falsify,
     margin_rows,
