@@ -120,6 +120,16 @@ def add_trust_pickle(parser: Arguments, detail: str = "") -> None:
     parser.add_argument("--trust-pickle", action="store_true", help=help_text)
 
 
+def add_input_range(parser: Arguments, help_text: str) -> None:
+    """``--input-range LO HI``: the valid input values, when the model does not record them.
+
+    Args:
+        parser: the parser or argument group to add the flag to.
+        help_text: what the range is used for, and its default.
+    """
+    parser.add_argument("--input-range", nargs=2, type=float, metavar=("LO", "HI"), help=help_text)
+
+
 def add_bounds_argument(group: Arguments, purpose: str, default: str = DEFAULT_BOUNDS, why: str = "") -> None:
     """``--bounds``: one of the registry's methods; the help lists each with its summary,
     ``PURPOSE (NAME: SUMMARY; ...; default DEFAULT: WHY)``.
@@ -175,13 +185,7 @@ def add_instance_arguments(parser: argparse.ArgumentParser) -> None:
     point.add_argument(
         "--label", type=int, help="true label (default: the dataset's, or the prediction at --input)"
     )
-    point.add_argument(
-        "--input-range",
-        nargs=2,
-        type=float,
-        metavar=("LO", "HI"),
-        help="valid input values (default: the model's metadata, else [0, 1] with --dataset)",
-    )
+    add_input_range(point, "valid input values (default: the model's metadata, else [0, 1] with --dataset)")
     region = parser.add_argument_group("perturbation")
     region.add_argument("--norm", choices=BALL_NORMS, default="linf", help="ball norm (default linf)")
     region.add_argument("--eps", type=float, default=0.05, help="ball radius ε (L∞) or δ (L1) (default 0.05)")

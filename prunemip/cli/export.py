@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from prunemip.cli.arguments import add_trust_pickle, examples, output_file
+from prunemip.cli.arguments import add_input_range, add_trust_pickle, examples, output_file
 from prunemip.errors import PrunemipError
 
 
@@ -42,13 +42,7 @@ def add_parser(commands: Any, formatter: Any) -> None:
     export.add_argument(
         "--float32", action="store_true", help="round the weights to float32 (.onnx only; default float64)"
     )
-    export.add_argument(
-        "--input-range",
-        nargs=2,
-        type=float,
-        metavar=("LO", "HI"),
-        help="record this input range (default: the model's own)",
-    )
+    add_input_range(export, "record this input range (default: the model's own)")
     add_trust_pickle(export)
 
 
