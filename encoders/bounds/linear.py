@@ -455,7 +455,7 @@ def alpha_bounds(
     ``Λ``; the bound is then :func:`linear_upper_bound` with those slopes, intersected with
     ``base`` (so never looser). A network with more than ``ALPHA_MAX_WEIGHTS`` weights
     (dense count: the optimisation uses dense matrices) keeps ``base``. The first call in a
-    process also imports torch (about a second, counted in the stage's time).
+    process also imports torch, which the stage's time counts.
 
     Args:
         network: the network.
