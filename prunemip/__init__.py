@@ -36,6 +36,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "load_network": "prunemip.model_io",
     "save_network": "prunemip.model_io",
+    "save_model": "prunemip.model_io",
     "load_vnnlib": "prunemip.vnnlib",
     "NeuronBounds": "prunemip.encoders.bounds.interval",
     "interval_bounds": "prunemip.encoders.bounds.interval",
