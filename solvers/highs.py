@@ -32,9 +32,13 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from prunemip import interrupts
 from prunemip.encoders.mip_model import MipModel
 from prunemip.errors import PrunemipError
 from prunemip.solvers.result import SolveResult, SolveStatus
+
+#: How often ``solve``'s ``on_progress`` hears from a running MIP search, in seconds.
+PROGRESS_SECONDS = 0.25
 
 _MODEL_STATUS = {
     highspy.HighsModelStatus.kOptimal: SolveStatus.OPTIMAL,
@@ -337,6 +341,7 @@ def solve(
     start: np.ndarray | None = None,
     decide: DecisionRule | None = None,
     on_incumbent: Callable[[np.ndarray], bool] | None = None,
+    on_progress: Callable[[float | None, float | None], None] | None = None,
 ) -> SolveResult:
     """Solve ``model``; with a ``decide`` rule stop as soon as its question is answered.
 
@@ -348,6 +353,8 @@ def solve(
         decide: decide mode's rule (see the module docstring); None solves to the gap.
         on_incumbent: sees every improving solution's column values; returning True stops
             the solve with status ``STOPPED``.
+        on_progress: sees the incumbent's objective and the dual bound (None while
+            infinite), at most every :data:`PROGRESS_SECONDS` while the MIP search runs.
 
     Returns:
         Status, objective, dual bound, effort and timings, and the best incumbent.
@@ -390,6 +397,17 @@ def solve(
 
         highs.cbMipImprovingSolution.subscribe(check_incumbent)
 
+    if on_progress is not None:
+        highs.cbMipInterrupt.subscribe(_throttled(on_progress))
+
+    if interrupts.watching():
+
+        def stop_on_request(event: highspy.cb.HighsCallbackEvent) -> None:
+            if interrupts.requested():
+                event.interrupt()
+
+        highs.cbMipInterrupt.subscribe(stop_on_request)
+
     run_start = time.perf_counter()
     presolve_done: list[float] = []
 
@@ -406,6 +424,23 @@ def solve(
     if stopped and result.status == SolveStatus.INTERRUPTED:
         return replace(result, status=SolveStatus.STOPPED)
     return result
+
+
+def _throttled(
+    on_progress: Callable[[float | None, float | None], None],
+) -> Callable[[highspy.cb.HighsCallbackEvent], None]:
+    """A MIP interrupt callback passing the primal and dual bounds on every :data:`PROGRESS_SECONDS`."""
+    last = [-math.inf]
+
+    def report(event: highspy.cb.HighsCallbackEvent) -> None:
+        now = time.perf_counter()
+        if now - last[0] < PROGRESS_SECONDS:
+            return
+        last[0] = now
+        primal, dual = event.data_out.mip_primal_bound, event.data_out.mip_dual_bound
+        on_progress(primal if math.isfinite(primal) else None, dual if math.isfinite(dual) else None)
+
+    return report
 
 
 def _confirmed(

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "prunemip.network",
             "prunemip.regions",
             "prunemip.rounding",
+            "prunemip.interrupts",
             "prunemip._deprecated",
             "prunemip.adversarial",
             "prunemip.witnesses",
@@ -88,7 +89,10 @@ def _imports(name: str, path: Path) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, base]) if base else ".".join(anchor)
-            targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            # ``from pkg import mod`` depends on the submodule; ``from pkg import name`` on pkg.
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names
+            ]
         else:
             continue
         for target in targets:

@@ -69,18 +69,27 @@ def verify_falsification(network: Network, prop: Property, budget: float, precis
     from prunemip.engine import verify
 
     deadline = time.perf_counter() + budget
-    if NEW:
-        search = verify._Search(network, prop, deadline, HighsOptions(threads=1))
+    if NEW:  # verify's falsification: one batch per input box, the boxes sharing the budget
+        from prunemip.engine.spec import property_specs
+
         effort = replace(verify.VerifyOptions().falsify, precision=precision)
-        stage = search.falsify(list(prop.disjuncts), effort, "cpu", deadline)
-    else:  # the older tree: random points, then gradient ascent, disjunct by disjunct
-        search = verify._Search(network, prop, deadline, HighsOptions(threads=1), np.random.default_rng(0))
-        found = any(search.falsify(d) for d in prop.disjuncts)
-        stage = (
-            "random"
-            if found
-            else ("gradient" if any(map(search.falsify_by_gradient, prop.disjuncts)) else "")
-        )
+        groups = property_specs(prop)
+        for index, (spec, _) in enumerate(groups):
+            share = (deadline - time.perf_counter()) / (len(groups) - index)
+            rows = list(spec.disjuncts)
+            result = falsify_module.falsify(
+                network, spec.region, rows, effort, deadline=time.perf_counter() + share
+            )
+            if result.found is not None:
+                point = result.points[result.found]
+                assert prop.satisfied_by(point, network.forward(point))
+                return "gradient" if result.moved else "random"
+        return ""
+    # The older tree: random points, then gradient ascent, disjunct by disjunct.
+    search = verify._Search(network, prop, deadline, HighsOptions(threads=1), np.random.default_rng(0))
+    found = any(search.falsify(d) for d in prop.disjuncts)
+    by_gradient = not found and any(map(search.falsify_by_gradient, prop.disjuncts))
+    stage = "random" if found else "gradient" if by_gradient else ""
     if stage:
         assert search.found is not None and prop.satisfied_by(*search.found)
     return stage
@@ -92,7 +101,9 @@ def attack_falsification(
     """The attack's gradient attack with its default effort: the best forward-pass margin found."""
     targets = target_order(network.forward(x0), label)
     if NEW:
-        margins = [falsify_module.margin_rows(network.n_outputs, label, t) for t in targets]
+        from prunemip.engine.spec import margin_rows
+
+        margins = [margin_rows(network.n_outputs, label, t) for t in targets]
         effort = falsify_module.FalsifyOptions(precision=precision)
         result = falsify_module.falsify(network, region, margins, effort, starts=[x0])
         return float(np.max(result.slacks))

@@ -1,24 +1,20 @@
-"""Adversarial examples by MIP: maximise the logit margin ``ẑ_t − ẑ_y`` over an input region.
+"""Adversarial examples: the margin ``ẑ_t − ẑ_y`` over an input region, decided or maximised.
 
 Targeted: one target class ``t``. Untargeted: targets in order of the clean logits
-(runner-up first), as in MIPVerify (Tjeng et al., ICLR 2019). Modes:
+(runner-up first), as in MIPVerify (Tjeng et al., ICLR 2019). The attack is a
+:class:`~prunemip.engine.spec.Spec` with one strict row ``y_label − y_t < 0`` per target,
+answered by the engine (:func:`~prunemip.engine.decide.decide`): cheap bounds, the
+gradient attack (:mod:`prunemip.engine.falsify`) whose points seed HiGHS, branch and bound on
+networks with many unstable ReLUs, then one MIP per target still open. Modes:
 
-* ``decide``: stop at the first incumbent with margin > 0 or once the dual bound proves
-  margin ≤ 0 (Cacciola et al. 2023's decision version); untargeted stops at the first
-  target that yields an adversarial example.
-* ``optimize``: the best margin, proven optimal, over every target.
+* ``decide``: stop at the first target with margin > 0, or once every target's margin is
+  proven ≤ −τ (by the linear relaxation, branch and bound or HiGHS's dual bound; Cacciola
+  et al. 2023's decision version);
+* ``optimize``: the best margin, proven optimal, over every target (MIPs only).
 
 Every witness is pulled exactly into the region and re-checked by a float64 forward pass
 of the same network; the reported margin is the forward pass's, not the solver's
-(:mod:`prunemip.engine.results`; the per-target MIPs and their verdicts:
-:mod:`prunemip.engine.targets`).
-
-The pipeline, cheapest first: a quick gradient attack (:mod:`prunemip.engine.falsify`) whose points
-seed HiGHS — and which ends a decide-mode search at once when one of them is adversarial;
-neuron bounds by :func:`~prunemip.solvers.bounds.compute_bounds` (``bounds=`` a method name,
-default ``"auto"``: interval → linear relaxation → LP only when it pays); in decide mode a
-target whose margin the linear relaxation already bounds by ``≤ −τ`` is robust without a
-MIP; then one MIP per remaining target.
+(:mod:`prunemip.engine.results`).
 """
 
 from __future__ import annotations
@@ -26,16 +22,25 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from prunemip.devices import check_device
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
 from prunemip.encoders.bounds.interval import NeuronBounds
-from prunemip.encoders.bounds.linear import output_upper_bounds
-from prunemip.engine.falsify import FalsifyOptions, FalsifyResult, falsify, margin_rows
+from prunemip.engine.decide import (
+    BAB_MIN_UNSTABLE,
+    BAB_SHARE,
+    SEARCHED_REGION_HIGHS,
+    Decision,
+    EngineOptions,
+    Outcome,
+    decide,
+)
+from prunemip.engine.falsify import FalsifyOptions
+from prunemip.engine.mip import not_solved
+from prunemip.engine.progress import ProgressHook
 from prunemip.engine.results import (
     MODES,
     AttackResult,
@@ -47,20 +52,14 @@ from prunemip.engine.results import (
     check_witness,
     overall_status,
 )
-from prunemip.engine.targets import (
-    ROBUST_TOLERANCE,
-    AttackContext,
-    TargetMip,
-    proven_by_bounds,
-    settle_unknown,
-    target_order,
-)
+from prunemip.engine.slack import ROBUST_TOLERANCE
+from prunemip.engine.spec import attack_spec
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
 from prunemip.regions import InputRegion
-from prunemip.solvers.bounds import ObbtOptions, compute_bounds, continue_bounds
+from prunemip.solvers.bounds import ObbtOptions
 from prunemip.solvers.highs import HighsOptions
-from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
+from prunemip.solvers.methods import DEFAULT_BOUNDS
 
 __all__ = [
     "MODES",
@@ -77,20 +76,27 @@ __all__ = [
     "target_order",
 ]
 
-#: HiGHS settings of a decide-mode MIP once the gradient attack has searched the region for an
-#: adversarial input: no RINS or RENS sub-MIPs. They look for better incumbents; a MIP that
-#: only has to prove a margin ≤ −τ spends most of its time in them (measured:
-#: ``experiments/benchmarks/README.md``, solve time). Without a gradient attack they find the
-#: adversarial inputs, so HiGHS keeps them. ``AttackOptions.highs.extra`` overrides these.
-SEARCHED_REGION_HIGHS: dict[str, Any] = {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+
+def target_order(logits: np.ndarray, label: int) -> list[int]:
+    """Every class but ``label``, most likely first (ties by class index).
+
+    Args:
+        logits: the clean logits.
+        label: the true class.
+
+    Returns:
+        The classes to try, in order.
+    """
+    order = np.lexsort((np.arange(logits.size), -logits))
+    return [int(c) for c in order if c != label]
 
 
 @dataclass(frozen=True)
 class AttackOptions:
     """How :func:`find_adversarial_example` searches.
 
-    ``highs.time_limit`` is the budget of the whole attack (gradient attack, bounds and
-    MIPs), shared by the targets in turn.
+    ``highs.time_limit`` is the budget of the whole attack (gradient attack, bounds, branch
+    and bound and MIPs), shared by the targets.
     """
 
     mode: Mode = "decide"
@@ -103,7 +109,11 @@ class AttackOptions:
     pgd: FalsifyOptions | bool = True
     #: the least τ of a "robust" proof (margin ≤ −τ); HiGHS's tolerances can raise it
     robust_tolerance: float = ROBUST_TOLERANCE
-    device: str = "cpu"  #: where the gradient attack's torch work runs: cpu, or cuda
+    device: str = "cpu"  #: where the gradient attack's and branch and bound's torch work runs
+    #: decide mode: the share of the time left that branch and bound may spend (0: MIPs only)
+    bab_share: float = BAB_SHARE
+    bab_min_unstable: int = BAB_MIN_UNSTABLE  #: below this many unstable ReLUs, MIPs only
+    progress: ProgressHook | None = None  #: sees each target's state as the search goes
 
 
 def find_adversarial_example(
@@ -168,135 +178,102 @@ def find_adversarial_example(
             raise PrunemipError("give an input region, or a norm and a radius")
         spec = network.input_spec
         region = InputRegion.ball(norm, point, radius, spec.lower, spec.upper)
-    highs = options.highs
-
     logits = network.forward(point)
     prediction = int(np.argmax(logits))
     targets = [target] if target is not None else target_order(logits, label)
-
-    def decided_early(
-        status: AttackStatus,
-        witness: Witness | None,
-        bounds_seconds: float = 0.0,
-        pgd_seconds: float = 0.0,
-        pgd_margin: float | None = None,
-    ) -> AttackResult:
-        """A result settled before any MIP was built."""
-        effort = (bounds_seconds, time.perf_counter() - start, pgd_seconds, pgd_margin)
-        return AttackResult(status, label, prediction, logits, mode, region, witness, (), None, *effort)
-
     if prediction != label:
         witness = check_witness(network, region, point, prediction, label) if region.contains(point) else None
-        return decided_early("misclassified", witness)
-
-    context = AttackContext(network, region, label, mode, start + highs.time_limit, options.robust_tolerance)
-    starts = [point, *(region.project(p) for p in start_points)]
-    # 1. Cheap bounds (up to the linear relaxation). In decide mode, a target whose margin
-    #    they bound by ≤ −τ needs neither the gradient attack nor a MIP (not with bare
-    #    interval bounds: the plain baseline).
-    bounds = options.bounds
-    method = bounds.method if isinstance(bounds, NeuronBounds) else bounds
-    if method not in (*BOUNDS_METHODS, DEFAULT_BOUNDS):
-        raise PrunemipError(f"unknown bounds method {method!r}; choose one of {BOUNDS_METHODS} or 'auto'")
-    shortcut = mode == "decide" and method != "ia"
-    if not isinstance(bounds, NeuronBounds):
-        bounds = compute_bounds(network, region, "ia" if method == "ia" else "linear")
-    proven = _linear_margin_bounds(context, bounds, targets) if shortcut else {}
-    open_targets = [t for t in targets if proven.get(t, 0.0) > -options.robust_tolerance]
-    # 2. The gradient attack on the targets still open; in decide mode an adversarial point ends it.
-    quick = _gradient_attack(context, open_targets, starts, options)
-    pgd_seconds = 0.0 if quick is None else quick.seconds
-    pgd_margin = None if quick is None else float(np.max(quick.slacks))
-    if quick is not None:
-        by_margin = np.argsort(-quick.slacks, kind="stable")
-        starts += [point for point in (quick.points[i] for i in by_margin) if point is not None]
-        if mode == "decide" and quick.found is not None:
-            witness = context.witness(quick.points[quick.found], open_targets[quick.found])
-            if witness.is_adversarial:
-                return decided_early("adversarial", witness, bounds.seconds, pgd_seconds, pgd_margin)
-    # 3. Tighter bounds, only while a target is still open, so before any MIP: "alpha", "lp" and
-    #    "mip" always; "auto" when the LP stage pays (bounds.lp_pays). No MIP is ever restarted.
-    if open_targets and method not in ("ia", "linear") and bounds.method == "linear":
-        budget = max(context.remaining(), 0.0)
-        bounds = continue_bounds(
-            network, region, bounds, method, options=options.bounds_options, time_limit=budget, points=starts
+        elapsed = time.perf_counter() - start
+        return AttackResult(
+            "misclassified", label, prediction, logits, mode, region, witness, (), None, 0.0, elapsed
         )
-        proven = _linear_margin_bounds(context, bounds, targets) if shortcut else {}
-    # 4. One MIP per target still open, in order.
-    model = encode(network, region, bounds, formulation=options.formulation)
-    if mode == "decide" and quick is not None:
-        highs = replace(highs, extra={**SEARCHED_REGION_HIGHS, **highs.extra})
-    outcomes: list[TargetOutcome] = []
-    mips: dict[int, TargetMip] = {}
-    for candidate in targets:
-        if candidate in proven and proven[candidate] <= -options.robust_tolerance:
-            outcomes.append(proven_by_bounds(candidate, proven[candidate], options.robust_tolerance))
-            continue
-        if context.remaining() <= 0:
-            break
-        mips[candidate] = TargetMip.of(model, context, candidate, starts)
-        outcomes.append(mips[candidate].solve(highs))
-        if mode == "decide" and outcomes[-1].status == "adversarial":
-            break
-    # 5. Targets HiGHS left "unknown" (finished within what its tolerances can move the margin)
-    #    are solved again with tighter tolerances, once every target has had its first solve.
-    outcomes = settle_unknown(outcomes, mips, highs, context)
+    method = options.bounds.method if isinstance(options.bounds, NeuronBounds) else options.bounds
+    pgd = options.pgd
+    engine = EngineOptions(
+        mode=mode,
+        bounds=options.bounds,
+        bounds_options=options.bounds_options,
+        formulation=options.formulation,
+        highs=options.highs,
+        falsify=None
+        if pgd is False
+        else pgd
+        if isinstance(pgd, FalsifyOptions)
+        else FalsifyOptions(seed=options.highs.random_seed),
+        rule_out=method != "ia",  # bare interval bounds: the plain baseline, every target a MIP
+        bab_share=options.bab_share,
+        bab_min_unstable=options.bab_min_unstable,
+        robust_tolerance=options.robust_tolerance,
+        device=options.device,
+        progress=options.progress,
+    )
+    starts = [point, *(region.project(p) for p in start_points)]
+    spec = attack_spec(region, network.n_outputs, label, targets)
+    (decision,) = decide(network, [spec], options.highs.time_limit, engine, starts=starts)
+    falsified = decision.falsified
+    by_falsifier = (  # decide mode, settled before any MIP: no per-target records
+        mode == "decide"
+        and decision.witness is not None
+        and decision.outcomes[decision.witness].stage == "falsify"
+    )
+    outcomes = () if by_falsifier else _target_outcomes(network, label, targets, decision)
+    encoding = None
+    if decision.model is not None:
+        encoding = decision.model.stats
+    elif decision.bounds is not None and not by_falsifier:  # what the MIP would have been
+        encoding = encode(network, region, decision.bounds, formulation=options.formulation).stats
+    witness = best_witness(outcomes)
+    if by_falsifier:
+        found = decision.outcomes[decision.witness]
+        witness = check_witness(network, region, found.point, targets[decision.witness], label)
     return AttackResult(
-        status=overall_status(outcomes, len(targets)),
+        status="adversarial" if by_falsifier else overall_status(outcomes, len(targets)),
         label=label,
         clean_prediction=prediction,
         clean_logits=logits,
         mode=mode,
         region=region,
-        witness=best_witness(outcomes),
-        targets=tuple(outcomes),
-        encoding=model.stats,
-        bounds_seconds=bounds.seconds,
+        witness=witness,
+        targets=outcomes,
+        encoding=encoding,
+        bounds_seconds=decision.bounds_seconds,
         total_seconds=time.perf_counter() - start,
-        pgd_seconds=pgd_seconds,
-        pgd_margin=pgd_margin,
+        pgd_seconds=0.0 if falsified is None else falsified.seconds,
+        pgd_margin=None if falsified is None else float(np.max(falsified.slacks)),
+        interrupted=decision.interrupted,
     )
 
 
-def _gradient_attack(
-    context: AttackContext, targets: list[int], starts: list[np.ndarray], options: AttackOptions
-) -> FalsifyResult | None:
-    """The falsifier on the margins of ``targets`` (one conjunction each, in order) from ``starts``
-    until the deadline, stopping at the first adversarial point in decide mode; None when it is
-    skipped (no target, ``options.pgd`` False, or a region of one point)."""
-    region = context.region
-    if options.pgd is False or not targets or not np.any(region.upper > region.lower):
-        return None
-    settings = (
-        options.pgd
-        if isinstance(options.pgd, FalsifyOptions)
-        else FalsifyOptions(seed=options.highs.random_seed)
-    )
-    network = context.network
-    conjunctions = [margin_rows(network.n_outputs, context.label, t) for t in targets]
-    return falsify(
-        network,
-        region,
-        conjunctions,
-        settings,
-        starts=starts,
-        deadline=context.deadline,
-        device=options.device,
-        stop_at_first=context.mode == "decide",
-    )
+#: An engine status as an attack status.
+_ATTACK_STATUS: dict[str, AttackStatus] = {
+    "sat": "adversarial",
+    "unsat": "robust",
+    "timeout": "timeout",
+    "unknown": "unknown",
+}
+#: What settled a target without a MIP, as its solve record says.
+_NOT_SOLVED = {"bounds": "linear relaxation bound", "bab": "branch and bound", "falsify": "gradient attack"}
 
 
-def _linear_margin_bounds(
-    context: AttackContext, bounds: NeuronBounds, targets: list[int]
-) -> dict[int, float]:
-    """Rigorous upper bounds of ``ẑ_t − ẑ_y`` per target by the linear relaxation of ``bounds``."""
-    if not targets:
-        return {}
-    network = context.network
-    coefficients = np.zeros((len(targets), network.n_outputs))
-    coefficients[np.arange(len(targets)), targets] = 1.0
-    coefficients[:, context.label] -= 1.0
-    upper = output_upper_bounds(network, context.region, bounds, coefficients)
-    if upper is None:
-        return {}
-    return {t: float(u) for t, u in zip(targets, upper, strict=True) if np.isfinite(u)}
+def _target_outcomes(
+    network: Network, label: int, targets: list[int], decision: Decision
+) -> tuple[TargetOutcome, ...]:
+    """The targets the engine reached, in order: settled ones, and those whose MIP ran."""
+    region = decision.spec.region
+    outcomes = []
+    for target, outcome in zip(targets, decision.outcomes, strict=True):
+        if not _reached(outcome):
+            continue
+        solve = outcome.solve or not_solved(_NOT_SOLVED.get(outcome.stage, outcome.stage), outcome.bound)
+        witness = (
+            None if outcome.point is None else check_witness(network, region, outcome.point, target, label)
+        )
+        outcomes.append(
+            TargetOutcome(target, _ATTACK_STATUS[outcome.status], solve, witness, outcome.tolerance)
+        )
+    return tuple(outcomes)
+
+
+def _reached(outcome: Outcome) -> bool:
+    """Whether the engine settled the target or ran its MIP (not only out of time before it)."""
+    return outcome.solve is not None or outcome.status in ("sat", "unsat")

@@ -30,11 +30,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
+from prunemip import interrupts
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import alpha_bounds, linear_bounds
@@ -49,6 +51,8 @@ from prunemip.solvers.highs import DecisionRule, HighsOptions, solve
 from prunemip.solvers.result import SolveStatus
 
 BabStatus = Literal["refuted", "found", "open"]
+#: Called after each step with the open subdomains, the proven bound of ``v`` and the best ``v`` seen.
+StepHook = Callable[[int, float, float], None]
 Branching = Literal["babsr", "fsb"]
 
 
@@ -111,7 +115,8 @@ class _Run:
 
     def out_of_budget(self) -> bool:
         limit = self.options.max_subdomains
-        return time.perf_counter() >= self.deadline or (limit is not None and self.visited >= limit)
+        late = interrupts.requested() or time.perf_counter() >= self.deadline
+        return late or (limit is not None and self.visited >= limit)
 
     def offer(self, points: np.ndarray) -> bool:
         """Check points by the float64 forward pass; keep the first that satisfies every row."""
@@ -224,9 +229,16 @@ class _Run:
             self.unresolved.append(sub)
         return False
 
+    def open_subdomains(self) -> tuple[Subdomain, ...]:
+        return tuple(s for _, _, s in self.queue) + tuple(self.unresolved)
+
+    def bound(self) -> float:
+        """The proven lower bound of ``v`` over the region: the lowest of the closed and open ones."""
+        return min([self.closed, *(s.value for s in self.open_subdomains())])
+
     def result(self, status: BabStatus, start: float) -> BabResult:
-        open_subs = tuple(s for _, _, s in self.queue) + tuple(self.unresolved)
-        bound = min([self.closed, *(s.value for s in open_subs)])
+        open_subs = self.open_subdomains()
+        bound = self.bound()
         x, outputs = self.witness if self.witness is not None else (None, None)
         return BabResult(
             status,
@@ -303,6 +315,7 @@ def branch_and_bound(
     options: BabOptions | None = None,
     *,
     bounds: NeuronBounds | None = None,
+    on_step: StepHook | None = None,
 ) -> BabResult:
     """Decide whether some ``x`` of ``region`` satisfies every row of ``rows`` (see the module).
 
@@ -313,6 +326,8 @@ def branch_and_bound(
             row ``y_label − y_t ≤ 0``).
         options: how to search (default :class:`BabOptions`).
         bounds: sound neuron bounds over ``region`` to start from (default: the linear ones).
+        on_step: sees, after each step, the open subdomains' count, the proven lower bound of
+            ``v`` and the smallest ``v`` at a checked point.
 
     Returns:
         "refuted" (no such ``x``), "found" (with a witness whose forward pass satisfies every
@@ -338,6 +353,8 @@ def branch_and_bound(
             return run.result("open", start)
         if run.step():
             return run.result("found", start)
+        if on_step is not None:
+            on_step(len(run.queue) + len(run.unresolved), run.bound(), run.best)
     return run.result("open" if run.unresolved else "refuted", start)
 
 

@@ -4,11 +4,11 @@ The question: is there an ``x`` in the input region ``R`` (a box, or an L∞ or 
 whose outputs ``y = f(x)`` satisfy a conjunction of rows ``C·y ≤ d`` (``<`` for strict rows)?
 That is the counterexample condition of one VNN-LIB disjunct
 (:class:`~prunemip.engine.subdomains.OutputRows`, as branch and bound takes it); an attack on
-target ``t`` over the label ``ℓ`` is the one strict row ``y_ℓ − y_t < 0`` (:func:`margin_rows`),
-whose slack ``d − C·y`` is the margin ``y_t − y_ℓ``. The falsifier maximises the smallest
-slack ``s(x) = min_k (d_k − c_k·f(x))`` over ``R``, for several conjunctions at once (the
-disjuncts of a property over one box, the targets of an attack): each row of the batch climbs
-one conjunction's ``s``.
+target ``t`` over the label ``ℓ`` is the one strict row ``y_ℓ − y_t < 0``
+(:func:`~prunemip.engine.spec.margin_rows`), whose slack ``d − C·y`` is the margin ``y_t − y_ℓ``.
+The falsifier maximises the smallest slack ``s(x) = min_k (d_k − c_k·f(x))`` over ``R``, for
+several conjunctions at once (the disjuncts of a property over one box, the targets of an
+attack): each row of the batch climbs one conjunction's ``s``.
 
 * Starts: the region's centre and any given points, uniform random points
   (:meth:`InputRegion.sample <prunemip.regions.InputRegion.sample>`) and output-diversified
@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from prunemip import interrupts
 from prunemip.devices import check_device
 from prunemip.engine.subdomains import OutputRows
 from prunemip.errors import PrunemipError
@@ -61,22 +62,6 @@ Precision = Literal["float32", "float64"]
 #: APGD's momentum α and the fraction ρ of rising steps below which a checkpoint halves η.
 MOMENTUM = 0.75
 RISING_FRACTION = 0.75
-
-
-def margin_rows(n_outputs: int, label: int, target: int) -> OutputRows:
-    """The attack on ``target``: the strict row ``y_label − y_target < 0``, of slack ``y_target − y_label``.
-
-    Args:
-        n_outputs: the network's outputs.
-        label: the true class.
-        target: the target class.
-
-    Returns:
-        The one-row conjunction.
-    """
-    row = np.zeros(n_outputs)
-    row[label], row[target] = 1.0, -1.0
-    return OutputRows.create(row, [0.0], [True])
 
 
 @dataclass(frozen=True)
@@ -282,7 +267,8 @@ def falsify(
 
 
 def _late(deadline: float | None) -> bool:
-    return deadline is not None and time.perf_counter() > deadline
+    """Past ``deadline``, or asked to stop by Ctrl-C (:mod:`prunemip.interrupts`)."""
+    return interrupts.requested() or (deadline is not None and time.perf_counter() > deadline)
 
 
 @dataclass

@@ -107,6 +107,7 @@ class AttackResult:
     total_seconds: float
     pgd_seconds: float = 0.0  #: the gradient attack's time (0 when it did not run)
     pgd_margin: float | None = None  #: its best forward-pass margin
+    interrupted: bool = False  #: Ctrl-C ended the search: the best result so far
 
     @property
     def found(self) -> bool:
@@ -152,6 +153,7 @@ class AttackResult:
             "solve_seconds": self.solve_seconds,
             "nodes": self.nodes,
             "total_seconds": self.total_seconds,
+            "interrupted": self.interrupted,
         }
 
 

@@ -14,8 +14,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from prunemip.encoders.mip_model import MipModel, NameBlock
-from prunemip.engine.targets import ROBUST_TOLERANCE
 from prunemip.solvers.highs import HighsOptions
+
+#: An "unsat" ("robust") proof needs HiGHS to prove the slack ≤ −τ with τ at least this, and at
+#: least what HiGHS's feasibility tolerances can move the slack on the model
+#: (``MipModel.tolerance_effect``): a smaller proven margin is not a proof.
+ROBUST_TOLERANCE = 1e-6
 
 
 def with_slack_rows(model: MipModel, coefficients: np.ndarray, rhs: np.ndarray) -> MipModel:

@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from prunemip import interrupts
 from prunemip.data import load_dataset
 from prunemip.model_io import load_network, save_network
 from prunemip.study.config import StudyConfig
@@ -297,7 +298,7 @@ def run_study(
         return summary
 
     with (
-        _deferred_interrupts() as interrupted,
+        interrupts.deferred(),
         dask_client(workers, scheduler) as client,
         _progress(console) as progress,
     ):
@@ -305,7 +306,7 @@ def run_study(
         training = TrainingRows(progress, models, on_epoch)
         client.subscribe_topic(TRAINING_TOPIC, training.event)
         futures = _submit(client, config, folder, done, (images, labels))
-        for future in _as_finished(list(futures), interrupted):
+        for future in _as_finished(list(futures)):
             kind, payload = futures.pop(future)
             if kind == "model":
                 training.finish(payload)
@@ -371,48 +372,24 @@ def _submit(
     return futures
 
 
-def _as_finished(futures: list[Any], interrupted: Callable[[], bool]) -> Iterator[Any]:
-    """The futures as they finish; Ctrl-C (see :func:`_deferred_interrupts`) raises
-    ``KeyboardInterrupt`` here, between two jobs, within :data:`POLL_SECONDS`."""
+def _as_finished(futures: list[Any]) -> Iterator[Any]:
+    """The futures as they finish; a first Ctrl-C (:func:`prunemip.interrupts.deferred`) raises
+    ``KeyboardInterrupt`` here, between two jobs, within :data:`POLL_SECONDS`.
+
+    A ``KeyboardInterrupt`` raised inside one of Dask's blocking calls (a submit, a result)
+    leaves the client's event loop with a half-cancelled call that logs tracebacks; raised
+    here instead, it lets the runner cancel the jobs in flight and close the cluster cleanly.
+    """
     from distributed import as_completed
 
     queue = as_completed(futures)
     while not queue.is_empty():
-        if interrupted():
+        if interrupts.requested():
             raise KeyboardInterrupt
         batch = queue.next_batch(block=False)
         if not batch:
             time.sleep(POLL_SECONDS)
         yield from batch
-
-
-@contextlib.contextmanager
-def _deferred_interrupts() -> Iterator[Callable[[], bool]]:
-    """Turn the first Ctrl-C into a request the runner acts on between jobs; a second one interrupts at once.
-
-    A ``KeyboardInterrupt`` raised inside one of Dask's blocking calls (a submit, a result)
-    leaves the client's event loop with a half-cancelled call that logs tracebacks; raised by
-    :func:`_as_finished` instead, it lets the runner cancel the jobs in flight and close the
-    cluster cleanly. Off the main thread (where signal handlers cannot be set) Ctrl-C is left alone.
-
-    Yields:
-        Whether Ctrl-C was pressed.
-    """
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested.is_set
-        return
-
-    def request(signum: int, frame: Any) -> None:
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-
-    previous = signal.signal(signal.SIGINT, request)
-    try:
-        yield requested.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _log_line(console: Console, text: str) -> None:

@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from prunemip.encoders.bigm import encode
 from prunemip.engine.attack import target_order
+from prunemip.engine.spec import attack_spec
+from prunemip.engine.surrogate import search_surrogate
 from prunemip.network import Network
 from prunemip.regions import InputRegion
-from prunemip.solvers.bounds import compute_bounds
-from prunemip.solvers.highs import HighsOptions, solve
-from prunemip.solvers.result import SolveStatus
+from prunemip.solvers.highs import HighsOptions
 from prunemip.study.jobs import SolveJob
 
 
@@ -46,6 +45,10 @@ def surrogate_task(
 ) -> dict[str, Any]:
     """Search the pruned MIP for an input adversarial for the dense network; return the record.
 
+    The engine's surrogate search (:func:`~prunemip.engine.surrogate.search_surrogate`) on the
+    attack's spec: the dense network's runner-up, or every class in the dense network's order
+    (the time split evenly), each incumbent checked by the dense forward pass.
+
     Args:
         pruned: the pruned network whose MIP is solved.
         dense: the dense network every incumbent is checked on.
@@ -61,49 +64,42 @@ def surrogate_task(
     region = InputRegion.ball(job.perturbation.norm, x0, job.perturbation.radius, spec.lower, spec.upper)
     if int(dense.predict(x0)) != label:
         return {"status": "misclassified", "found": False, "seconds": time.perf_counter() - start}
-    model = encode(pruned, region, compute_bounds(pruned, region, job.bounds, time_limit=job.time_limit))
     # The same target rule as the dense attack: the dense network's runner-up, or any class.
     order = target_order(dense.forward(x0), label)
     targets = order[:1] if job.target == "runner-up" else order
     wanted = order[0] if job.target == "runner-up" else None
-    checked = 0
-    found: dict[str, Any] | None = None
-    pruned_status = None
-    for target in targets:
-        remaining = job.time_limit - (time.perf_counter() - start)
-        if remaining <= 0:
-            break
-        objective = model.with_margin_objective(target, label)
+    found: dict[str, Any] = {}
 
-        def adversarial_for_dense(
-            values: np.ndarray, objective: Any = objective, target: int = target
-        ) -> bool:
-            nonlocal checked, found
-            checked += 1
-            x = region.project(objective.inputs_from_solution(values))
-            margin = dense_margin(dense, x, label, wanted)
-            if margin > 0.0:  # re-checked by the dense forward pass at a point inside the region
-                found = {"x": x, "margin": margin, "seconds": time.perf_counter() - start, "target": target}
-                return True
-            return False
+    def adversarial_for_dense(x: np.ndarray) -> bool:
+        point = region.project(x)
+        margin = dense_margin(dense, point, label, wanted)
+        if margin > 0.0 and not found:  # re-checked by the dense forward pass inside the region
+            found.update(x=point, margin=margin, seconds=time.perf_counter() - start)
+        return margin > 0.0
 
-        options = HighsOptions(time_limit=remaining, threads=1, random_seed=job.solver_seed)
-        result = solve(
-            objective, options, start=objective.solution_from_input(x0), on_incumbent=adversarial_for_dense
-        )
-        pruned_status = result.status.value
-        if found is not None or result.status == SolveStatus.TIME_LIMIT:
-            break
+    search = search_surrogate(
+        pruned,
+        attack_spec(region, dense.n_outputs, label, targets),
+        range(len(targets)),
+        adversarial_for_dense,
+        start + job.time_limit,
+        bounds=job.bounds,
+        highs=HighsOptions(threads=1, random_seed=job.solver_seed),
+        starts=[x0],
+    )
+    pruned_status = None if search.status is None else search.status.value
+    adversarial = search.found is not None
+    status = "adversarial" if adversarial else "timeout" if pruned_status == "time_limit" else "not_found"
     record: dict[str, Any] = {
-        "status": "adversarial" if found else ("timeout" if pruned_status == "time_limit" else "not_found"),
-        "found": found is not None,
-        "seconds": found["seconds"] if found else time.perf_counter() - start,
+        "status": status,
+        "found": adversarial,
+        "seconds": found["seconds"] if adversarial else time.perf_counter() - start,
         "pruned_status": pruned_status,
-        "incumbents_checked": checked,
-        "margin": found["margin"] if found else None,
-        "target": found["target"] if found else None,
+        "incumbents_checked": search.checked,
+        "margin": found["margin"] if adversarial else None,
+        "target": targets[search.found] if search.found is not None else None,
     }
-    if found:
+    if adversarial:
         record["x0"] = [float(v) for v in x0]
         record["x_adv"] = [float(v) for v in found["x"]]
     return record

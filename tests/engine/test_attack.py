@@ -19,7 +19,7 @@ from prunemip.engine.attack import (
     find_adversarial_example,
     target_order,
 )
-from prunemip.engine.targets import outcome_status
+from prunemip.engine.mip import verdict
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
 from prunemip.regions import InputRegion
@@ -166,8 +166,11 @@ def test_untargeted_order_runner_up_first_and_decide_stops_at_first_adversarial(
     decide = find_adversarial_example(
         network, x0, 0, norm="linf", radius=1.0, options=AttackOptions(mode="decide", pgd=False)
     )
-    assert [o.target for o in decide.targets] == [2, 1]
-    assert [o.status for o in decide.targets] == ["robust", "adversarial"]
+    # The bounds refute targets 2 and 3 before any MIP; target 1's MIP finds the example.
+    assert [o.target for o in decide.targets] == [2, 1, 3]
+    assert [o.status for o in decide.targets] == ["robust", "adversarial", "robust"]
+    without_mip = [o.solve.nodes == 0 and o.solve.solve_seconds == 0.0 for o in decide.targets]
+    assert without_mip == [True, False, True]
     assert decide.status == "adversarial" and decide.witness.target == 1
     optimize = find_adversarial_example(
         network, x0, 0, norm="linf", radius=1.0, options=AttackOptions(mode="optimize")
@@ -252,29 +255,31 @@ def test_time_limit_is_shared_by_the_targets():
     )
     assert result.status == "timeout"
     assert result.total_seconds < 5.0
-    assert 1 <= len(result.targets) < 9
+    # An even share each: every target's MIP ran, in order, none finished adversarial.
+    assert [o.target for o in result.targets] == target_order(network.forward(x0), label)
+    assert {o.status for o in result.targets} <= {"timeout", "robust"}
     check_result(network, result)
 
 
 def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monkeypatch):
     """Decide mode: a solver incumbent > 0 whose forward pass is not adversarial is re-solved."""
-    import prunemip.engine.targets as targets
+    import prunemip.engine.mip as mip
 
     network = random_network(rng, [3, 6, 3], 0.0)
     x0 = rng.random(3)
     label = int(network.predict(x0))
     calls = []
-    real_solve = targets.solve
+    real_solve = mip.solve
 
-    def fake_then_real(model, options, start=None, decide=None):
+    def fake_then_real(model, options, start=None, decide=None, **hooks):
         calls.append(decide)
         if len(calls) == 1:  # claims margin 1 at the clean point, which is not adversarial
             return SolveResult(
                 SolveStatus.DECIDED_ABOVE, "", 1.0, 1.0, 0.0, 0, 0, 0.0, None, 0.0, start, True
             )
-        return real_solve(model, options, start=start, decide=decide)
+        return real_solve(model, options, start=start, decide=decide, **hooks)
 
-    monkeypatch.setattr(targets, "solve", fake_then_real)
+    monkeypatch.setattr(mip, "solve", fake_then_real)
     target = target_order(network.forward(x0), label)[0]
     # Interval bounds: the linear relaxation would prove this margin without any MIP.
     result = find_adversarial_example(
@@ -296,20 +301,20 @@ def loose_mips(time_limit: float) -> AttackOptions:
 def _spy_on_solves(monkeypatch, delay: float = 0.0) -> list[tuple[int, float, float | None, SolveResult]]:
     """Record (target class, feasibility tolerance, decide proof, result) per HiGHS solve,
     sleeping ``delay`` seconds after each."""
-    import prunemip.engine.targets as targets
+    import prunemip.engine.mip as mip
 
     calls = []
-    real_solve = targets.solve
+    real_solve = mip.solve
 
-    def spy(model, options, start=None, decide=None):
+    def spy(model, options, start=None, decide=None, **hooks):
         target = list(model.output_columns).index(int(np.argmax(model.objective)))
-        result = real_solve(model, options, start=start, decide=decide)
+        result = real_solve(model, options, start=start, decide=decide, **hooks)
         proof = None if decide is None else decide.proof
         calls.append((target, options.feasibility_tolerance, proof, result))
         time.sleep(delay)
         return result
 
-    monkeypatch.setattr(targets, "solve", spy)
+    monkeypatch.setattr(mip, "solve", spy)
     return calls
 
 
@@ -411,13 +416,13 @@ def test_robust_needs_a_dual_bound_clear_of_zero():
         return SolveResult(status, "", objective, dual_bound, None, 0, 0, 0.0, None, 0.0, None)
 
     tolerance = ROBUST_TOLERANCE
-    assert outcome_status(result(SolveStatus.OPTIMAL, -1e-7, 5e-7), None, tolerance) == "unknown"
-    assert outcome_status(result(SolveStatus.DECIDED_AT_MOST, -0.17, 1.6e-12), None, tolerance) == "unknown"
-    assert outcome_status(result(SolveStatus.OPTIMAL, -0.5, -0.49995), None, tolerance) == "robust"
-    assert outcome_status(result(SolveStatus.DECIDED_AT_MOST, None, -0.1), None, tolerance) == "robust"
-    assert outcome_status(result(SolveStatus.OPTIMAL, 0.0, 0.0), None, tolerance) == "unknown"
-    assert outcome_status(result(SolveStatus.OPTIMAL, -1e-7, -1e-7), None, tolerance) == "unknown"
-    assert outcome_status(result(SolveStatus.TIME_LIMIT, -1.0, 2.0), None, tolerance) == "timeout"
+    assert verdict(result(SolveStatus.OPTIMAL, -1e-7, 5e-7), tolerance) == "unknown"
+    assert verdict(result(SolveStatus.DECIDED_AT_MOST, -0.17, 1.6e-12), tolerance) == "unknown"
+    assert verdict(result(SolveStatus.OPTIMAL, -0.5, -0.49995), tolerance) == "unsat"
+    assert verdict(result(SolveStatus.DECIDED_AT_MOST, None, -0.1), tolerance) == "unsat"
+    assert verdict(result(SolveStatus.OPTIMAL, 0.0, 0.0), tolerance) == "unknown"
+    assert verdict(result(SolveStatus.OPTIMAL, -1e-7, -1e-7), tolerance) == "unknown"
+    assert verdict(result(SolveStatus.TIME_LIMIT, -1.0, 2.0), tolerance) == "timeout"
 
 
 def test_tiny_positive_margin_is_not_reported_robust():

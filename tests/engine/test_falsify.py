@@ -21,8 +21,8 @@ from prunemip.engine.falsify import (
     FalsifyOptions,
     checkpoints,
     falsify,
-    margin_rows,
 )
+from prunemip.engine.spec import margin_rows
 from prunemip.engine.subdomains import OutputRows
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Layer, Network
@@ -373,18 +373,19 @@ def test_bounds_given_as_a_name_or_precomputed(rng):
 @pytest.mark.parametrize("pays", [True, False])
 def test_auto_tightens_by_lp_before_the_first_mip_and_solves_each_target_once(rng, monkeypatch, pays):
     """``auto`` runs its LP stage (when it pays) before any MIP, and never re-solves a target."""
-    import prunemip.engine.targets as targets
     import prunemip.solvers.bounds as pipeline
+    from prunemip.engine.mip import ConjunctionMip
 
     monkeypatch.setattr(pipeline, "lp_pays", lambda bounds: pays)
-    real = targets.TargetMip.solve
+    real = ConjunctionMip.solve
     calls = []
 
-    def recorded(mip, options, start=None):
-        calls.append((mip.target, [s["method"] for s in mip.objective_model.stats.bounds_stages]))
-        return real(mip, options, start)
+    def recorded(mip, options, deadline, **kwargs):
+        target = int(np.argmin(mip.rows.coefficients[0]))  # the row y_label − y_target
+        calls.append((target, [s["method"] for s in mip.model.stats.bounds_stages]))
+        return real(mip, options, deadline, **kwargs)
 
-    monkeypatch.setattr(targets.TargetMip, "solve", recorded)
+    monkeypatch.setattr(ConjunctionMip, "solve", recorded)
     network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
     solved = 0
     for _ in range(30):
@@ -428,17 +429,17 @@ def test_sub_mip_heuristics_are_off_only_in_decide_mode_after_the_gradient_attac
     rng, monkeypatch, mode, pgd, extra, expected
 ):
     """The gradient attack has searched the region, so decide-mode MIPs skip RINS and RENS."""
-    import prunemip.engine.targets as targets
+    from prunemip.engine.mip import ConjunctionMip
     from prunemip.solvers.highs import HighsOptions
 
-    real = targets.TargetMip.solve
+    real = ConjunctionMip.solve
     seen = []
 
-    def recorded(mip, options, start=None):
+    def recorded(mip, options, deadline, **kwargs):
         seen.append(dict(options.extra))
-        return real(mip, options, start)
+        return real(mip, options, deadline, **kwargs)
 
-    monkeypatch.setattr(targets.TargetMip, "solve", recorded)
+    monkeypatch.setattr(ConjunctionMip, "solve", recorded)
     network = random_network(rng, [3, 4, 4, 3], 0.0, weight_scale=2.0)
     options = HighsOptions(time_limit=30, threads=1, extra=extra)
     for _ in range(30):

@@ -106,7 +106,7 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
 ):
     """Y_0 − Y_1 ≥ max + 1e-3 is unsat by 1e-3, less than loose HiGHS tolerances (0.05) can
     move the slack: the MIP is solved again with 1000× tighter ones, which prove it."""
-    import prunemip.engine.verify as verify_module
+    import prunemip.engine.mip as mip_module
     from prunemip.solvers.highs import HighsOptions
 
     network = load_network(tiny_onnx)
@@ -114,13 +114,13 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
         write(tmp_path, "tight.vnnlib", property_text(y0_beats_y1_by(extremes["y0_minus_y1"] + 1e-3)))
     )
     tolerances = []
-    real_solve = verify_module.solve
+    real_solve = mip_module.solve
 
     def spy(model, options, **kwargs):
         tolerances.append(options.feasibility_tolerance)
         return real_solve(model, options, **kwargs)
 
-    monkeypatch.setattr(verify_module, "solve", spy)
+    monkeypatch.setattr(mip_module, "solve", spy)
     loose = HighsOptions(
         threads=1, extra={"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
     )
@@ -132,7 +132,8 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
 def test_bounds_and_mip_share_the_time_budget(tiny_onnx, extremes, tmp_path, monkeypatch):
     """The tightening stage spends the disjunct's budget: a stage that uses it all leaves no
     MIP and the verdict is a timeout, not a run past the deadline."""
-    import prunemip.engine.verify as verify_module
+    import prunemip.engine.decide as decide_module
+    import prunemip.engine.mip as mip_module
 
     network = load_network(tiny_onnx)
     prop = load_vnnlib(
@@ -140,12 +141,12 @@ def test_bounds_and_mip_share_the_time_budget(tiny_onnx, extremes, tmp_path, mon
     )
     solves = []
 
-    def slow_bounds(network, region, bounds, method, time_limit):  # spends it all, tightens nothing
+    def slow_bounds(network, region, bounds, method, *, time_limit, **kwargs):  # spends it all, no tightening
         time.sleep(time_limit)
         return bounds
 
-    monkeypatch.setattr(verify_module, "continue_bounds", slow_bounds)
-    monkeypatch.setattr(verify_module, "solve", lambda *a, **k: solves.append(1))
+    monkeypatch.setattr(decide_module, "continue_bounds", slow_bounds)
+    monkeypatch.setattr(mip_module, "solve", lambda *a, **k: solves.append(1))
     result = verify(network, prop, 1.0, VerifyOptions(bounds="lp", bab_share=0.0))
     assert result.verdict == "timeout" and result.disjuncts == ["timeout"] and not solves
 

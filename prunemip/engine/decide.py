@@ -1,0 +1,613 @@
+"""The decision engine: one ladder for attacks, properties, studies and the Python API.
+
+:func:`decide` answers :class:`~prunemip.engine.spec.Spec` questions (is there an ``x`` of the
+region whose outputs satisfy one of the conjunctions ``C_j·y ≤ d_j``?) per disjunct, cheapest
+first, every stage on what the earlier ones left open:
+
+1. **bounds**: the cheap stages of the bounds method over the region (up to the linear
+   relaxation, or α-CROWN when asked); in decide mode a conjunction is refuted when a row's
+   sound lower bound of ``c_k·y`` (the better of the output intervals and the linear
+   relaxation of ``c_k·y`` itself) proves its slack ``≤ −τ``;
+2. **falsify** (:func:`~prunemip.engine.falsify.falsify`): batched multi-restart APGD on
+   every open conjunction's slack, on ``falsify_share`` of the budget, from the given starts;
+   its best points seed the MIPs;
+3. **branch and bound** (:func:`~prunemip.engine.bab.branch_and_bound`, decide mode): on
+   ``bab_share`` of the time left, the open conjunctions in turn, only on networks with at
+   least ``bab_min_unstable`` unstable ReLUs under the cheap bounds: below that the MIP alone
+   is faster (the measurement is in ``experiments/benchmarks/README.md``);
+4. **surrogate** (:func:`~prunemip.engine.surrogate.search_surrogate`, when one is given): half
+   the time left on a cheaper network's MIPs, incumbents checked on this network (never a
+   proof);
+5. **MIP** (:class:`~prunemip.engine.mip.ConjunctionMip`): the expensive bounds stages (LP
+   tightening where it pays) once, the refutation of 1. again, the encoding once, then each
+   open conjunction's slack MIP on an even share of the time left (what one leaves over goes
+   to the next); a conjunction HiGHS leaves "unknown" (settled within what its tolerances can
+   move the slack) is solved again under :meth:`HighsOptions.tightened` while time lasts.
+
+Decide mode stops at the first conjunction satisfied; optimize mode skips 1.'s refutation and
+3., and solves every conjunction's MIP to optimality. Soundness: "sat" only for a point of the
+region whose float64 forward pass satisfies the conjunction (strict rows strictly); "unsat"
+only from float-sound bounds, branch and bound's certified refutation or a MIP dual bound
+``≤ −τ``. Ctrl-C (:mod:`prunemip.interrupts`) or the deadline ends the search with what it
+has: the checked points and proven bounds so far, marked interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from prunemip import interrupts
+from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
+from prunemip.encoders.bounds.interval import NeuronBounds
+from prunemip.encoders.bounds.linear import output_upper_bounds
+from prunemip.encoders.mip_model import MipModel
+from prunemip.engine.bab import BabOptions, branch_and_bound, root_bounds
+from prunemip.engine.falsify import FalsifyOptions, FalsifyResult, falsify
+from prunemip.engine.mip import ConjunctionMip, MipAnswer, combined, verdict
+from prunemip.engine.progress import Progress, ProgressHook
+from prunemip.engine.slack import ROBUST_TOLERANCE
+from prunemip.engine.spec import Spec
+from prunemip.engine.surrogate import search_surrogate
+from prunemip.errors import PrunemipError
+from prunemip.network import Network
+from prunemip.solvers.bounds import ObbtOptions, compute_bounds, continue_bounds
+from prunemip.solvers.highs import HighsOptions
+from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
+from prunemip.solvers.result import SolveResult
+
+Status = Literal["sat", "unsat", "timeout", "unknown"]
+Mode = Literal["decide", "optimize"]
+#: :attr:`EngineOptions.bab_share`'s default, measured (``vnncomp_mnist.py``).
+BAB_SHARE = 0.5
+#: :attr:`EngineOptions.bab_min_unstable`'s default, measured (``engine_compare.py``).
+BAB_MIN_UNSTABLE = 64
+#: HiGHS settings of a decide-mode MIP once the falsifier has searched the region: no RINS or
+#: RENS sub-MIPs. They look for better incumbents; a MIP that only has to prove ``s ≤ −τ``
+#: spends most of its time in them (measured: ``experiments/benchmarks/README.md``, solve
+#: time). ``EngineOptions.highs.extra`` overrides these.
+SEARCHED_REGION_HIGHS: dict[str, object] = {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False}
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How :func:`decide` searches."""
+
+    mode: Mode = "decide"
+    #: precomputed bounds over the region, or a method of :func:`~prunemip.solvers.bounds.compute_bounds`
+    bounds: NeuronBounds | str = DEFAULT_BOUNDS
+    bounds_options: ObbtOptions | None = None  #: the LP/MIP bounds stages' limits
+    formulation: str = DEFAULT_FORMULATION
+    highs: HighsOptions = field(default_factory=lambda: HighsOptions(threads=1))
+    #: the falsifier's effort (None: skip it), on ``falsify_share`` of the budget at most
+    falsify: FalsifyOptions | None = field(default_factory=FalsifyOptions)
+    falsify_share: float = 1.0
+    #: refute conjunctions by the cheap bounds before any search (decide mode)
+    rule_out: bool = True
+    #: the share of the time left after falsification that branch and bound may spend (0: none)
+    bab_share: float = BAB_SHARE
+    bab_min_unstable: int = BAB_MIN_UNSTABLE  #: below this many unstable ReLUs, no branch and bound
+    surrogate: Network | None = None  #: a cheaper network whose MIPs are searched first
+    robust_tolerance: float = ROBUST_TOLERANCE  #: the least τ of an "unsat" proof
+    device: str = "cpu"  #: where the falsifier's and branch and bound's torch work runs
+    progress: ProgressHook | None = None  #: sees each disjunct's state as the search goes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What is known about one disjunct."""
+
+    status: Status
+    stage: str  #: what settled it, or the last stage that ran: bounds, falsify, bab, surrogate, mip
+    point: np.ndarray | None = field(
+        default=None, repr=False
+    )  #: the best checked point (the witness for sat)
+    slack: float | None = None  #: its float64 slack
+    bound: float | None = None  #: the best proven upper bound of the slack
+    tolerance: float = ROBUST_TOLERANCE  #: τ of an "unsat" proof
+    solve: SolveResult | None = None  #: the MIP's record, when one ran
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one :class:`Spec`: a status, and per disjunct its outcome."""
+
+    spec: Spec
+    status: Status
+    outcomes: tuple[Outcome, ...]
+    witness: int | None  #: the disjunct whose point satisfies it, for sat
+    bounds: NeuronBounds | None  #: the final neuron bounds over the region
+    model: MipModel | None  #: the encoded network, when a MIP was built
+    falsified: FalsifyResult | None  #: the falsifier's run, when it ran
+    bounds_seconds: float
+    seconds: float
+    interrupted: bool  #: Ctrl-C ended the search
+
+
+def decide(
+    network: Network,
+    specs: Sequence[Spec],
+    timeout: float,
+    options: EngineOptions | None = None,
+    *,
+    starts: Sequence[np.ndarray] = (),
+) -> list[Decision]:
+    """Answer ``specs`` about ``network`` within ``timeout`` seconds, the stages of the module in turn.
+
+    Args:
+        network: the network.
+        specs: the questions; a decision in decide mode ends them all once one disjunct holds.
+        timeout: the budget in seconds (> 0), shared by the specs.
+        options: how to search (default :class:`EngineOptions`).
+        starts: input points (inside every spec's region) the falsifier and the MIPs start from.
+
+    Returns:
+        One decision per spec, in order.
+
+    Raises:
+        PrunemipError: for a non-positive timeout, an unknown bounds method or rows that do not
+            match the network's outputs.
+    """
+    options = options or EngineOptions()
+    if timeout <= 0:
+        raise PrunemipError(f"the timeout must be positive, got {timeout}")
+    method = options.bounds.method if isinstance(options.bounds, NeuronBounds) else options.bounds
+    if method not in (*BOUNDS_METHODS, DEFAULT_BOUNDS):
+        raise PrunemipError(f"unknown bounds method {method!r}; choose one of {BOUNDS_METHODS} or 'auto'")
+    for spec in specs:
+        if spec.n_outputs != network.n_outputs:
+            raise PrunemipError(
+                f"the spec constrains {spec.n_outputs} outputs; the network has {network.n_outputs}"
+            )
+    search = _Search(network, options, time.perf_counter(), timeout, method)
+    runs = [_Run(search, spec, list(starts)) for spec in specs]
+    for stage in (_bounds_stage, _falsify_stage, _bab_stage, _surrogate_stage, _mip_stage, _settle_stage):
+        if search.finished(runs):
+            break
+        stage(search, runs)
+    return [run.decision() for run in runs]
+
+
+@dataclass
+class _Search:
+    """What every spec of one call shares: the network, the options and the clock."""
+
+    network: Network
+    options: EngineOptions
+    start: float
+    timeout: float
+    method: str  #: the bounds method's name
+
+    @property
+    def deadline(self) -> float:
+        return self.start + self.timeout
+
+    def remaining(self) -> float:
+        return 0.0 if interrupts.requested() else self.deadline - time.perf_counter()
+
+    def finished(self, runs: list[_Run]) -> bool:
+        """Out of time, interrupted, every disjunct settled, or (decide mode) one satisfied."""
+        if self.remaining() <= 0.0 or all(not run.open() for run in runs):
+            return True
+        return self.options.mode == "decide" and any(run.witness is not None for run in runs)
+
+    def report(
+        self,
+        run: _Run,
+        index: int,
+        stage: str,
+        open_subdomains: int | None = None,
+        solver_bound: float | None = None,
+    ) -> None:
+        """Hand the progress hook disjunct ``index``'s state; ``solver_bound`` is a running MIP's
+        dual bound, shown but not kept (only a finished solve's proof counts)."""
+        hook = self.options.progress
+        if hook is None:
+            return
+        outcome = run.outcomes[index]
+        best = None if run.points[index] is None else float(run.slacks[index])
+        bound = min(run.bounds_known[index], np.inf if solver_bound is None else solver_bound)
+        hook(
+            Progress(
+                run.spec.names[index],
+                stage if outcome is None else outcome.status,
+                time.perf_counter() - self.start,
+                best,
+                float(bound) if np.isfinite(bound) else None,
+                open_subdomains,
+                outcome is not None,
+            )
+        )
+
+
+@dataclass
+class _Run:
+    """One spec's search: its bounds, model, checked points and settled disjuncts."""
+
+    search: _Search
+    spec: Spec
+    starts: list[np.ndarray]
+    outcomes: list[Outcome | None] = field(default_factory=list)
+    points: list[np.ndarray | None] = field(default_factory=list)
+    slacks: np.ndarray = field(default_factory=lambda: np.empty(0))
+    bounds_known: np.ndarray = field(default_factory=lambda: np.empty(0))  #: proven slack upper bounds
+    satisfied: list[bool] = field(default_factory=list)  #: a checked point satisfies the disjunct
+    answers: dict[int, tuple[ConjunctionMip, MipAnswer]] = field(default_factory=dict)
+    witness: int | None = None
+    bounds: NeuronBounds | None = None
+    bab_root: NeuronBounds | None = None
+    model: MipModel | None = None
+    falsified: FalsifyResult | None = None
+    bounds_seconds: float = 0.0
+    last_stage: str = ""
+
+    def __post_init__(self) -> None:
+        count = len(self.spec.disjuncts)
+        self.outcomes = [None] * count
+        self.points = [None] * count
+        self.satisfied = [False] * count
+        self.slacks = np.full(count, -np.inf)
+        self.bounds_known = np.full(count, np.inf)
+
+    def open(self) -> list[int]:
+        return [j for j, outcome in enumerate(self.outcomes) if outcome is None]
+
+    def check(self, x: np.ndarray) -> bool:
+        """Pull ``x`` into the region, run the float64 forward pass, keep each disjunct's best
+        point; True when it satisfies an open disjunct (in decide mode then settled "sat";
+        in optimize mode its MIP still runs, for the best point)."""
+        region = self.spec.region
+        point = region.project(np.asarray(x, dtype=np.float64).reshape(-1))
+        outputs = self.search.network.forward(point)
+        slacks = self.spec.slacks(outputs)
+        better = slacks > self.slacks
+        for j in np.flatnonzero(better):
+            self.points[j], self.slacks[j] = point, slacks[j]
+        found = False
+        for j in self.open():
+            if self.spec.disjuncts[j].hold(outputs):
+                self.points[j], self.slacks[j] = point, slacks[j]
+                self.satisfied[j] = found = True
+                if self.witness is None:
+                    self.witness = j
+                if self.search.options.mode == "decide":
+                    self.settle(j, "sat", self.last_stage)
+                    return True
+        return found
+
+    def settle(
+        self,
+        j: int,
+        status: Status,
+        stage: str,
+        tolerance: float | None = None,
+        solve: SolveResult | None = None,
+    ) -> None:
+        """Record disjunct ``j``'s final outcome from what is known of it, and report it."""
+        self.outcomes[j] = self.outcome(j, status, stage, tolerance, solve)
+        self.search.report(self, j, stage)
+
+    def outcome(
+        self, j: int, status: Status, stage: str, tolerance: float | None, solve: SolveResult | None
+    ) -> Outcome:
+        point = self.points[j]
+        bound = self.bounds_known[j]
+        return Outcome(
+            status,
+            stage,
+            point,
+            None if point is None else float(self.slacks[j]),
+            float(bound) if np.isfinite(bound) else None,
+            self.search.options.robust_tolerance if tolerance is None else tolerance,
+            solve,
+        )
+
+    def know_bound(self, j: int, bound: float | None) -> None:
+        if bound is not None and np.isfinite(bound):
+            self.bounds_known[j] = min(self.bounds_known[j], bound)
+
+    def rule_out(self, stage: str) -> None:
+        """Settle "unsat" every open disjunct whose rows the current bounds refute by ``≥ τ``."""
+        assert self.bounds is not None
+        tolerance = self.search.options.robust_tolerance
+        for j in self.open():
+            self.know_bound(j, _slack_upper_bound(self.search.network, self.spec, j, self.bounds))
+            if self.bounds_known[j] <= -tolerance:
+                self.settle(j, "unsat", stage, tolerance=tolerance)
+
+    def decision(self) -> Decision:
+        search = self.search
+        interrupted = interrupts.requested()
+        outcomes = []
+        for j, outcome in enumerate(self.outcomes):
+            if outcome is None:
+                answer = self.answers.get(j)
+                status: Status = "sat" if self.satisfied[j] else "timeout"
+                if answer is not None and not interrupted and not self.satisfied[j]:
+                    status = verdict(answer[1].solve, answer[1].tolerance)
+                if answer is None:
+                    outcome = self.outcome(j, status, self.last_stage, None, None)
+                else:
+                    outcome = self.outcome(j, status, "mip", answer[1].tolerance, answer[1].solve)
+            outcomes.append(outcome)
+        statuses = [o.status for o in outcomes]
+        if "sat" in statuses:
+            status: Status = "sat"
+        elif all(s == "unsat" for s in statuses):
+            status = "unsat"
+        else:
+            status = "timeout" if "timeout" in statuses else "unknown"
+        return Decision(
+            self.spec,
+            status,
+            tuple(outcomes),
+            self.witness,
+            self.bounds,
+            self.model,
+            self.falsified,
+            self.bounds_seconds,
+            time.perf_counter() - search.start,
+            interrupted,
+        )
+
+
+def _slack_upper_bound(network: Network, spec: Spec, j: int, bounds: NeuronBounds) -> float:
+    """A sound upper bound of disjunct ``j``'s slack ``min_k (d_k − c_k·y)`` over the region:
+    ``min_k (d_k − lb(c_k·y))``, ``lb`` the better of the output intervals summed per output
+    and the linear relaxation of ``c_k·y`` itself (both sound)."""
+    rows = spec.disjuncts[j]
+    last = len(network.layers) - 1
+    low, high = bounds.post_activation(last)
+    C = rows.coefficients
+    lower = np.sum(np.minimum(C * low, C * high), axis=1)
+    upper = output_upper_bounds(network, spec.region, bounds, -C)
+    if upper is not None:
+        lower = np.maximum(lower, -upper)
+    return float(np.min(rows.rhs - lower))
+
+
+def _bounds_stage(search: _Search, runs: list[_Run]) -> None:
+    """The cheap bounds per spec; in decide mode, refute what they can."""
+    options = search.options
+    for run in runs:
+        if isinstance(options.bounds, NeuronBounds):
+            run.bounds = options.bounds
+        else:
+            cheap = search.method if search.method in ("ia", "linear", "alpha") else "linear"
+            run.bounds = compute_bounds(search.network, run.spec.region, cheap)
+        run.bounds_seconds = run.bounds.seconds
+        run.last_stage = "bounds"
+        if options.mode == "decide" and options.rule_out:
+            run.rule_out("bounds")
+
+
+def _falsify_stage(search: _Search, runs: list[_Run]) -> None:
+    """The falsifier on every open disjunct, one batch per spec, on ``falsify_share`` of the budget."""
+    options = search.options
+    if options.falsify is None:
+        return
+    deadline = min(search.start + options.falsify_share * search.timeout, search.deadline)
+    pending = [run for run in runs if run.open() and np.any(run.spec.region.upper > run.spec.region.lower)]
+    for index, run in enumerate(pending):
+        now = time.perf_counter()
+        if now >= deadline or search.remaining() <= 0:
+            return
+        open_disjuncts = run.open()
+        run.last_stage = "falsify"
+        for j in open_disjuncts:
+            search.report(run, j, "falsify")
+        result = falsify(
+            search.network,
+            run.spec.region,
+            [run.spec.disjuncts[j] for j in open_disjuncts],
+            options.falsify,
+            starts=run.starts,
+            deadline=now + (deadline - now) / (len(pending) - index),
+            device=options.device,
+            stop_at_first=options.mode == "decide",
+        )
+        run.falsified = result
+        for k in np.argsort(-result.slacks, kind="stable"):
+            point = result.points[k]
+            if point is not None:
+                run.starts.append(point)
+                run.check(point)
+        if options.mode == "decide" and run.witness is not None:
+            return
+
+
+def _bab_stage(search: _Search, runs: list[_Run]) -> None:
+    """Branch and bound on the open disjuncts of networks with enough unstable ReLUs (decide mode)."""
+    options = search.options
+    network = search.network
+    if options.mode != "decide" or options.bab_share <= 0.0 or network.layers[-1].activation != "identity":
+        return
+    pending = [
+        (run, j)
+        for run in runs
+        if run.bounds is not None and run.bounds.n_unstable >= options.bab_min_unstable
+        for j in run.open()
+    ]
+    deadline = time.perf_counter() + options.bab_share * search.remaining()
+    for index, (run, j) in enumerate(pending):
+        if run.outcomes[j] is not None:
+            continue
+        now = time.perf_counter()
+        if now >= deadline or search.remaining() <= 0:
+            return
+        share = (deadline - now) / (len(pending) - index)
+        bab = BabOptions(time_limit=share, highs=options.highs, device=options.device)
+        run.last_stage = "bab"
+        search.report(run, j, "bab")
+        if run.bab_root is None:
+            run.bab_root = root_bounds(network, run.spec.region, run.bounds, bab)
+        bab = replace(bab, time_limit=max(now + share - time.perf_counter(), 1e-3))
+
+        def on_step(open_count: int, bound: float, best: float, run: _Run = run, j: int = j) -> None:
+            run.know_bound(j, -bound)
+            search.report(run, j, "bab", open_subdomains=open_count)
+
+        result = branch_and_bound(
+            network, run.spec.region, run.spec.disjuncts[j], bab, bounds=run.bab_root, on_step=on_step
+        )
+        run.know_bound(j, -result.bound)
+        if result.status == "found" and result.x is not None and run.check(result.x):
+            if options.mode == "decide":
+                return
+        elif result.status == "refuted":
+            run.settle(j, "unsat", "bab")
+
+
+def _surrogate_stage(search: _Search, runs: list[_Run]) -> None:
+    """Half the time left on the surrogate's MIPs, incumbents checked on the network."""
+    options = search.options
+    if options.surrogate is None:
+        return
+    deadline = time.perf_counter() + search.remaining() / 2
+    pending = [run for run in runs if run.open()]
+    for index, run in enumerate(pending):
+        now = time.perf_counter()
+        run.last_stage = "surrogate"
+        for j in run.open():
+            search.report(run, j, "surrogate")
+        found = search_surrogate(
+            options.surrogate,
+            run.spec,
+            run.open(),
+            run.check,
+            now + (deadline - now) / (len(pending) - index),
+            bounds=search.method if isinstance(options.bounds, str) else DEFAULT_BOUNDS,
+            highs=options.highs,
+            starts=run.starts,
+        ).found
+        if found is not None and options.mode == "decide":
+            return
+
+
+def _mip_stage(search: _Search, runs: list[_Run]) -> None:
+    """Tighter bounds once per spec, then each open disjunct's MIP on an even share of the time left."""
+    options = search.options
+    highs = options.highs
+    if options.mode == "decide" and any(run.falsified is not None for run in runs):
+        highs = replace(highs, extra={**SEARCHED_REGION_HIGHS, **highs.extra})
+    decide_mode = options.mode == "decide"
+    total = sum(len(run.open()) for run in runs)
+    done = 0
+    for run in runs:
+        if not run.open():
+            continue
+        run.model = _encoded(search, run)
+        if decide_mode and options.rule_out:
+            run.rule_out("bounds")
+        points = [run.spec.region.midpoint, *run.starts]
+        for j in run.open():
+            remaining = search.remaining()
+            if remaining <= 0:
+                return
+            deadline = time.perf_counter() + remaining / max(total - done, 1)
+            done += 1
+            run.last_stage = "mip"
+            search.report(run, j, "mip")
+            mip = ConjunctionMip.of(run.model, run.spec.disjuncts[j], points, options.robust_tolerance)
+            answer = _solve(search, run, j, mip, highs, deadline)
+            if run.outcomes[j] is not None:  # satisfied
+                if decide_mode:
+                    return
+                continue
+            run.answers[j] = (mip, answer)
+            if answer.proved:
+                run.settle(j, "unsat", "mip", tolerance=answer.tolerance, solve=answer.solve)
+
+
+def _settle_stage(search: _Search, runs: list[_Run]) -> None:
+    """Solve the disjuncts HiGHS left "unknown" again under tighter tolerances while time lasts."""
+    tighter = search.options.highs.tightened()
+    if tighter is None:
+        return
+    for run in runs:
+        for j in run.open():
+            if j not in run.answers or search.remaining() <= 0:
+                continue
+            mip, first = run.answers[j]
+            if verdict(first.solve, first.tolerance) != "unknown":
+                continue
+            point = run.points[j]
+            start = None if point is None else mip.solution(point)
+            answer = _solve(search, run, j, mip, tighter, search.deadline, start=start)
+            answer = replace(answer, solve=combined(first.solve, answer.solve))
+            if run.outcomes[j] is not None:
+                if search.options.mode == "decide":
+                    return
+                continue
+            run.answers[j] = (mip, answer)
+            if answer.proved:
+                run.settle(j, "unsat", "mip", tolerance=answer.tolerance, solve=answer.solve)
+
+
+def _solve(
+    search: _Search,
+    run: _Run,
+    j: int,
+    mip: ConjunctionMip,
+    highs: HighsOptions,
+    deadline: float,
+    *,
+    start: np.ndarray | None = None,
+) -> MipAnswer:
+    """One solve of disjunct ``j``'s MIP; a confirmed incumbent settles it "sat" with the record."""
+
+    def on_bounds(incumbent: float | None, dual: float | None) -> None:
+        search.report(run, j, "mip", solver_bound=dual)
+
+    decide_mode = search.options.mode == "decide"
+    answer = mip.solve(
+        highs,
+        min(deadline, search.deadline),
+        decide=decide_mode,
+        stop=decide_mode,
+        check=run.check,
+        start=start,
+        on_bounds=on_bounds if search.options.progress is not None else None,
+    )
+    run.know_bound(j, answer.solve.dual_bound if answer.proved else None)
+    if not decide_mode and run.satisfied[j] and run.outcomes[j] is None:
+        run.settle(j, "sat", "mip", tolerance=answer.tolerance, solve=answer.solve)
+    outcome = run.outcomes[j]
+    if outcome is not None and outcome.status == "sat":  # the best point of the solve, with its record
+        run.outcomes[j] = replace(
+            outcome,
+            stage="mip",
+            point=run.points[j],
+            slack=float(run.slacks[j]),
+            tolerance=answer.tolerance,
+            solve=answer.solve,
+        )
+    return answer
+
+
+def _encoded(search: _Search, run: _Run) -> MipModel:
+    """The expensive bounds stages (when the method has them), then the big-M encoding."""
+    assert run.bounds is not None
+    options = search.options
+    bounds = run.bounds
+    if (
+        isinstance(options.bounds, str)
+        and search.method not in ("ia", "linear")
+        and bounds.method == "linear"
+    ):
+        bounds = continue_bounds(
+            search.network,
+            run.spec.region,
+            bounds,
+            search.method,
+            options=options.bounds_options,
+            time_limit=max(search.remaining(), 0.0),
+            points=run.starts,
+        )
+        run.bounds = bounds
+        run.bounds_seconds = bounds.seconds
+    return encode(search.network, run.spec.region, bounds, formulation=options.formulation)
