@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,11 @@ def add_attack_parser(commands: Any, formatter: Any) -> None:
         description=(
             "Solve the adversarial MIP: targeted with --target, else untargeted (runner-up class first).\n"
             "decide mode stops at the first adversarial example or once none can exist; optimize mode\n"
-            "proves the largest margin. Every example is re-checked by a float64 forward pass."
+            "proves the largest margin. Every example is re-checked by a float64 forward pass.\n\n"
+            "On a terminal a live line per target shows the stage, elapsed time, best margin found and\n"
+            "best proven bound. Ctrl-C stops the search: the best result so far is printed and written\n"
+            '(JSON "interrupted": true, the picture if an example was found), exit status 130; a second\n'
+            "Ctrl-C aborts at once."
         ),
         epilog=examples(
             "prunemip attack model.pt --dataset digits --index 7 --eps 0.05 --json adv.json --png adv.png",
@@ -136,6 +140,7 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
         args: the parsed command line.
         console: where the tables and the outcome go.
     """
+    from prunemip.cli.live import raise_if_interrupted, searching
     from prunemip.cli.outputs import write_json
     from prunemip.cli.plotting import save_adversarial_png
     from prunemip.cli.tables import attack_table, bounds_table
@@ -162,9 +167,15 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
         pgd=not args.no_pgd,
         device=args.device,
     )
-    result = find_adversarial_example(
-        instance.network, instance.x0, instance.label, region, target=args.target, options=options
-    )
+    with searching(console) as progress:
+        result = find_adversarial_example(
+            instance.network,
+            instance.x0,
+            instance.label,
+            region,
+            target=args.target,
+            options=replace(options, progress=progress),
+        )
     console.print(f"{instance.source}: label {instance.label}, clean prediction {result.clean_prediction}")
     if result.pgd_seconds:
         margin = "—" if result.pgd_margin is None else f"{result.pgd_margin:.6g}"
@@ -187,6 +198,7 @@ def run_attack(args: argparse.Namespace, console: Console) -> None:
         console.print(
             f"no picture written to {png_path}: {result.status}, so there is no adversarial example"
         )
+    raise_if_interrupted(result.interrupted, console)
 
 
 _OUTCOMES = {
@@ -200,7 +212,10 @@ _OUTCOMES = {
 
 def _print_outcome(result: AttackResult, console: Console) -> None:
     """The attack's status in words and, for an example found, its forward-pass check."""
-    console.print(f"[bold]{result.status}[/bold]: {_OUTCOMES[result.status]} ({result.total_seconds:.2f} s)")
+    words = _OUTCOMES[result.status]
+    if result.interrupted and result.status in ("timeout", "unknown"):
+        words = "interrupted (Ctrl-C) before the question was settled"
+    console.print(f"[bold]{result.status}[/bold]: {words} ({result.total_seconds:.2f} s)")
     witness = result.witness
     if witness is not None and result.found:
         console.print(

@@ -32,6 +32,7 @@ from prunemip.errors import PrunemipError
 from prunemip.text_io import read_text
 
 if TYPE_CHECKING:
+    from prunemip.engine.progress import ProgressHook
     from prunemip.engine.verify import VerifyResult
 
 
@@ -59,7 +60,11 @@ def add_parser(commands: Any, formatter: Any) -> None:
             "verdict error with its reason, and the batch goes on (exit status 0). Only a bad instances\n"
             "file (unreadable, no lines, a line without three fields, a timeout that is not a positive\n"
             "number) stops the batch before it starts, with exit status 2 and no results file.\n"
-            f"--results columns: {','.join(RESULT_COLUMNS)} (reason: why a line is an error)."
+            f"--results columns: {','.join(RESULT_COLUMNS)} (reason: why a line is an error).\n\n"
+            "On a terminal a live line per disjunct shows the stage, elapsed time, best slack found and\n"
+            "best proven bound. Ctrl-C stops the search: the verdict so far is printed and written (a\n"
+            "batch stops after that instance, its reason 'interrupted'), exit status 130; a second\n"
+            "Ctrl-C aborts at once."
         ),
         epilog=examples(
             "prunemip verify net.onnx prop.vnnlib --timeout 120 --counterexample cex.txt",
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace, console: Console) -> None:
         console: where progress and the batch lines go; a single verdict is printed to stdout.
     """
     from prunemip.atomic import atomic_write_lines
+    from prunemip.cli.live import raise_if_interrupted, searching
     from prunemip.vnnlib import counterexample_text
 
     if args.instances:
@@ -105,17 +111,23 @@ def run(args: argparse.Namespace, console: Console) -> None:
     if not (args.network and args.property):
         raise PrunemipError("give a network and a property file (or --instances CSV)")
     counterexample = output_file(args.counterexample, "--counterexample")
-    result = _verify_one(args.network, args.property, args.timeout, args)
+    with searching(console) as progress:
+        result = _verify_one(args.network, args.property, args.timeout, args, progress)
     console.print(f"{result.stage}: {', '.join(result.disjuncts) or '-'} in {result.seconds:.2f} s")
     if counterexample is not None:
         sat = result.verdict == "sat"
         text = counterexample_text(result.x, result.outputs) if sat else result.verdict + "\n"
         atomic_write_lines(counterexample, text.rstrip("\n").splitlines())
     print(result.verdict)
+    raise_if_interrupted(result.interrupted, console)
 
 
 def _verify_one(
-    network_path: str, property_path: str, timeout: float, args: argparse.Namespace
+    network_path: str,
+    property_path: str,
+    timeout: float,
+    args: argparse.Namespace,
+    progress: ProgressHook | None,
 ) -> VerifyResult:
     """Load a network and a property and decide it within ``timeout`` seconds."""
     from prunemip.engine.verify import VerifyOptions, verify
@@ -131,6 +143,7 @@ def _verify_one(
         highs=HighsOptions(threads=1, random_seed=args.seed),
         seed=args.seed,
         device=args.device,
+        progress=progress,
     )
     return verify(network, prop, timeout, options)
 
@@ -190,17 +203,22 @@ def _run_batch(args: argparse.Namespace, console: Console) -> None:
     differ) gets the verdict ``error`` with the message as its reason; the others go on.
     """
     from prunemip.atomic import atomic_write_lines
+    from prunemip.cli.live import raise_if_interrupted, searching
 
     listing = Path(args.instances)
     instances = _instances(listing)
     results = output_file(args.results, "--results")
     lines, counts, total = [], {}, 0.0
+    interrupted = False
     for instance in instances:
         started = time.perf_counter()
         paths = (str(listing.parent / instance.network), str(listing.parent / instance.prop))
         try:
-            result = _verify_one(*paths, instance.timeout, args)
-            verdict, seconds, reason = result.verdict, result.seconds, ""
+            with searching(console) as progress:
+                result = _verify_one(*paths, instance.timeout, args, progress)
+            interrupted = result.interrupted
+            verdict, seconds = result.verdict, result.seconds
+            reason = "interrupted" if interrupted else ""
         except PrunemipError as error:
             verdict, seconds, reason = "error", time.perf_counter() - started, str(error)
         fields = [instance.network, instance.prop, verdict, f"{seconds:.3f}"]
@@ -208,7 +226,11 @@ def _run_batch(args: argparse.Namespace, console: Console) -> None:
         lines.append(_csv_line([*fields, reason]))
         counts[verdict] = counts.get(verdict, 0) + 1
         total += seconds
+        if interrupted:  # the instances after it are not run
+            break
     summary = ", ".join(f"{verdict} {count}" for verdict, count in sorted(counts.items()))
-    console.print(f"{len(instances)} instances: {summary}; {total:.1f} s in all")
+    ran = f"{len(lines)} of {len(instances)}" if interrupted else str(len(instances))
+    console.print(f"{ran} instances: {summary}; {total:.1f} s in all")
     if results is not None:
         atomic_write_lines(results, [",".join(RESULT_COLUMNS), *lines])
+    raise_if_interrupted(interrupted, console)

@@ -270,7 +270,8 @@ class _Run:
         found = False
         for j in self.open():
             if self.spec.disjuncts[j].hold(outputs):
-                self.points[j], self.slacks[j] = point, slacks[j]
+                if slacks[j] >= self.slacks[j]:  # a satisfying point at the best slack (ties: this one)
+                    self.points[j], self.slacks[j] = point, slacks[j]
                 self.satisfied[j] = found = True
                 if self.witness is None:
                     self.witness = j
