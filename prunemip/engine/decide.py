@@ -13,8 +13,9 @@ first, every stage on what the earlier ones left open:
    its best points seed the MIPs;
 3. **branch and bound** (:func:`~prunemip.engine.bab.branch_and_bound`, decide mode): on
    ``bab_share`` of the time left, the open conjunctions in turn, only on networks with at
-   least ``bab_min_unstable`` unstable ReLUs under the cheap bounds: below that the MIP alone
-   is faster (the measurement is in ``experiments/benchmarks/README.md``);
+   least ``bab_min_unstable`` unstable ReLUs under the cheap bounds (a provisional threshold:
+   ``experiments/benchmarks/README.md`` shows a pruned net above it that the MIP alone
+   decides faster);
 4. **surrogate** (:func:`~prunemip.engine.surrogate.search_surrogate`, when one is given): half
    the time left on a cheaper network's MIPs, incumbents checked on this network (never a
    proof);
@@ -64,7 +65,9 @@ Status = Literal["sat", "unsat", "timeout", "unknown"]
 Mode = Literal["decide", "optimize"]
 #: :attr:`EngineOptions.bab_share`'s default, measured (``vnncomp_mnist.py``).
 BAB_SHARE = 0.5
-#: :attr:`EngineOptions.bab_min_unstable`'s default, measured (``engine_compare.py``).
+#: :attr:`EngineOptions.bab_min_unstable`'s default: provisional, not tuned. It does not
+#: separate the study's RS-pruned 2x200 (98–172 unstable, three instances slower with branch
+#: and bound) from its dense nets (225–390, where branch and bound wins): engine_compare.py.
 BAB_MIN_UNSTABLE = 64
 #: HiGHS settings of a decide-mode MIP once the falsifier has searched the region: no RINS or
 #: RENS sub-MIPs. They look for better incumbents; a MIP that only has to prove ``s ≤ −τ``

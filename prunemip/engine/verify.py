@@ -139,12 +139,12 @@ def _result(
     network: Network, groups: list[tuple[Spec, list[int]]], decisions: list[Decision], seconds: float
 ) -> VerifyResult:
     """The property's verdict from its boxes' decisions."""
-    count = sum(len(indices) for _, indices in groups)
-    outcomes: list[Outcome | None] = [None] * count
-    for (_, indices), decision in zip(groups, decisions, strict=True):
-        for index, outcome in zip(indices, decision.outcomes, strict=True):
-            outcomes[index] = outcome
-    settled = [outcome for outcome in outcomes if outcome is not None]
+    by_index = {
+        index: outcome
+        for (_, indices), decision in zip(groups, decisions, strict=True)
+        for index, outcome in zip(indices, decision.outcomes, strict=True)
+    }
+    settled = [by_index[index] for index in range(len(by_index))]  # the property's order
     statuses = {outcome.status for outcome in settled}
     interrupted = any(decision.interrupted for decision in decisions)
     for decision in decisions:
