@@ -342,6 +342,7 @@ def solve(
     decide: DecisionRule | None = None,
     on_incumbent: Callable[[np.ndarray], bool] | None = None,
     on_progress: Callable[[float | None, float | None], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> SolveResult:
     """Solve ``model``; with a ``decide`` rule stop as soon as its question is answered.
 
@@ -355,6 +356,8 @@ def solve(
             the solve with status ``STOPPED``.
         on_progress: sees the incumbent's objective and the dual bound (None while
             infinite), at most every :data:`PROGRESS_SECONDS` while the MIP search runs.
+        stop: polled in the MIP search; True interrupts the solve (status ``INTERRUPTED``),
+            as Ctrl-C does inside :func:`prunemip.interrupts.deferred`.
 
     Returns:
         Status, objective, dual bound, effort and timings, and the best incumbent.
@@ -400,10 +403,10 @@ def solve(
     if on_progress is not None:
         highs.cbMipInterrupt.subscribe(_throttled(on_progress))
 
-    if interrupts.watching():
+    if interrupts.watching() or stop is not None:
 
         def stop_on_request(event: highspy.cb.HighsCallbackEvent) -> None:
-            if interrupts.requested():
+            if interrupts.requested() or (stop is not None and stop()):
                 event.interrupt()
 
         highs.cbMipInterrupt.subscribe(stop_on_request)

@@ -48,7 +48,7 @@ def _jobs(folder: Path, methods: list[str] | None, images: int | None) -> list[d
     return sorted(records.values(), key=lambda r: (r["method"], r["sparsity"], r["perturbation"], r["image"]))
 
 
-def run_job(folder: Path, job: dict, bab_share: float | None) -> dict:
+def run_job(folder: Path, job: dict, bab: bool) -> dict:
     """One attack of the study, through whichever prunemip is importable."""
     from prunemip.data import load_dataset
     from prunemip.engine.attack import AttackOptions, find_adversarial_example, target_order
@@ -62,7 +62,7 @@ def run_job(folder: Path, job: dict, bab_share: float | None) -> dict:
     label = int(test.labels[job["image"]])
     network = load_network(folder / "models" / f"{job['model_key']}.npz")
     target = target_order(network.forward(x0), label)[0] if job["target_rule"] == "runner-up" else None
-    extra = {} if bab_share is None else {"bab_share": bab_share}
+    extra = {} if bab else {"bab": False}  # an older tree's options may not know the field
     options = AttackOptions(
         mode=job["mode"],
         bounds=attack["bounds"],
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("folder", type=Path, help="a study run folder (config.json, results.jsonl, models/)")
     parser.add_argument("--methods", nargs="+", help="only these methods (dense, magnitude, ...)")
     parser.add_argument("--images", type=int, help="only the first N images")
-    parser.add_argument("--bab-share", type=float, help="branch and bound's share (this tree only)")
+    parser.add_argument("--no-bab", action="store_true", help="the MIP without branch and bound (this tree)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     parser.add_argument("--compare", type=Path, help="rows of another run (--out) to set beside these")
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     jobs = _jobs(args.folder, args.methods, args.images)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-        futures = [pool.submit(run_job, args.folder, job, args.bab_share) for job in jobs]
+        futures = [pool.submit(run_job, args.folder, job, not args.no_bab) for job in jobs]
         rows = []
         for future in futures:
             rows.append(future.result())

@@ -7,17 +7,17 @@ to ONNX; for each, 15 test images and L∞ ε ∈ {0.03, 0.05}: the property is 
 is ≥ the true class's" (one disjunct per class). Time limits: 120 s (2 layers), 300 s (4, 6).
 
 Every instance is run through ``prunemip verify``'s engine with and without the pruned
-surrogate (``--no-surrogate``: without only), once per branch-and-bound share of the budget
-given (``--bab-share``, ``VerifyOptions.bab_share``; 0 turns branch and bound off), in
-``--workers`` processes. Wrong answers are checked two ways: every ``sat`` witness is re-run
-through the ONNX-loaded network's forward pass against the property, and every ``unsat`` on
-the 2-layer network is cross-checked by prunemip's adversarial search (a different MIP: the
-margin objective per target, optimize mode), which must not find an example.
+surrogate (``--no-surrogate``: without only), with branch and bound racing the MIP and without
+it (``--bab on off``, ``VerifyOptions.bab``; default on only), in ``--workers`` processes.
+Wrong answers are checked two ways: every ``sat`` witness is re-run through the ONNX-loaded
+network's forward pass against the property, and every ``unsat`` on the 2-layer network is
+cross-checked by prunemip's adversarial search (a different MIP: the margin objective per
+target, optimize mode), which must not find an example.
 
     python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist            # the full set
     python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist --quick    # minutes
     python experiments/benchmarks/vnncomp_mnist.py --data-dir ../shared/data/mnist \
-        --timeout-scale 0.25 --no-surrogate --bab-share 0 0.5 --workers 8   # with and without BaB
+        --timeout-scale 0.25 --no-surrogate --bab on off --workers 8   # with and without BaB
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class Instance:
     label: int
     limit: float
     surrogate: float | None  #: the pruned surrogate's sparsity
-    bab_share: float  #: branch and bound's share of the budget
+    bab: bool  #: branch and bound racing the MIP
     out: Path
 
 
@@ -92,7 +92,7 @@ def run_instance(instance: Instance) -> dict:
     prop = load_vnnlib(prop_path)
     net = f"{instance.depth}x{instance.width}"
     described = {"net": net, "eps": instance.eps, "image": instance.index, "label": instance.label}
-    options = VerifyOptions(surrogate_sparsity=instance.surrogate, bab_share=instance.bab_share)
+    options = VerifyOptions(surrogate_sparsity=instance.surrogate, bab=instance.bab)
     result = verify(network, prop, instance.limit, options)
     wrong = False
     if result.verdict == "sat":
@@ -103,7 +103,7 @@ def run_instance(instance: Instance) -> dict:
             pixels, instance.x0, instance.label, norm="linf", radius=instance.eps, options=exact
         )
         wrong = check.found
-    configuration = {"surrogate": instance.surrogate, "bab_share": instance.bab_share}
+    configuration = {"surrogate": instance.surrogate, "bab": instance.bab}
     verdict = {"verdict": result.verdict, "stage": result.stage}
     timing = {"seconds": result.seconds, "limit": instance.limit}
     return {**described, **configuration, **verdict, **timing, "wrong": wrong}
@@ -122,11 +122,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--surrogate-sparsity", type=float, default=0.8)
     parser.add_argument("--no-surrogate", action="store_true", help="run without the pruned surrogate only")
     parser.add_argument(
-        "--bab-share",
-        type=float,
+        "--bab",
+        choices=["on", "off"],
         nargs="+",
-        default=[VerifyOptions().bab_share],
-        help="branch and bound's share of the budget (0: off); each value is one configuration",
+        default=["on"],
+        help="branch and bound racing the MIP, or the MIP alone; each value is one configuration",
     )
     parser.add_argument("--workers", type=int, default=1, help="instances verified in parallel processes")
     parser.add_argument("--timeout-scale", type=float, default=1.0, help="multiply the 120/300 s limits")
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     test = load_dataset("mnist", "test", data_dir=args.data_dir)
     surrogates = (None,) if args.no_surrogate else (None, args.surrogate_sparsity)
-    configurations = tuple(itertools.product(surrogates, args.bab_share))
+    configurations = tuple(itertools.product(surrogates, [choice == "on" for choice in args.bab]))
     instances = [
         Instance(
             train_and_export(depth, args.width, args.epochs, args.out, args.data_dir),
@@ -153,13 +153,13 @@ def main(argv: list[str] | None = None) -> dict:
             int(test.labels[index]),
             (120.0 if depth <= 2 else 300.0) * args.timeout_scale,
             surrogate,
-            share,
+            bab,
             args.out,
         )
         for depth in sorted(args.depths, reverse=True)  # the longest runs first
         for eps in args.eps
         for index in range(args.first_image, args.first_image + args.images)
-        for surrogate, share in configurations
+        for surrogate, bab in configurations
     ]
     rows = []
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -171,12 +171,9 @@ def main(argv: list[str] | None = None) -> dict:
     summary = []
     for net in dict.fromkeys(r["net"] for r in rows):
         for eps in args.eps:
-            for surrogate, share in configurations:
-                group = [
-                    r
-                    for r in rows
-                    if (r["net"], r["eps"], r["surrogate"], r["bab_share"]) == (net, eps, surrogate, share)
-                ]
+            for surrogate, bab in configurations:
+                key = (net, eps, surrogate, bab)
+                group = [r for r in rows if (r["net"], r["eps"], r["surrogate"], r["bab"]) == key]
                 counts = {
                     v: sum(r["verdict"] == v for r in group) for v in ("sat", "unsat", "timeout", "unknown")
                 }
@@ -184,10 +181,11 @@ def main(argv: list[str] | None = None) -> dict:
                 mean = float(np.mean([r["seconds"] for r in group]))
                 label = "-" if surrogate is None else f"{surrogate:g}"
                 print(
-                    f"{net:<10} {eps:<5g} {label:>9} {share:>4g} {counts['sat']:>4} {counts['unsat']:>5} "
+                    f"{net:<10} {eps:<5g} {label:>9} {'on' if bab else 'off':>4} "
+                    f"{counts['sat']:>4} {counts['unsat']:>5} "
                     f"{counts['timeout']:>7} {counts['unknown']:>7} {wrong:>5} {mean:>7.2f}"
                 )
-                configuration = {"surrogate": surrogate, "bab_share": share}
+                configuration = {"surrogate": surrogate, "bab": bab}
                 summary.append(
                     {"net": net, "eps": eps, **configuration, **counts, "wrong": wrong, "mean_s": mean}
                 )

@@ -30,8 +30,6 @@ from prunemip.devices import check_device
 from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.engine.decide import (
-    BAB_MIN_UNSTABLE,
-    BAB_SHARE,
     SEARCHED_REGION_HIGHS,
     Decision,
     EngineOptions,
@@ -110,9 +108,7 @@ class AttackOptions:
     #: the least τ of a "robust" proof (margin ≤ −τ); HiGHS's tolerances can raise it
     robust_tolerance: float = ROBUST_TOLERANCE
     device: str = "cpu"  #: where the gradient attack's and branch and bound's torch work runs
-    #: decide mode: the share of the time left that branch and bound may spend (0: MIPs only)
-    bab_share: float = BAB_SHARE
-    bab_min_unstable: int = BAB_MIN_UNSTABLE  #: below this many unstable ReLUs, MIPs only
+    bab: bool = True  #: decide mode: branch and bound beside the MIPs (False: the MIPs alone)
     progress: ProgressHook | None = None  #: sees each target's state as the search goes
 
 
@@ -201,8 +197,7 @@ def find_adversarial_example(
         if isinstance(pgd, FalsifyOptions)
         else FalsifyOptions(seed=options.highs.random_seed),
         rule_out=method != "ia",  # bare interval bounds: the plain baseline, every target a MIP
-        bab_share=options.bab_share,
-        bab_min_unstable=options.bab_min_unstable,
+        bab=options.bab,
         robust_tolerance=options.robust_tolerance,
         device=options.device,
         progress=options.progress,

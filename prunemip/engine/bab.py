@@ -110,12 +110,14 @@ class _Run:
     visited: int = 0
     mip_solves: int = 0
     optimiser: TorchNetwork | None = None
+    cancel: Callable[[], bool] | None = None  #: polled between steps and in the subdomain MIPs
     #: the parent's optimised parameters of each child not yet optimised (by ``id``): its warm start
     inherited: dict[int, Parameters | None] = field(default_factory=dict)
 
     def out_of_budget(self) -> bool:
         limit = self.options.max_subdomains
         late = interrupts.requested() or time.perf_counter() >= self.deadline
+        late = late or (self.cancel is not None and self.cancel())
         return late or (limit is not None and self.visited >= limit)
 
     def offer(self, points: np.ndarray) -> bool:
@@ -219,6 +221,7 @@ class _Run:
             replace(highs, time_limit=max(limit, 1e-3)),
             decide=DecisionRule(target=0.0, proof=-tolerance),
             on_incumbent=lambda values: self.offer(model.inputs_from_solution(values)[None, :]),
+            stop=self.cancel,
         )
         if self.witness is not None:
             return True
@@ -316,6 +319,7 @@ def branch_and_bound(
     *,
     bounds: NeuronBounds | None = None,
     on_step: StepHook | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> BabResult:
     """Decide whether some ``x`` of ``region`` satisfies every row of ``rows`` (see the module).
 
@@ -328,6 +332,8 @@ def branch_and_bound(
         bounds: sound neuron bounds over ``region`` to start from (default: the linear ones).
         on_step: sees, after each step, the open subdomains' count, the proven lower bound of
             ``v`` and the smallest ``v`` at a checked point.
+        cancel: polled between steps and inside subdomain MIPs; True ends the search "open",
+            as Ctrl-C or the time limit do (a search run beside another one that settled it).
 
     Returns:
         "refuted" (no such ``x``), "found" (with a witness whose forward pass satisfies every
@@ -342,7 +348,7 @@ def branch_and_bound(
         raise PrunemipError("branch and bound needs an identity output layer")
     bounds = root_bounds(network, region, bounds, options)
     query = Query(network, region, rows)
-    run = _Run(query, options, start + options.time_limit)
+    run = _Run(query, options, start + options.time_limit, cancel=cancel)
     if options.optimise:
         run.optimiser = TorchNetwork(network, region, options.device)
     root = query.bound((), bounds.lower, bounds.upper, len(network.layers))

@@ -11,11 +11,15 @@ first, every stage on what the earlier ones left open:
 2. **falsify** (:func:`~prunemip.engine.falsify.falsify`): batched multi-restart APGD on
    every open conjunction's slack, on ``falsify_share`` of the budget, from the given starts;
    its best points seed the MIPs;
-3. **branch and bound** (:func:`~prunemip.engine.bab.branch_and_bound`, decide mode): on
-   ``bab_share`` of the time left, the open conjunctions in turn, only on networks with at
-   least ``bab_min_unstable`` unstable ReLUs under the cheap bounds (a provisional threshold:
-   ``experiments/benchmarks/README.md`` shows a pruned net above it that the MIP alone
-   decides faster);
+3. **branch and bound** (:func:`~prunemip.engine.bab.branch_and_bound`, decide mode), the
+   open conjunctions in turn, *beside* stages 4–5: it runs in this thread while a worker
+   thread runs the exact stages, each skipping or cancelling a conjunction the other settled,
+   until every conjunction is settled or time is up. Neither order of the two can be picked
+   in advance: on the study's dense nets branch and bound finds the adversarial examples in
+   seconds that the MIP misses in 180 s, on its pruned ones the MIP proves in 12 s what
+   branch and bound leaves open after 90 s (``experiments/benchmarks/README.md``, "Branch and
+   bound beside the MIP"). HiGHS releases the GIL while it solves, so on two cores the race
+   takes about as long as the faster of the two; on one core, at most twice as long;
 4. **surrogate** (:func:`~prunemip.engine.surrogate.search_surrogate`, when one is given): half
    the time left on a cheaper network's MIPs, incumbents checked on this network (never a
    proof);
@@ -26,17 +30,21 @@ first, every stage on what the earlier ones left open:
    move the slack) is solved again under :meth:`HighsOptions.tightened` while time lasts.
 
 Decide mode stops at the first conjunction satisfied; optimize mode skips 1.'s refutation and
-3., and solves every conjunction's MIP to optimality. Soundness: "sat" only for a point of the
-region whose float64 forward pass satisfies the conjunction (strict rows strictly); "unsat"
-only from float-sound bounds, branch and bound's certified refutation or a MIP dual bound
-``≤ −τ``. Ctrl-C (:mod:`prunemip.interrupts`) or the deadline ends the search with what it
-has: the checked points and proven bounds so far, marked interrupted.
+3., runs 4–5 in this thread and solves every conjunction's MIP to optimality. Soundness:
+"sat" only for a point of the region whose float64 forward pass satisfies the conjunction
+(strict rows strictly); "unsat" only from float-sound bounds, branch and bound's certified
+refutation or a MIP dual bound ``≤ −τ``. Ctrl-C (:mod:`prunemip.interrupts`) or the deadline
+ends the search with what it has: the checked points and proven bounds so far, marked
+interrupted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -63,12 +71,6 @@ from prunemip.solvers.result import SolveResult
 
 Status = Literal["sat", "unsat", "timeout", "unknown"]
 Mode = Literal["decide", "optimize"]
-#: :attr:`EngineOptions.bab_share`'s default, measured (``vnncomp_mnist.py``).
-BAB_SHARE = 0.5
-#: :attr:`EngineOptions.bab_min_unstable`'s default: provisional, not tuned. It does not
-#: separate the study's RS-pruned 2x200 (98–172 unstable, three instances slower with branch
-#: and bound) from its dense nets (225–390, where branch and bound wins): engine_compare.py.
-BAB_MIN_UNSTABLE = 64
 #: HiGHS settings of a decide-mode MIP once the falsifier has searched the region: no RINS or
 #: RENS sub-MIPs. They look for better incumbents; a MIP that only has to prove ``s ≤ −τ``
 #: spends most of its time in them (measured: ``experiments/benchmarks/README.md``, solve
@@ -91,9 +93,8 @@ class EngineOptions:
     falsify_share: float = 1.0
     #: refute conjunctions by the cheap bounds before any search (decide mode)
     rule_out: bool = True
-    #: the share of the time left after falsification that branch and bound may spend (0: none)
-    bab_share: float = BAB_SHARE
-    bab_min_unstable: int = BAB_MIN_UNSTABLE  #: below this many unstable ReLUs, no branch and bound
+    #: decide mode: run branch and bound beside the surrogate and MIP stages (False: those alone)
+    bab: bool = True
     surrogate: Network | None = None  #: a cheaper network whose MIPs are searched first
     robust_tolerance: float = ROBUST_TOLERANCE  #: the least τ of an "unsat" proof
     device: str = "cpu"  #: where the falsifier's and branch and bound's torch work runs
@@ -167,9 +168,9 @@ def decide(
                 f"the spec constrains {spec.n_outputs} outputs; the network has {network.n_outputs}"
             )
     search = _Search(network, options, time.perf_counter(), timeout, method)
-    runs = [_Run(search, spec, list(starts)) for spec in specs]
-    for stage in (_bounds_stage, _falsify_stage, _bab_stage, _surrogate_stage, _mip_stage, _settle_stage):
-        if search.finished(runs):
+    runs = search.runs = [_Run(search, spec, list(starts)) for spec in specs]
+    for stage in (_bounds_stage, _falsify_stage, _search_stage):
+        if search.finished():
             break
         stage(search, runs)
     return [run.decision() for run in runs]
@@ -184,6 +185,12 @@ class _Search:
     start: float
     timeout: float
     method: str  #: the bounds method's name
+    #: guards every run's state: branch and bound and the exact stages update it from two threads
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    #: set while branch and bound races the exact stages: the stage the worker thread is in
+    racing: str | None = None
+    abandoned: threading.Event = field(default_factory=threading.Event)  #: one racer failed
+    runs: list[_Run] = field(default_factory=list)  #: one per spec
 
     @property
     def deadline(self) -> float:
@@ -192,9 +199,10 @@ class _Search:
     def remaining(self) -> float:
         return 0.0 if interrupts.requested() else self.deadline - time.perf_counter()
 
-    def finished(self, runs: list[_Run]) -> bool:
-        """Out of time, interrupted, every disjunct settled, or (decide mode) one satisfied."""
-        if self.remaining() <= 0.0 or all(not run.open() for run in runs):
+    def finished(self) -> bool:
+        """Out of time, interrupted, abandoned, every disjunct settled, or (decide mode) one satisfied."""
+        runs = self.runs
+        if self.remaining() <= 0.0 or self.abandoned.is_set() or all(not run.open() for run in runs):
             return True
         return self.options.mode == "decide" and any(run.witness is not None for run in runs)
 
@@ -207,24 +215,31 @@ class _Search:
         solver_bound: float | None = None,
     ) -> None:
         """Hand the progress hook disjunct ``index``'s state; ``solver_bound`` is a running MIP's
-        dual bound, shown but not kept (only a finished solve's proof counts)."""
+        dual bound, shown but not kept (only a finished solve's proof counts). While branch and
+        bound races the exact stages the stage reads ``bab+mip`` (or ``bab+surrogate``) and its
+        open subdomains stay shown."""
         hook = self.options.progress
         if hook is None:
             return
-        outcome = run.outcomes[index]
-        best = None if run.points[index] is None else float(run.slacks[index])
-        bound = min(run.bounds_known[index], np.inf if solver_bound is None else solver_bound)
-        hook(
-            Progress(
-                run.spec.names[index],
-                stage if outcome is None else outcome.status,
-                time.perf_counter() - self.start,
-                best,
-                float(bound) if np.isfinite(bound) else None,
-                open_subdomains,
-                outcome is not None,
+        with self.lock:
+            if open_subdomains is not None:
+                run.open_counts[index] = open_subdomains
+            if self.racing is not None and stage in ("bab", "surrogate", "mip"):
+                stage, open_subdomains = f"bab+{self.racing}", run.open_counts[index]
+            outcome = run.outcomes[index]
+            best = None if run.points[index] is None else float(run.slacks[index])
+            bound = min(run.bounds_known[index], np.inf if solver_bound is None else solver_bound)
+            hook(
+                Progress(
+                    run.spec.names[index],
+                    stage if outcome is None else outcome.status,
+                    time.perf_counter() - self.start,
+                    best,
+                    float(bound) if np.isfinite(bound) else None,
+                    open_subdomains,
+                    outcome is not None,
+                )
             )
-        )
 
 
 @dataclass
@@ -238,6 +253,7 @@ class _Run:
     points: list[np.ndarray | None] = field(default_factory=list)
     slacks: np.ndarray = field(default_factory=lambda: np.empty(0))
     bounds_known: np.ndarray = field(default_factory=lambda: np.empty(0))  #: proven slack upper bounds
+    open_counts: list[int | None] = field(default_factory=list)  #: branch and bound's open subdomains
     satisfied: list[bool] = field(default_factory=list)  #: a checked point satisfies the disjunct
     answers: dict[int, tuple[ConjunctionMip, MipAnswer]] = field(default_factory=dict)
     witness: int | None = None
@@ -253,20 +269,25 @@ class _Run:
         self.outcomes = [None] * count
         self.points = [None] * count
         self.satisfied = [False] * count
+        self.open_counts = [None] * count
         self.slacks = np.full(count, -np.inf)
         self.bounds_known = np.full(count, np.inf)
 
     def open(self) -> list[int]:
         return [j for j, outcome in enumerate(self.outcomes) if outcome is None]
 
-    def check(self, x: np.ndarray) -> bool:
-        """Pull ``x`` into the region, run the float64 forward pass, keep each disjunct's best
-        point; True when it satisfies an open disjunct (in decide mode then settled "sat";
-        in optimize mode its MIP still runs, for the best point)."""
+    def check(self, x: np.ndarray, stage: str) -> bool:
+        """Pull ``x`` (found by ``stage``) into the region, run the float64 forward pass, keep
+        each disjunct's best point; True when it satisfies an open disjunct (in decide mode then
+        settled "sat"; in optimize mode its MIP still runs, for the best point)."""
         region = self.spec.region
         point = region.project(np.asarray(x, dtype=np.float64).reshape(-1))
         outputs = self.search.network.forward(point)
         slacks = self.spec.slacks(outputs)
+        with self.search.lock:
+            return self._keep(point, outputs, slacks, stage)
+
+    def _keep(self, point: np.ndarray, outputs: np.ndarray, slacks: np.ndarray, stage: str) -> bool:
         better = slacks > self.slacks
         for j in np.flatnonzero(better):
             self.points[j], self.slacks[j] = point, slacks[j]
@@ -279,7 +300,7 @@ class _Run:
                 if self.witness is None:
                     self.witness = j
                 if self.search.options.mode == "decide":
-                    self.settle(j, "sat", self.last_stage)
+                    self.settle(j, "sat", stage)
                     return True
         return found
 
@@ -291,9 +312,13 @@ class _Run:
         tolerance: float | None = None,
         solve: SolveResult | None = None,
     ) -> None:
-        """Record disjunct ``j``'s final outcome from what is known of it, and report it."""
-        self.outcomes[j] = self.outcome(j, status, stage, tolerance, solve)
-        self.search.report(self, j, stage)
+        """Record disjunct ``j``'s final outcome from what is known of it, and report it; the
+        first settling stands (a racing stage may settle it again a moment later)."""
+        with self.search.lock:
+            if self.outcomes[j] is not None:
+                return
+            self.outcomes[j] = self.outcome(j, status, stage, tolerance, solve)
+            self.search.report(self, j, stage)
 
     def outcome(
         self, j: int, status: Status, stage: str, tolerance: float | None, solve: SolveResult | None
@@ -312,7 +337,8 @@ class _Run:
 
     def know_bound(self, j: int, bound: float | None) -> None:
         if bound is not None and np.isfinite(bound):
-            self.bounds_known[j] = min(self.bounds_known[j], bound)
+            with self.search.lock:
+                self.bounds_known[j] = min(self.bounds_known[j], bound)
 
     def rule_out(self, stage: str) -> None:
         """Settle "unsat" every open disjunct whose rows the current bounds refute by ``≥ τ``."""
@@ -419,49 +445,106 @@ def _falsify_stage(search: _Search, runs: list[_Run]) -> None:
             point = result.points[k]
             if point is not None:
                 run.starts.append(point)
-                run.check(point)
+                run.check(point, "falsify")
         if options.mode == "decide" and run.witness is not None:
             return
 
 
+def _search_stage(search: _Search, runs: list[_Run]) -> None:
+    """Branch and bound beside the exact stages (decide mode, when it applies), else those alone."""
+    options = search.options
+    identity = search.network.layers[-1].activation == "identity"
+    if options.mode != "decide" or not options.bab or not identity:
+        _exact_stages(search, runs)
+        return
+    failures: list[BaseException] = []
+
+    def exact() -> None:
+        try:
+            _exact_stages(search, runs)
+        except BaseException as error:  # handed to the calling thread, which re-raises it
+            failures.append(error)
+            search.abandoned.set()
+
+    worker = threading.Thread(target=exact, name="prunemip-exact-stages", daemon=True)
+    search.racing = "mip"
+    worker.start()
+    try:
+        with _torch_threads_beside_one():
+            _bab_stage(search, runs)
+        worker.join()
+    except BaseException:
+        search.abandoned.set()  # the worker's stages poll it and return
+        worker.join()
+        raise
+    finally:
+        search.racing = None
+    if failures:
+        raise failures[0]
+
+
+@contextlib.contextmanager
+def _torch_threads_beside_one() -> Iterator[None]:
+    """One torch thread fewer while a HiGHS thread runs beside branch and bound: torch's
+    OpenMP workers wait on each other, so one that shares its core with HiGHS slows every
+    step (measured: the first step of a 2x200 search took 1.2 s instead of 0.2 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(threads - 1, 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _exact_stages(search: _Search, runs: list[_Run]) -> None:
+    """The surrogate's MIPs, the MIPs, and the re-solves of what those left "unknown", in turn."""
+    for stage, name in ((_surrogate_stage, "surrogate"), (_mip_stage, "mip"), (_settle_stage, "mip")):
+        if search.finished():
+            return
+        if search.racing is not None:
+            search.racing = name
+        stage(search, runs)
+
+
 def _bab_stage(search: _Search, runs: list[_Run]) -> None:
-    """Branch and bound on the open disjuncts of networks with enough unstable ReLUs (decide mode)."""
+    """Branch and bound on each open disjunct in turn, an even share of the time left each,
+    until it or a racing stage settles the disjunct."""
     options = search.options
     network = search.network
-    if options.mode != "decide" or options.bab_share <= 0.0 or network.layers[-1].activation != "identity":
-        return
-    pending = [
-        (run, j)
-        for run in runs
-        if run.bounds is not None and run.bounds.n_unstable >= options.bab_min_unstable
-        for j in run.open()
-    ]
-    deadline = time.perf_counter() + options.bab_share * search.remaining()
+    pending = [(run, j) for run in runs for j in run.open()]
     for index, (run, j) in enumerate(pending):
+        if search.finished():
+            return
         if run.outcomes[j] is not None:
             continue
-        now = time.perf_counter()
-        if now >= deadline or search.remaining() <= 0:
-            return
-        share = (deadline - now) / (len(pending) - index)
+        began, share = time.perf_counter(), search.remaining() / (len(pending) - index)
         bab = BabOptions(time_limit=share, highs=options.highs, device=options.device)
-        run.last_stage = "bab"
         search.report(run, j, "bab")
         if run.bab_root is None:
             run.bab_root = root_bounds(network, run.spec.region, run.bounds, bab)
-        bab = replace(bab, time_limit=max(now + share - time.perf_counter(), 1e-3))
+        bab = replace(bab, time_limit=max(began + share - time.perf_counter(), 1e-3))
 
         def on_step(open_count: int, bound: float, best: float, run: _Run = run, j: int = j) -> None:
             run.know_bound(j, -bound)
             search.report(run, j, "bab", open_subdomains=open_count)
 
+        def settled_elsewhere(run: _Run = run, j: int = j) -> bool:
+            return run.outcomes[j] is not None or search.finished()
+
         result = branch_and_bound(
-            network, run.spec.region, run.spec.disjuncts[j], bab, bounds=run.bab_root, on_step=on_step
+            network,
+            run.spec.region,
+            run.spec.disjuncts[j],
+            bab,
+            bounds=run.bab_root,
+            on_step=on_step,
+            cancel=settled_elsewhere,
         )
         run.know_bound(j, -result.bound)
-        if result.status == "found" and result.x is not None and run.check(result.x):
-            if options.mode == "decide":
-                return
+        if result.status == "found" and result.x is not None:
+            run.check(result.x, "bab")
         elif result.status == "refuted":
             run.settle(j, "unsat", "bab")
 
@@ -474,6 +557,8 @@ def _surrogate_stage(search: _Search, runs: list[_Run]) -> None:
     deadline = time.perf_counter() + search.remaining() / 2
     pending = [run for run in runs if run.open()]
     for index, run in enumerate(pending):
+        if search.finished():
+            return
         now = time.perf_counter()
         run.last_stage = "surrogate"
         for j in run.open():
@@ -482,11 +567,12 @@ def _surrogate_stage(search: _Search, runs: list[_Run]) -> None:
             options.surrogate,
             run.spec,
             run.open(),
-            run.check,
+            functools.partial(run.check, stage="surrogate"),
             now + (deadline - now) / (len(pending) - index),
             bounds=search.method if isinstance(options.bounds, str) else DEFAULT_BOUNDS,
             highs=options.highs,
             starts=run.starts,
+            cancel=search.finished,
         ).found
         if found is not None and options.mode == "decide":
             return
@@ -502,25 +588,24 @@ def _mip_stage(search: _Search, runs: list[_Run]) -> None:
     total = sum(len(run.open()) for run in runs)
     done = 0
     for run in runs:
-        if not run.open():
+        if not run.open() or search.finished():
             continue
         run.model = _encoded(search, run)
         if decide_mode and options.rule_out:
             run.rule_out("bounds")
         points = [run.spec.region.midpoint, *run.starts]
         for j in run.open():
-            remaining = search.remaining()
-            if remaining <= 0:
+            if search.finished():
                 return
-            deadline = time.perf_counter() + remaining / max(total - done, 1)
             done += 1
+            if run.outcomes[j] is not None:  # settled by branch and bound meanwhile
+                continue
+            deadline = time.perf_counter() + search.remaining() / max(total - done + 1, 1)
             run.last_stage = "mip"
             search.report(run, j, "mip")
             mip = ConjunctionMip.of(run.model, run.spec.disjuncts[j], points, options.robust_tolerance)
             answer = _solve(search, run, j, mip, highs, deadline)
-            if run.outcomes[j] is not None:  # satisfied
-                if decide_mode:
-                    return
+            if run.outcomes[j] is not None:  # satisfied, or settled by branch and bound
                 continue
             run.answers[j] = (mip, answer)
             if answer.proved:
@@ -534,7 +619,9 @@ def _settle_stage(search: _Search, runs: list[_Run]) -> None:
         return
     for run in runs:
         for j in run.open():
-            if j not in run.answers or search.remaining() <= 0:
+            if search.finished():
+                return
+            if j not in run.answers or run.outcomes[j] is not None:
                 continue
             mip, first = run.answers[j]
             if verdict(first.solve, first.tolerance) != "unknown":
@@ -544,8 +631,6 @@ def _settle_stage(search: _Search, runs: list[_Run]) -> None:
             answer = _solve(search, run, j, mip, tighter, search.deadline, start=start)
             answer = replace(answer, solve=combined(first.solve, answer.solve))
             if run.outcomes[j] is not None:
-                if search.options.mode == "decide":
-                    return
                 continue
             run.answers[j] = (mip, answer)
             if answer.proved:
@@ -562,7 +647,8 @@ def _solve(
     *,
     start: np.ndarray | None = None,
 ) -> MipAnswer:
-    """One solve of disjunct ``j``'s MIP; a confirmed incumbent settles it "sat" with the record."""
+    """One solve of disjunct ``j``'s MIP until it is settled elsewhere or the search is finished;
+    a confirmed incumbent settles it "sat" with the record."""
 
     def on_bounds(incumbent: float | None, dual: float | None) -> None:
         search.report(run, j, "mip", solver_bound=dual)
@@ -573,23 +659,24 @@ def _solve(
         min(deadline, search.deadline),
         decide=decide_mode,
         stop=decide_mode,
-        check=run.check,
+        check=functools.partial(run.check, stage="mip"),
         start=start,
         on_bounds=on_bounds if search.options.progress is not None else None,
+        cancel=lambda: run.outcomes[j] is not None or search.finished(),
     )
     run.know_bound(j, answer.solve.dual_bound if answer.proved else None)
     if not decide_mode and run.satisfied[j] and run.outcomes[j] is None:
         run.settle(j, "sat", "mip", tolerance=answer.tolerance, solve=answer.solve)
-    outcome = run.outcomes[j]
-    if outcome is not None and outcome.status == "sat":  # the best point of the solve, with its record
-        run.outcomes[j] = replace(
-            outcome,
-            stage="mip",
-            point=run.points[j],
-            slack=float(run.slacks[j]),
-            tolerance=answer.tolerance,
-            solve=answer.solve,
-        )
+    with search.lock:
+        outcome = run.outcomes[j]
+        if outcome is not None and outcome.status == "sat" and outcome.stage == "mip":
+            run.outcomes[j] = replace(  # the best point of the solve, with its record
+                outcome,
+                point=run.points[j],
+                slack=float(run.slacks[j]),
+                tolerance=answer.tolerance,
+                solve=answer.solve,
+            )
     return answer
 
 
@@ -608,7 +695,7 @@ def _encoded(search: _Search, run: _Run) -> MipModel:
             run.spec.region,
             bounds,
             search.method,
-            options=options.bounds_options,
+            options=replace(options.bounds_options or ObbtOptions(), cancel=search.finished),
             time_limit=max(search.remaining(), 0.0),
             points=run.starts,
         )

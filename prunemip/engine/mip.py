@@ -187,6 +187,7 @@ class ConjunctionMip:
         check: PointCheck,
         start: np.ndarray | None = None,
         on_bounds: BoundsHook | None = None,
+        cancel: Callable[[], bool] | None = None,
     ) -> MipAnswer:
         """Solve until ``deadline``, every incumbent's input offered to ``check``.
 
@@ -202,6 +203,7 @@ class ConjunctionMip:
             check: the forward-pass check of a candidate input.
             start: a full MIP point to start from (default: :attr:`start`).
             on_bounds: sees the incumbent's and the dual bound's slack while HiGHS runs.
+            cancel: polled while HiGHS runs; True ends the solve (interrupted) as Ctrl-C does.
 
         Returns:
             The solve record, τ and whether the dual bound proves ``s ≤ −τ``.
@@ -222,6 +224,7 @@ class ConjunctionMip:
             decide=rule,
             on_incumbent=offer,
             on_progress=on_bounds,
+            stop=cancel,
         )
         if result.solution is not None and not confirmed:  # a start HiGHS kept is not offered
             offer(result.solution)
@@ -234,6 +237,7 @@ class ConjunctionMip:
                 start=result.solution,
                 on_incumbent=offer,
                 on_progress=on_bounds,
+                stop=cancel,
             )
             result = combined(result, again)
         return MipAnswer(result, tolerance, verdict(result, tolerance) == "unsat", bool(confirmed))

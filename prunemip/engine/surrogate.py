@@ -47,6 +47,7 @@ def search_surrogate(
     bounds: str,
     highs: HighsOptions,
     starts: Sequence[np.ndarray] = (),
+    cancel: Callable[[], bool] | None = None,
 ) -> SurrogateSearch:
     """Maximise each of ``disjuncts``' slack on the surrogate's MIP in turn until ``check`` confirms an input.
 
@@ -60,6 +61,7 @@ def search_surrogate(
         bounds: the method of :func:`~prunemip.solvers.bounds.compute_bounds` for the surrogate.
         highs: HiGHS settings (the time limit is replaced by each MIP's share).
         starts: input points to start the MIPs from (the region's midpoint always is one).
+        cancel: polled while the MIPs run; True ends the search (another stage settled it).
 
     Returns:
         Which disjunct's MIP handed over a confirmed input (if any), how many inputs were
@@ -81,11 +83,11 @@ def search_surrogate(
         points = [region.midpoint, *starts]
         for index, disjunct in enumerate(disjuncts):
             now = time.perf_counter()
-            if now >= deadline:
+            if now >= deadline or (cancel is not None and cancel()):
                 break
             share = now + (deadline - now) / (len(disjuncts) - index)
             mip = ConjunctionMip.of(model, spec.disjuncts[disjunct], points, floor=0.0)
-            answer = mip.solve(highs, share, decide=False, stop=True, check=counted)
+            answer = mip.solve(highs, share, decide=False, stop=True, check=counted, cancel=cancel)
             status = answer.solve.status
             if answer.confirmed:
                 found = disjunct

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from prunemip.devices import check_device
-from prunemip.engine.decide import BAB_MIN_UNSTABLE, BAB_SHARE, Decision, EngineOptions, Outcome, decide
+from prunemip.engine.decide import Decision, EngineOptions, Outcome, decide
 from prunemip.engine.falsify import VERIFY_EFFORT, FalsifyOptions
 from prunemip.engine.progress import ProgressHook
 from prunemip.engine.spec import Spec, property_specs
@@ -84,10 +84,7 @@ class VerifyOptions:
     #: the falsifier's effort, on :data:`FALSIFY_SHARE` of the budget at most
     falsify: FalsifyOptions = VERIFY_EFFORT
     device: str = "cpu"  #: where the falsifier's and branch and bound's torch work runs: cpu, or cuda
-    #: the share of the time left after falsification that branch and bound may spend before the
-    #: MIP (0: no branch and bound; 1: the MIP only gets what it leaves over)
-    bab_share: float = BAB_SHARE
-    bab_min_unstable: int = BAB_MIN_UNSTABLE  #: below this many unstable ReLUs, MIPs only
+    bab: bool = True  #: decide mode: branch and bound beside the MIPs (False: the MIPs alone)
     progress: ProgressHook | None = None  #: sees each disjunct's state as the search goes
 
 
@@ -124,8 +121,7 @@ def verify(
         highs=options.highs,
         falsify=replace(options.falsify, seed=options.seed),
         falsify_share=FALSIFY_SHARE,
-        bab_share=options.bab_share,
-        bab_min_unstable=options.bab_min_unstable,
+        bab=options.bab,
         surrogate=surrogate,
         device=options.device,
         progress=options.progress,

@@ -180,7 +180,7 @@ def run_demo(config: DemoConfig, log: Log = print) -> list[ModelReport]:
             extra={} if config.node_limit is None else {"mip_max_nodes": config.node_limit},
         ),
         pgd=config.gradient_attack,
-        bab_share=0.0,  # the demo measures the MIP: no branch and bound before it
+        bab=False,  # the demo measures the MIP: no branch and bound beside it
     )
     norm_name = "L∞" if config.norm == "linf" else "L1"
     first = "gradient attack, then " if config.gradient_attack else ""

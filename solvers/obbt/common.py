@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from prunemip import interrupts
 from prunemip.encoders.bigm import encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import linear_bounds
@@ -59,6 +60,8 @@ class ObbtOptions:
     #: 2020), each re-solved from the last basis; 0 keeps the big-M (triangle) relaxation alone
     cut_rounds: int = 0
     cuts_per_round: int = 20  #: the most violated cuts added per round (each row is as dense as a ẑ row)
+    #: polled between LPs/MIPs: True ends the stage as its budget does (the bounds so far are kept)
+    cancel: Callable[[], bool] | None = None
 
 
 #: A neuron side to bound: (local neuron index, +1 for min ẑ / −1 for min −ẑ).
@@ -70,6 +73,7 @@ class Progress:
     """Counters of one tightening stage."""
 
     deadline: float
+    cancel: Callable[[], bool] | None = None  #: :attr:`ObbtOptions.cancel`
     solved: int = 0
     skipped: int = 0
     not_optimal: int = 0
@@ -80,7 +84,9 @@ class Progress:
     budget_exhausted: bool = False
 
     def out_of_time(self) -> bool:
-        if time.perf_counter() >= self.deadline:
+        """Past the deadline, Ctrl-C asked to stop, or the caller cancelled the stage."""
+        cancelled = interrupts.requested() or (self.cancel is not None and self.cancel())
+        if cancelled or time.perf_counter() >= self.deadline:
             self.budget_exhausted = True
         return self.budget_exhausted
 
@@ -251,7 +257,7 @@ def tighten_layers(
         ``bounds`` tightened, with the stage appended.
     """
     start = time.perf_counter()
-    progress = Progress(deadline=start + options.budget)
+    progress = Progress(deadline=start + options.budget, cancel=options.cancel)
     current = bounds
     for k in layers:
         if progress.out_of_time():

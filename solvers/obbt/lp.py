@@ -41,6 +41,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
+from prunemip import interrupts
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.ideal_cuts import CutRows, IdealCutSeparator
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
@@ -135,7 +136,8 @@ def safe_lower_bound(data: _LpData, cost: np.ndarray, row_dual: np.ndarray) -> f
 
 
 def _new_lp_highs(options: ObbtOptions) -> highspy.Highs:
-    """A silent, seeded ``Highs`` for warm-started simplex LPs with ``options.threads``."""
+    """A silent, seeded ``Highs`` for warm-started simplex LPs with ``options.threads``, whose
+    simplex stops when Ctrl-C asks or ``options.cancel`` returns True."""
     highs = highspy.Highs()
     # Presolve off keeps the basis between LPs (presolve would discard it).
     settings: dict[str, object] = {
@@ -149,6 +151,14 @@ def _new_lp_highs(options: ObbtOptions) -> highspy.Highs:
         settings["threads"] = int(options.threads)
     for name, value in settings.items():
         highs.setOptionValue(name, value)
+    cancel = options.cancel
+    if cancel is not None or interrupts.watching():
+
+        def stop(event: highspy.cb.HighsCallbackEvent) -> None:
+            if interrupts.requested() or (cancel is not None and cancel()):
+                event.interrupt()
+
+        highs.cbSimplexInterrupt.subscribe(stop)
     return highs
 
 

@@ -164,7 +164,7 @@ def test_untargeted_order_runner_up_first_and_decide_stops_at_first_adversarial(
     x0 = np.array([0.0])
     assert target_order(network.forward(x0), 0) == [2, 1, 3]
     decide = find_adversarial_example(
-        network, x0, 0, norm="linf", radius=1.0, options=AttackOptions(mode="decide", pgd=False)
+        network, x0, 0, norm="linf", radius=1.0, options=AttackOptions(mode="decide", pgd=False, bab=False)
     )
     # The bounds refute targets 2 and 3 before any MIP; target 1's MIP finds the example.
     assert [o.target for o in decide.targets] == [2, 1, 3]
@@ -283,7 +283,13 @@ def test_positive_solver_margin_without_a_verified_witness_is_settled(rng, monke
     target = target_order(network.forward(x0), label)[0]
     # Interval bounds: the linear relaxation would prove this margin without any MIP.
     result = find_adversarial_example(
-        network, x0, label, norm="linf", radius=0.0, target=target, options=AttackOptions(bounds="ia")
+        network,
+        x0,
+        label,
+        norm="linf",
+        radius=0.0,
+        target=target,
+        options=AttackOptions(bounds="ia", bab=False),
     )
     assert calls[0] is not None and calls[0].target == 0.0 and calls[1] is None  # then it optimises
     assert result.status == "robust" and not result.found
@@ -294,8 +300,9 @@ LOOSE = {"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05
 
 
 def loose_mips(time_limit: float) -> AttackOptions:
-    """Interval bounds, no gradient attack, HiGHS feasibility tolerances of 0.05."""
-    return AttackOptions(bounds="ia", pgd=False, highs=HighsOptions(time_limit=time_limit, extra=LOOSE))
+    """Interval bounds, no gradient attack or branch and bound, HiGHS feasibility tolerances of 0.05."""
+    highs = HighsOptions(time_limit=time_limit, extra=LOOSE)
+    return AttackOptions(bounds="ia", pgd=False, bab=False, highs=highs)
 
 
 def _spy_on_solves(monkeypatch, delay: float = 0.0) -> list[tuple[int, float, float | None, SolveResult]]:

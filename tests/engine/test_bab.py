@@ -402,15 +402,15 @@ def margin_property(network: Network, region: InputRegion, level: float, strict:
     return Property(network.n_inputs, network.n_outputs, (disjunct,), "margin")
 
 
-@given(tiny_networks(max_relus=6), seeds, st.sampled_from([-0.05, 1e-3, 0.05]), st.sampled_from([0.5, 1.0]))
-def test_verify_with_branch_and_bound_agrees_with_brute_force(network, seed, offset, share):
-    """verify with branch and bound in its ladder: "sat" with a witness exactly when brute force
-    reaches the level, "unsat" when it does not (the tiny nets are decided well in time)."""
+@given(tiny_networks(max_relus=6), seeds, st.sampled_from([-0.05, 1e-3, 0.05]))
+def test_verify_with_branch_and_bound_agrees_with_brute_force(network, seed, offset):
+    """verify with branch and bound racing the MIP: "sat" with a witness exactly when brute
+    force reaches the level, "unsat" when it does not, whichever settles it (the tiny nets are
+    decided well in time)."""
     region = make_region(network, np.random.default_rng(seed), "box")
     level = brute_force_margin(network, region, 1, 0) + offset
     prop = margin_property(network, region, level)
-    options = VerifyOptions(bab_share=share, bab_min_unstable=0, highs=EXACT)  # BaB even on tiny nets
-    result = verify(network, prop, 30.0, options)
+    result = verify(network, prop, 30.0, VerifyOptions(highs=EXACT))
     event(f"{result.verdict} by {result.stage}")
     assert result.verdict == ("sat" if offset < 0 else "unsat")
     if result.verdict == "sat":
@@ -419,13 +419,35 @@ def test_verify_with_branch_and_bound_agrees_with_brute_force(network, seed, off
 
 def test_verify_refutes_by_branch_and_bound_what_the_bounds_leave(rng):
     """A 6-16-16-3 net whose margin is just out of reach: the linear bounds leave the disjunct
-    open and branch and bound refutes it before any MIP."""
+    open, and branch and bound (or the MIP beside it) refutes it."""
     network = random_network(rng, [6, 16, 16, 3], weight_scale=2.0, bias_scale=0.1)
     region = ball_region(network, np.full(6, 0.5), "linf", 0.15)
     query = Query(network, region, margin_row(3, 1, 0, 0.0))
     root = random_subdomains(query, rng, 0)[0]
     optimum = solve(subdomain_model(query, root).with_margin_objective(1, 0), EXACT).objective
     prop = margin_property(network, region, optimum + 0.05)
-    result = verify(network, prop, 60.0, VerifyOptions(bab_min_unstable=0))
-    assert (result.verdict, result.stage) == ("unsat", "bab"), result
+    result = verify(network, prop, 60.0)
+    assert result.verdict == "unsat" and result.stage in ("bab", "mip"), result
+    assert result.disjuncts[0] in ("unsat (bab)", "unsat"), result
     assert verify(network, margin_property(network, region, optimum - 0.05), 60.0).verdict == "sat"
+
+
+def test_a_cancelled_search_ends_open_with_a_sound_bound(rng):
+    """``cancel`` (a racing stage settled the query) ends the search after the step it polls,
+    "open", with a bound below the optimum; left alone the same search refutes."""
+    network = random_network(rng, [6, 16, 16, 3], weight_scale=2.0, bias_scale=0.1)
+    region = ball_region(network, np.full(6, 0.5), "linf", 0.15)
+    query = Query(network, region, margin_row(3, 1, 0, 0.0))
+    root = random_subdomains(query, rng, 0)[0]
+    optimum = solve(subdomain_model(query, root).with_margin_objective(1, 0), EXACT).objective
+    rows = margin_row(3, 1, 0, optimum + 0.05)
+    polls = []
+
+    def cancel() -> bool:
+        polls.append(True)
+        return len(polls) > 2
+
+    cancelled = branch_and_bound(network, region, rows, BabOptions(batch=1), cancel=cancel)
+    assert cancelled.status == "open" and len(polls) == 3
+    assert cancelled.bound <= 0.05 + 1e-9  # v = level − margin ≥ 0.05 everywhere
+    assert branch_and_bound(network, region, rows, BabOptions(batch=1)).status == "refuted"

@@ -17,6 +17,7 @@ from prunemip.engine.spec import Spec, attack_spec, margin_rows
 from prunemip.engine.subdomains import OutputRows
 from prunemip.errors import PrunemipError
 from prunemip.network import InputSpec, Network
+from prunemip.solvers.result import SolveStatus
 from tests.conftest import EXACT, ball_region, brute_force_margin, norms, random_network, seeds, tiny_networks
 
 
@@ -46,7 +47,7 @@ def test_a_disjunction_is_decided_as_brute_force_says(network, seed, norm, mode,
         level_rows(network.n_outputs, label, t, m + offset) for t, m in zip(targets, optima, strict=True)
     )
     spec = Spec(region, rows, tuple(f"target {t}" for t in targets))
-    options = EngineOptions(mode=mode, highs=EXACT, bab_min_unstable=0 if bab else 10**9)
+    options = EngineOptions(mode=mode, highs=EXACT, bab=bab)
     (decision,) = decide(network, [spec], 60.0, options, starts=[x0])
     event(f"{mode}: {decision.status} by {[o.stage for o in decision.outcomes]}")
     assert not decision.interrupted
@@ -69,7 +70,7 @@ def test_optimize_mode_keeps_each_disjuncts_best_point():
     run = _Run(
         _Search(network, EngineOptions(mode="optimize"), time.perf_counter(), 10.0, "linear"), spec, []
     )
-    assert run.check(np.array([0.9])) and run.check(np.array([0.2]))
+    assert run.check(np.array([0.9]), "falsify") and run.check(np.array([0.2]), "falsify")
     assert run.slacks[0] == pytest.approx(0.9) and run.points[0][0] == pytest.approx(0.9)
     assert run.outcomes[0] is None  # optimize mode: the MIP still runs for the best point
 
@@ -127,3 +128,60 @@ def test_bad_questions_are_errors(rng):
         decide(network, [attack_spec(region, 2, 0, [1])], 1.0, EngineOptions(bounds="exact"))
     with pytest.raises(PrunemipError, match="needs disjuncts"):
         Spec(region, (), ())
+
+
+def test_the_stage_that_settles_first_cancels_the_other(rng, monkeypatch):
+    """The race: once branch and bound settles the disjunct, the MIP solving it beside it is
+    interrupted and the decision returns at once, settled by "bab". (Branch and bound is faked
+    here, to settle on cue once the MIP is under way; its real answers are checked above.)"""
+    import threading
+
+    import prunemip.engine.decide as engine
+    import prunemip.engine.mip as mip
+    from prunemip.engine.bab import BabResult
+
+    network = random_network(rng, [64, 60, 60, 10], 0.0)
+    x0 = rng.random(64)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, "l1", 5.0)
+    spec = attack_spec(region, 10, label, target_order(network.forward(x0), label)[:1])
+    mip_started = threading.Event()
+    solves = []
+    real_solve = mip.solve
+
+    def spied_solve(*args, **kwargs):
+        mip_started.set()
+        solves.append(real_solve(*args, **kwargs))
+        return solves[-1]
+
+    def settles_on_cue(*args, **kwargs) -> BabResult:
+        assert mip_started.wait(60.0)
+        time.sleep(0.5)
+        return BabResult("refuted", 1.0, np.inf)
+
+    monkeypatch.setattr(mip, "solve", spied_solve)
+    monkeypatch.setattr(engine, "branch_and_bound", settles_on_cue)
+    options = EngineOptions(falsify=None, bounds="linear")
+    (decision,) = decide(network, [spec], 120.0, options, starts=[x0])
+    assert decision.status == "unsat" and decision.outcomes[0].stage == "bab"
+    assert [s.status for s in solves] == [SolveStatus.INTERRUPTED] and decision.seconds < 60.0
+
+
+def test_a_failing_stage_ends_the_race_with_its_error(rng, monkeypatch):
+    """An error in the exact stages' thread stops branch and bound and reaches the caller."""
+    import prunemip.engine.decide as engine
+
+    def broken(*args, **kwargs):
+        raise PrunemipError("the encoding failed")
+
+    network = random_network(rng, [16, 24, 24, 4], 0.0)
+    x0 = rng.random(16)
+    label = int(network.predict(x0))
+    spec = attack_spec(
+        ball_region(network, x0, "l1", 3.0), 4, label, target_order(network.forward(x0), label)
+    )
+    monkeypatch.setattr(engine, "_encoded", broken)
+    start = time.perf_counter()
+    with pytest.raises(PrunemipError, match="the encoding failed"):
+        decide(network, [spec], 120.0, EngineOptions(falsify=None), starts=[x0])
+    assert time.perf_counter() - start < 60.0

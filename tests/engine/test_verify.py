@@ -97,7 +97,7 @@ def test_unsat_needs_the_mip_when_sampling_and_bounds_cannot_decide(tiny_onnx, e
     prop = load_vnnlib(
         write(tmp_path, "tight.vnnlib", property_text(y0_beats_y1_by(extremes["y0_minus_y1"] + 1e-3)))
     )
-    result = verify(network, prop, 30.0, VerifyOptions(bab_share=0.0))
+    result = verify(network, prop, 30.0, VerifyOptions(bab=False))
     assert result.verdict == "unsat" and result.stage in ("mip", "bounds")
 
 
@@ -124,7 +124,7 @@ def test_unsat_within_the_solver_tolerances_is_settled_with_tighter_ones(
     loose = HighsOptions(
         threads=1, extra={"mip_feasibility_tolerance": 0.05, "primal_feasibility_tolerance": 0.05}
     )
-    result = verify(network, prop, 30.0, VerifyOptions(bounds="ia", highs=loose, bab_share=0.0))
+    result = verify(network, prop, 30.0, VerifyOptions(bounds="ia", highs=loose, bab=False))
     assert result.verdict == "unsat" and result.stage == "mip"
     assert tolerances == [0.05, pytest.approx(5e-5)]
 
@@ -147,7 +147,7 @@ def test_bounds_and_mip_share_the_time_budget(tiny_onnx, extremes, tmp_path, mon
 
     monkeypatch.setattr(decide_module, "continue_bounds", slow_bounds)
     monkeypatch.setattr(mip_module, "solve", lambda *a, **k: solves.append(1))
-    result = verify(network, prop, 1.0, VerifyOptions(bounds="lp", bab_share=0.0))
+    result = verify(network, prop, 1.0, VerifyOptions(bounds="lp", bab=False))
     assert result.verdict == "timeout" and result.disjuncts == ["timeout"] and not solves
 
 

@@ -249,6 +249,25 @@ def test_lp_budget_keeps_what_was_found(rng):
     assert_contains(cut, network, sample_region(region, rng, 200))
 
 
+def test_a_cancelled_lp_stage_keeps_what_was_found(rng):
+    """``ObbtOptions.cancel`` ends the stage between LPs (and inside one) as its budget does."""
+    network = random_network(rng, [10, 30, 30, 3], 0.0, weight_scale=2.0)
+    region = ball_region(network, rng.random(10), "linf", 0.2)
+    linear = compute_bounds(network, region, "linear")
+    polls = []
+
+    def cancel() -> bool:
+        polls.append(True)
+        return len(polls) > 5
+
+    cut = lp_tighten(network, region, linear, ObbtOptions(cancel=cancel))
+    details = cut.stages[-1].details
+    assert details["budget_exhausted"] is True and details["lps_solved"] <= 5
+    assert_contains(cut, network, sample_region(region, rng, 200))
+    full = lp_tighten(network, region, linear)
+    assert full.stages[-1].details["lps_solved"] > details["lps_solved"]
+
+
 def test_safe_bound_holds_for_any_multipliers(rng):
     """Neumaier–Shcherbina: garbage duals give a weak bound, never a wrong one; HiGHS's give the optimum."""
     network = random_network(rng, [5, 8, 8, 2], 0.0)

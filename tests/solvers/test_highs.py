@@ -169,6 +169,21 @@ def test_time_limit_is_respected_on_a_hard_instance():
     json.dumps(result.to_dict())
 
 
+def test_a_stop_request_interrupts_the_mip_search():
+    """``stop`` is polled in the MIP search: True ends the solve at once, INTERRUPTED, with
+    the dual bound it had (a racing search settled the question)."""
+    model, _ = margin_model(seed=0, radius=0.1, widths=(64, 60, 60, 10), sparsity=0.0)
+    polls = []
+
+    def stop() -> bool:
+        polls.append(True)
+        return len(polls) > 3
+
+    result = solve(model, HighsOptions(time_limit=60.0, threads=1), stop=stop)
+    assert result.status == SolveStatus.INTERRUPTED and len(polls) == 4
+    assert result.solve_seconds < 30.0
+
+
 def test_solve_result_to_dict_is_json_ready():
     model, x0 = margin_model(seed=2, radius=0.1)
     result = solve(model, ONE_THREAD, start=model.solution_from_input(x0), decide=DecisionRule())
