@@ -18,8 +18,9 @@ first, every stage on what the earlier ones left open:
    in advance: on the study's dense nets branch and bound finds the adversarial examples in
    seconds that the MIP misses in 180 s, on its pruned ones the MIP proves in 12 s what
    branch and bound leaves open after 90 s (``experiments/benchmarks/README.md``, "Branch and
-   bound beside the MIP"). HiGHS releases the GIL while it solves, so on two cores the race
-   takes about as long as the faster of the two; on one core, at most twice as long;
+   bound beside the MIP"). HiGHS releases the GIL while it solves, so with a core each the
+   race takes about as long as the faster of the two (measured: 17.5 s racing against 17.1 s
+   for the MIP alone); two racers on one core share it;
 4. **surrogate** (:func:`~prunemip.engine.surrogate.search_surrogate`, when one is given): half
    the time left on a cheaper network's MIPs, incumbents checked on this network (never a
    proof);
@@ -40,11 +41,10 @@ interrupted.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -67,7 +67,7 @@ from prunemip.network import Network
 from prunemip.solvers.bounds import ObbtOptions, compute_bounds, continue_bounds
 from prunemip.solvers.highs import HighsOptions
 from prunemip.solvers.methods import BOUNDS_METHODS, DEFAULT_BOUNDS
-from prunemip.solvers.result import SolveResult
+from prunemip.solvers.result import SolveResult, SolveStatus
 
 Status = Literal["sat", "unsat", "timeout", "unknown"]
 Mode = Literal["decide", "optimize"]
@@ -470,8 +470,7 @@ def _search_stage(search: _Search, runs: list[_Run]) -> None:
     search.racing = "mip"
     worker.start()
     try:
-        with _torch_threads_beside_one():
-            _bab_stage(search, runs)
+        _bab_stage(search, runs)
         worker.join()
     except BaseException:
         search.abandoned.set()  # the worker's stages poll it and return
@@ -481,21 +480,6 @@ def _search_stage(search: _Search, runs: list[_Run]) -> None:
         search.racing = None
     if failures:
         raise failures[0]
-
-
-@contextlib.contextmanager
-def _torch_threads_beside_one() -> Iterator[None]:
-    """One torch thread fewer while a HiGHS thread runs beside branch and bound: torch's
-    OpenMP workers wait on each other, so one that shares its core with HiGHS slows every
-    step (measured: the first step of a 2x200 search took 1.2 s instead of 0.2 s)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(threads - 1, 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _exact_stages(search: _Search, runs: list[_Run]) -> None:
@@ -510,43 +494,53 @@ def _exact_stages(search: _Search, runs: list[_Run]) -> None:
 
 def _bab_stage(search: _Search, runs: list[_Run]) -> None:
     """Branch and bound on each open disjunct in turn, an even share of the time left each,
-    until it or a racing stage settles the disjunct."""
+    until it or a racing stage settles the disjunct; in passes, so that a search stopped by its
+    share's limit starts again on the time the settled ones left over."""
+    pending = [(run, j) for run in runs for j in run.open()]
+    while pending:
+        stopped = []
+        for index, (run, j) in enumerate(pending):
+            if search.finished():
+                return
+            if run.outcomes[j] is None and _bab_on(search, run, j, len(pending) - index):
+                stopped.append((run, j))
+        pending = stopped
+
+
+def _bab_on(search: _Search, run: _Run, j: int, sharing: int) -> bool:
+    """Branch and bound on disjunct ``j`` for ``1/sharing`` of the time left; True when its
+    time ran out with the disjunct open."""
     options = search.options
     network = search.network
-    pending = [(run, j) for run in runs for j in run.open()]
-    for index, (run, j) in enumerate(pending):
-        if search.finished():
-            return
-        if run.outcomes[j] is not None:
-            continue
-        began, share = time.perf_counter(), search.remaining() / (len(pending) - index)
-        bab = BabOptions(time_limit=share, highs=options.highs, device=options.device)
-        search.report(run, j, "bab")
-        if run.bab_root is None:
-            run.bab_root = root_bounds(network, run.spec.region, run.bounds, bab)
-        bab = replace(bab, time_limit=max(began + share - time.perf_counter(), 1e-3))
+    began, share = time.perf_counter(), search.remaining() / sharing
+    bab = BabOptions(time_limit=share, highs=options.highs, device=options.device)
+    search.report(run, j, "bab")
+    if run.bab_root is None:
+        run.bab_root = root_bounds(network, run.spec.region, run.bounds, bab)
+    bab = replace(bab, time_limit=max(began + share - time.perf_counter(), 1e-3))
 
-        def on_step(open_count: int, bound: float, best: float, run: _Run = run, j: int = j) -> None:
-            run.know_bound(j, -bound)
-            search.report(run, j, "bab", open_subdomains=open_count)
+    def on_step(open_count: int, bound: float, best: float) -> None:
+        run.know_bound(j, -bound)
+        search.report(run, j, "bab", open_subdomains=open_count)
 
-        def settled_elsewhere(run: _Run = run, j: int = j) -> bool:
-            return run.outcomes[j] is not None or search.finished()
+    def settled_elsewhere() -> bool:
+        return run.outcomes[j] is not None or search.finished()
 
-        result = branch_and_bound(
-            network,
-            run.spec.region,
-            run.spec.disjuncts[j],
-            bab,
-            bounds=run.bab_root,
-            on_step=on_step,
-            cancel=settled_elsewhere,
-        )
-        run.know_bound(j, -result.bound)
-        if result.status == "found" and result.x is not None:
-            run.check(result.x, "bab")
-        elif result.status == "refuted":
-            run.settle(j, "unsat", "bab")
+    result = branch_and_bound(
+        network,
+        run.spec.region,
+        run.spec.disjuncts[j],
+        bab,
+        bounds=run.bab_root,
+        on_step=on_step,
+        cancel=settled_elsewhere,
+    )
+    run.know_bound(j, -result.bound)
+    if result.status == "found" and result.x is not None:
+        run.check(result.x, "bab")
+    elif result.status == "refuted":
+        run.settle(j, "unsat", "bab")
+    return run.outcomes[j] is None and result.status == "open" and result.seconds >= bab.time_limit
 
 
 def _surrogate_stage(search: _Search, runs: list[_Run]) -> None:
@@ -579,37 +573,62 @@ def _surrogate_stage(search: _Search, runs: list[_Run]) -> None:
 
 
 def _mip_stage(search: _Search, runs: list[_Run]) -> None:
-    """Tighter bounds once per spec, then each open disjunct's MIP on an even share of the time left."""
+    """Tighter bounds once per spec, then each open disjunct's MIP on an even share of the time
+    left; in passes, so that a MIP stopped by its share's limit is solved again, from its best
+    point, on the time the settled ones left over."""
     options = search.options
     highs = options.highs
     if options.mode == "decide" and any(run.falsified is not None for run in runs):
         highs = replace(highs, extra={**SEARCHED_REGION_HIGHS, **highs.extra})
-    decide_mode = options.mode == "decide"
     total = sum(len(run.open()) for run in runs)
     done = 0
+    stopped = []
     for run in runs:
         if not run.open() or search.finished():
             continue
         run.model = _encoded(search, run)
-        if decide_mode and options.rule_out:
+        if options.mode == "decide" and options.rule_out:
             run.rule_out("bounds")
-        points = [run.spec.region.midpoint, *run.starts]
         for j in run.open():
             if search.finished():
                 return
             done += 1
-            if run.outcomes[j] is not None:  # settled by branch and bound meanwhile
-                continue
-            deadline = time.perf_counter() + search.remaining() / max(total - done + 1, 1)
-            run.last_stage = "mip"
-            search.report(run, j, "mip")
-            mip = ConjunctionMip.of(run.model, run.spec.disjuncts[j], points, options.robust_tolerance)
-            answer = _solve(search, run, j, mip, highs, deadline)
-            if run.outcomes[j] is not None:  # satisfied, or settled by branch and bound
-                continue
-            run.answers[j] = (mip, answer)
-            if answer.proved:
-                run.settle(j, "unsat", "mip", tolerance=answer.tolerance, solve=answer.solve)
+            if run.outcomes[j] is None and _mip_on(search, run, j, highs, total - done + 1):
+                stopped.append((run, j))
+    while stopped:
+        pending, stopped = stopped, []
+        for index, (run, j) in enumerate(pending):
+            if search.finished():
+                return
+            if run.outcomes[j] is None and _mip_on(search, run, j, highs, len(pending) - index):
+                stopped.append((run, j))
+
+
+def _mip_on(search: _Search, run: _Run, j: int, highs: HighsOptions, sharing: int) -> bool:
+    """Disjunct ``j``'s MIP for ``1/sharing`` of the time left (again from its best point, with
+    the earlier solves' effort, when it ran before); True when its time ran out with the
+    disjunct open."""
+    assert run.model is not None
+    deadline = time.perf_counter() + search.remaining() / max(sharing, 1)
+    run.last_stage = "mip"
+    search.report(run, j, "mip")
+    earlier = run.answers.get(j)
+    if earlier is None:
+        points = [run.spec.region.midpoint, *run.starts]
+        mip = ConjunctionMip.of(run.model, run.spec.disjuncts[j], points, search.options.robust_tolerance)
+        answer = _solve(search, run, j, mip, highs, deadline)
+    else:
+        mip, point = earlier[0], run.points[j]
+        start = None if point is None else mip.solution(point)
+        answer = _solve(search, run, j, mip, highs, deadline, start=start)
+        answer = replace(answer, solve=combined(earlier[1].solve, answer.solve))
+    if run.outcomes[j] is not None:  # satisfied, or settled by branch and bound
+        return False
+    run.answers[j] = (mip, answer)
+    if answer.proved:
+        run.settle(j, "unsat", "mip", tolerance=answer.tolerance, solve=answer.solve)
+        return False
+    return answer.solve.status == SolveStatus.TIME_LIMIT
 
 
 def _settle_stage(search: _Search, runs: list[_Run]) -> None:

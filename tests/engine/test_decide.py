@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -185,3 +186,41 @@ def test_a_failing_stage_ends_the_race_with_its_error(rng, monkeypatch):
     with pytest.raises(PrunemipError, match="the encoding failed"):
         decide(network, [spec], 120.0, EngineOptions(falsify=None), starts=[x0])
     assert time.perf_counter() - start < 60.0
+
+
+def test_time_a_settled_disjunct_leaves_goes_to_the_open_ones(rng, monkeypatch):
+    """Regression: with three open disjuncts the first MIP gets a third of the budget; when
+    branch and bound settled the other two at once, that MIP never ran again and the query
+    returned "timeout" with two thirds of its time unused. Now a MIP stopped by its share's
+    limit is solved again on what is left. (Branch and bound is faked: it settles the second
+    and third disjuncts at once and leaves the first open; every MIP runs to its limit.)"""
+    import prunemip.engine.decide as engine
+    import prunemip.engine.mip as mip
+    from prunemip.engine.bab import BabResult
+
+    network = random_network(rng, [8, 12, 12, 4], 0.0)
+    x0 = rng.random(8)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, "linf", 0.05)
+    spec = attack_spec(region, 4, label, target_order(network.forward(x0), label))
+    limits = []
+    real_solve = mip.solve
+
+    def at_its_limit(model, options, **kwargs):
+        limits.append(options.time_limit)
+        time.sleep(options.time_limit)
+        result = real_solve(model, replace(options, time_limit=1e-3), **kwargs)
+        return replace(result, status=SolveStatus.TIME_LIMIT, dual_bound=None)
+
+    def all_but_the_first(network, region, rows, *args, **kwargs) -> BabResult:
+        first = rows is spec.disjuncts[0]
+        return BabResult("open" if first else "refuted", -np.inf if first else 1.0, np.inf)
+
+    monkeypatch.setattr(mip, "solve", at_its_limit)
+    monkeypatch.setattr(engine, "branch_and_bound", all_but_the_first)
+    options = EngineOptions(falsify=None, rule_out=False, bounds="linear")
+    (decision,) = decide(network, [spec], 3.0, options)
+    assert [o.status for o in decision.outcomes] == ["timeout", "unsat", "unsat"]
+    assert len(limits) >= 2 and limits[0] == pytest.approx(1.0, abs=0.3)
+    assert sum(limits) == pytest.approx(3.0, abs=0.5)  # the first disjunct's MIPs got the whole budget
+    assert decision.outcomes[0].solve.status == SolveStatus.TIME_LIMIT
