@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _requested = threading.Event()
@@ -37,6 +37,19 @@ def watching() -> bool:
         True inside :func:`deferred`.
     """
     return _watching.is_set()
+
+
+def stopping(cancel: Callable[[], bool] | None = None) -> bool:
+    """Whether a search should stop now: Ctrl-C asked it to, or its caller's ``cancel`` says so
+    (a search racing another that settled the question).
+
+    Args:
+        cancel: the caller's own stop condition, or None.
+
+    Returns:
+        True to stop.
+    """
+    return _requested.is_set() or (cancel is not None and cancel())
 
 
 def request() -> None:

@@ -334,6 +334,25 @@ class _Decider:
             event.interrupt()
 
 
+def interruptible(callback: highspy.HighsCallback, cancel: Callable[[], bool] | None) -> None:
+    """Interrupt HiGHS from ``callback`` (its MIP or simplex interrupt callback) when Ctrl-C
+    (inside :func:`prunemip.interrupts.deferred`) or ``cancel`` asks to stop; no callback, and
+    no cost, when neither can.
+
+    Args:
+        callback: ``highs.cbMipInterrupt`` or ``highs.cbSimplexInterrupt``.
+        cancel: the caller's own stop condition, or None.
+    """
+    if not interrupts.watching() and cancel is None:
+        return
+
+    def stop_on_request(event: highspy.cb.HighsCallbackEvent) -> None:
+        if interrupts.stopping(cancel):
+            event.interrupt()
+
+    callback.subscribe(stop_on_request)
+
+
 def solve(
     model: MipModel,
     options: HighsOptions | None = None,
@@ -342,7 +361,7 @@ def solve(
     decide: DecisionRule | None = None,
     on_incumbent: Callable[[np.ndarray], bool] | None = None,
     on_progress: Callable[[float | None, float | None], None] | None = None,
-    stop: Callable[[], bool] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> SolveResult:
     """Solve ``model``; with a ``decide`` rule stop as soon as its question is answered.
 
@@ -356,7 +375,7 @@ def solve(
             the solve with status ``STOPPED``.
         on_progress: sees the incumbent's objective and the dual bound (None while
             infinite), at most every :data:`PROGRESS_SECONDS` while the MIP search runs.
-        stop: polled in the MIP search; True interrupts the solve (status ``INTERRUPTED``),
+        cancel: polled in the MIP search; True interrupts the solve (status ``INTERRUPTED``),
             as Ctrl-C does inside :func:`prunemip.interrupts.deferred`.
 
     Returns:
@@ -403,13 +422,7 @@ def solve(
     if on_progress is not None:
         highs.cbMipInterrupt.subscribe(_throttled(on_progress))
 
-    if interrupts.watching() or stop is not None:
-
-        def stop_on_request(event: highspy.cb.HighsCallbackEvent) -> None:
-            if interrupts.requested() or (stop is not None and stop()):
-                event.interrupt()
-
-        highs.cbMipInterrupt.subscribe(stop_on_request)
+    interruptible(highs.cbMipInterrupt, cancel)
 
     run_start = time.perf_counter()
     presolve_done: list[float] = []

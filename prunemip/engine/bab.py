@@ -116,8 +116,7 @@ class _Run:
 
     def out_of_budget(self) -> bool:
         limit = self.options.max_subdomains
-        late = interrupts.requested() or time.perf_counter() >= self.deadline
-        late = late or (self.cancel is not None and self.cancel())
+        late = interrupts.stopping(self.cancel) or time.perf_counter() >= self.deadline
         return late or (limit is not None and self.visited >= limit)
 
     def offer(self, points: np.ndarray) -> bool:
@@ -221,7 +220,7 @@ class _Run:
             replace(highs, time_limit=max(limit, 1e-3)),
             decide=DecisionRule(target=0.0, proof=-tolerance),
             on_incumbent=lambda values: self.offer(model.inputs_from_solution(values)[None, :]),
-            stop=self.cancel,
+            cancel=self.cancel,
         )
         if self.witness is not None:
             return True

@@ -44,7 +44,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -493,16 +493,26 @@ def _exact_stages(search: _Search, runs: list[_Run]) -> None:
 
 
 def _bab_stage(search: _Search, runs: list[_Run]) -> None:
-    """Branch and bound on each open disjunct in turn, an even share of the time left each,
-    until it or a racing stage settles the disjunct; in passes, so that a search stopped by its
-    share's limit starts again on the time the settled ones left over."""
+    """Branch and bound on each open disjunct in turn, until it or a racing stage settles it."""
+    _in_passes(search, runs, _bab_on)
+
+
+#: One attempt at disjunct ``j`` of a run on ``1/sharing`` of the time left; True when its share
+#: ran out with the disjunct still open.
+Attempt = Callable[["_Search", "_Run", int, int], bool]
+
+
+def _in_passes(search: _Search, runs: list[_Run], attempt: Attempt) -> None:
+    """``attempt`` on each open disjunct in turn, an even share of the time left each, in
+    passes: the disjuncts whose share ran out get another attempt on the time that the ones
+    settled meanwhile (by this stage or a racing one) left over."""
     pending = [(run, j) for run in runs for j in run.open()]
     while pending:
         stopped = []
         for index, (run, j) in enumerate(pending):
             if search.finished():
                 return
-            if run.outcomes[j] is None and _bab_on(search, run, j, len(pending) - index):
+            if run.outcomes[j] is None and attempt(search, run, j, len(pending) - index):
                 stopped.append((run, j))
         pending = stopped
 
@@ -573,62 +583,35 @@ def _surrogate_stage(search: _Search, runs: list[_Run]) -> None:
 
 
 def _mip_stage(search: _Search, runs: list[_Run]) -> None:
-    """Tighter bounds once per spec, then each open disjunct's MIP on an even share of the time
-    left; in passes, so that a MIP stopped by its share's limit is solved again, from its best
-    point, on the time the settled ones left over."""
-    options = search.options
-    highs = options.highs
-    if options.mode == "decide" and any(run.falsified is not None for run in runs):
+    """Each open disjunct's MIP in turn (its spec's tighter bounds and encoding once, before the
+    first), in passes: a MIP stopped by its share's limit is solved again, from its best point."""
+    highs = search.options.highs
+    if search.options.mode == "decide" and any(run.falsified is not None for run in runs):
         highs = replace(highs, extra={**SEARCHED_REGION_HIGHS, **highs.extra})
-    total = sum(len(run.open()) for run in runs)
-    done = 0
-    stopped = []
-    for run in runs:
-        if not run.open() or search.finished():
-            continue
-        run.model = _encoded(search, run)
-        if options.mode == "decide" and options.rule_out:
-            run.rule_out("bounds")
-        for j in run.open():
-            if search.finished():
-                return
-            done += 1
-            if run.outcomes[j] is None and _mip_on(search, run, j, highs, total - done + 1):
-                stopped.append((run, j))
-    while stopped:
-        pending, stopped = stopped, []
-        for index, (run, j) in enumerate(pending):
-            if search.finished():
-                return
-            if run.outcomes[j] is None and _mip_on(search, run, j, highs, len(pending) - index):
-                stopped.append((run, j))
+    _in_passes(search, runs, functools.partial(_mip_on, highs=highs))
 
 
-def _mip_on(search: _Search, run: _Run, j: int, highs: HighsOptions, sharing: int) -> bool:
+def _mip_on(search: _Search, run: _Run, j: int, sharing: int, *, highs: HighsOptions) -> bool:
     """Disjunct ``j``'s MIP for ``1/sharing`` of the time left (again from its best point, with
     the earlier solves' effort, when it ran before); True when its time ran out with the
-    disjunct open."""
-    assert run.model is not None
-    deadline = time.perf_counter() + search.remaining() / max(sharing, 1)
+    disjunct open. The spec's first MIP encodes it first (and refutes what the tighter bounds
+    refute, in decide mode)."""
+    if run.model is None:
+        run.model = _encoded(search, run)
+        if search.options.mode == "decide" and search.options.rule_out:
+            run.rule_out("bounds")
+        if run.outcomes[j] is not None or search.finished():
+            return False
+    deadline = time.perf_counter() + search.remaining() / sharing
     run.last_stage = "mip"
     search.report(run, j, "mip")
-    earlier = run.answers.get(j)
-    if earlier is None:
+    if j in run.answers:
+        _solve_again(search, run, j, highs, deadline)
+    else:
         points = [run.spec.region.midpoint, *run.starts]
         mip = ConjunctionMip.of(run.model, run.spec.disjuncts[j], points, search.options.robust_tolerance)
-        answer = _solve(search, run, j, mip, highs, deadline)
-    else:
-        mip, point = earlier[0], run.points[j]
-        start = None if point is None else mip.solution(point)
-        answer = _solve(search, run, j, mip, highs, deadline, start=start)
-        answer = replace(answer, solve=combined(earlier[1].solve, answer.solve))
-    if run.outcomes[j] is not None:  # satisfied, or settled by branch and bound
-        return False
-    run.answers[j] = (mip, answer)
-    if answer.proved:
-        run.settle(j, "unsat", "mip", tolerance=answer.tolerance, solve=answer.solve)
-        return False
-    return answer.solve.status == SolveStatus.TIME_LIMIT
+        _record_answer(run, j, mip, _solve(search, run, j, mip, highs, deadline))
+    return run.outcomes[j] is None and run.answers[j][1].solve.status == SolveStatus.TIME_LIMIT
 
 
 def _settle_stage(search: _Search, runs: list[_Run]) -> None:
@@ -642,18 +625,29 @@ def _settle_stage(search: _Search, runs: list[_Run]) -> None:
                 return
             if j not in run.answers or run.outcomes[j] is not None:
                 continue
-            mip, first = run.answers[j]
-            if verdict(first.solve, first.tolerance) != "unknown":
-                continue
-            point = run.points[j]
-            start = None if point is None else mip.solution(point)
-            answer = _solve(search, run, j, mip, tighter, search.deadline, start=start)
-            answer = replace(answer, solve=combined(first.solve, answer.solve))
-            if run.outcomes[j] is not None:
-                continue
-            run.answers[j] = (mip, answer)
-            if answer.proved:
-                run.settle(j, "unsat", "mip", tolerance=answer.tolerance, solve=answer.solve)
+            first = run.answers[j][1]
+            if verdict(first.solve, first.tolerance) == "unknown":
+                _solve_again(search, run, j, tighter, search.deadline)
+
+
+def _solve_again(search: _Search, run: _Run, j: int, highs: HighsOptions, deadline: float) -> None:
+    """Disjunct ``j``'s MIP once more under ``highs``, from its best point; the record keeps
+    the earlier solves' effort."""
+    mip, earlier = run.answers[j]
+    point = run.points[j]
+    start = None if point is None else mip.solution(point)
+    answer = _solve(search, run, j, mip, highs, deadline, start=start)
+    _record_answer(run, j, mip, replace(answer, solve=combined(earlier.solve, answer.solve)))
+
+
+def _record_answer(run: _Run, j: int, mip: ConjunctionMip, answer: MipAnswer) -> None:
+    """Record disjunct ``j``'s solve, unless it was settled meanwhile (satisfied, or by branch and
+    bound); its proof settles it "unsat"."""
+    if run.outcomes[j] is not None:
+        return
+    run.answers[j] = (mip, answer)
+    if answer.proved:
+        run.settle(j, "unsat", "mip", tolerance=answer.tolerance, solve=answer.solve)
 
 
 def _solve(

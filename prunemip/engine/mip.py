@@ -224,7 +224,7 @@ class ConjunctionMip:
             decide=rule,
             on_incumbent=offer,
             on_progress=on_bounds,
-            stop=cancel,
+            cancel=cancel,
         )
         if result.solution is not None and not confirmed:  # a start HiGHS kept is not offered
             offer(result.solution)
@@ -237,7 +237,7 @@ class ConjunctionMip:
                 start=result.solution,
                 on_incumbent=offer,
                 on_progress=on_bounds,
-                stop=cancel,
+                cancel=cancel,
             )
             result = combined(result, again)
         return MipAnswer(result, tolerance, verdict(result, tolerance) == "unsat", bool(confirmed))

@@ -85,8 +85,7 @@ class Progress:
 
     def out_of_time(self) -> bool:
         """Past the deadline, Ctrl-C asked to stop, or the caller cancelled the stage."""
-        cancelled = interrupts.requested() or (self.cancel is not None and self.cancel())
-        if cancelled or time.perf_counter() >= self.deadline:
+        if interrupts.stopping(self.cancel) or time.perf_counter() >= self.deadline:
             self.budget_exhausted = True
         return self.budget_exhausted
 

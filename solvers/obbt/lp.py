@@ -41,14 +41,13 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from prunemip import interrupts
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.ideal_cuts import CutRows, IdealCutSeparator
 from prunemip.encoders.mip_model import MipModel, NeuronStatus
 from prunemip.network import Network
 from prunemip.regions import InputRegion
 from prunemip.rounding import gamma
-from prunemip.solvers.highs import to_highs
+from prunemip.solvers.highs import interruptible, to_highs
 from prunemip.solvers.obbt.common import (
     ObbtOptions,
     Progress,
@@ -151,14 +150,7 @@ def _new_lp_highs(options: ObbtOptions) -> highspy.Highs:
         settings["threads"] = int(options.threads)
     for name, value in settings.items():
         highs.setOptionValue(name, value)
-    cancel = options.cancel
-    if cancel is not None or interrupts.watching():
-
-        def stop(event: highspy.cb.HighsCallbackEvent) -> None:
-            if interrupts.requested() or (cancel is not None and cancel()):
-                event.interrupt()
-
-        highs.cbSimplexInterrupt.subscribe(stop)
+    interruptible(highs.cbSimplexInterrupt, options.cancel)
     return highs
 
 

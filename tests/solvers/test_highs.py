@@ -170,16 +170,16 @@ def test_time_limit_is_respected_on_a_hard_instance():
 
 
 def test_a_stop_request_interrupts_the_mip_search():
-    """``stop`` is polled in the MIP search: True ends the solve at once, INTERRUPTED, with
+    """``cancel`` is polled in the MIP search: True ends the solve at once, INTERRUPTED, with
     the dual bound it had (a racing search settled the question)."""
     model, _ = margin_model(seed=0, radius=0.1, widths=(64, 60, 60, 10), sparsity=0.0)
     polls = []
 
-    def stop() -> bool:
+    def cancel() -> bool:
         polls.append(True)
         return len(polls) > 3
 
-    result = solve(model, HighsOptions(time_limit=60.0, threads=1), stop=stop)
+    result = solve(model, HighsOptions(time_limit=60.0, threads=1), cancel=cancel)
     assert result.status == SolveStatus.INTERRUPTED and len(polls) == 4
     assert result.solve_seconds < 30.0
 
