@@ -61,7 +61,7 @@ class BabOptions:
     """How :func:`branch_and_bound` searches."""
 
     time_limit: float = 60.0  #: seconds, the MIPs included
-    max_subdomains: int | None = None  #: stop after bounding this many subdomains
+    max_subdomains: int | None = None  #: stop after bounding this many subdomains (resumed calls count)
     max_depth: int = 64  #: a subdomain with this many splits goes to the MIP
     branching: Branching = "babsr"
     fsb_candidates: int = 3  #: FSB re-bounds the top ``k`` of each score
@@ -91,7 +91,8 @@ class BabResult:
     visited: int = 0  #: subdomains bounded
     mip_solves: int = 0
     open: tuple[Subdomain, ...] = field(default=(), repr=False)  #: the subdomains left, for "open"
-    seconds: float = 0.0
+    seconds: float = 0.0  #: of this call (``visited`` and ``mip_solves`` count resumed calls too)
+    closed: float = np.inf  #: the lowest proven value of a closed subdomain: with ``open``, the frontier
 
 
 @dataclass
@@ -252,6 +253,7 @@ class _Run:
             self.mip_solves,
             open_subs if status == "open" else (),
             time.perf_counter() - start,
+            self.closed,
         )
 
 
@@ -319,6 +321,7 @@ def branch_and_bound(
     bounds: NeuronBounds | None = None,
     on_step: StepHook | None = None,
     cancel: Callable[[], bool] | None = None,
+    resume: BabResult | None = None,
 ) -> BabResult:
     """Decide whether some ``x`` of ``region`` satisfies every row of ``rows`` (see the module).
 
@@ -333,26 +336,40 @@ def branch_and_bound(
             ``v`` and the smallest ``v`` at a checked point.
         cancel: polled between steps and inside subdomain MIPs; True ends the search "open",
             as Ctrl-C or the time limit do (a search run beside another one that settled it).
+        resume: an "open" result of an earlier call on the same network, region and rows: the
+            search carries on from its frontier (its open subdomains, the lowest value of those
+            it closed and the best value seen) instead of starting again at the root. Sound
+            because the frontier's subdomains cover every point of the region not yet closed,
+            and a closed subdomain's proven value stays proven.
 
     Returns:
         "refuted" (no such ``x``), "found" (with a witness whose forward pass satisfies every
         row) or "open" (the budget ran out), with the proven bound and the search's figures.
 
     Raises:
-        PrunemipError: for a network whose output layer is not an identity layer.
+        PrunemipError: for a network whose output layer is not an identity layer, or a
+            ``resume`` that is not "open".
     """
     start = time.perf_counter()
     options = options or BabOptions()
     if network.layers[-1].activation != "identity":
         raise PrunemipError("branch and bound needs an identity output layer")
-    bounds = root_bounds(network, region, bounds, options)
+    if resume is not None and resume.status != "open":
+        raise PrunemipError(f"only an open search can be resumed, not a {resume.status!r} one")
     query = Query(network, region, rows)
     run = _Run(query, options, start + options.time_limit, cancel=cancel)
     if options.optimise:
         run.optimiser = TorchNetwork(network, region, options.device)
-    root = query.bound((), bounds.lower, bounds.upper, len(network.layers))
-    if run.add([root]) or run.offer(region.midpoint[None, :]):
-        return run.result("found", start)
+    if resume is not None:
+        run.closed, run.best = resume.closed, resume.best
+        run.visited, run.mip_solves = resume.visited, resume.mip_solves
+        for sub in resume.open:
+            run.push(sub)
+    else:
+        bounds = root_bounds(network, region, bounds, options)
+        root = query.bound((), bounds.lower, bounds.upper, len(network.layers))
+        if run.add([root]) or run.offer(region.midpoint[None, :]):
+            return run.result("found", start)
     while run.queue:
         if run.out_of_budget():
             return run.result("open", start)

@@ -20,7 +20,9 @@ first, every stage on what the earlier ones left open:
    branch and bound leaves open after 90 s (``experiments/benchmarks/README.md``, "Branch and
    bound beside the MIP"). HiGHS releases the GIL while it solves, so with a core each the
    race takes about as long as the faster of the two (measured: 17.5 s racing against 17.1 s
-   for the MIP alone); two racers on one core share it;
+   for the MIP alone); two racers on one core share it. A conjunction whose share of the time
+   ran out gets the time that later ones left over, and its branch and bound carries on from
+   the open subdomains it left;
 4. **surrogate** (:func:`~prunemip.engine.surrogate.search_surrogate`, when one is given): half
    the time left on a cheaper network's MIPs, incumbents checked on this network (never a
    proof);
@@ -55,7 +57,7 @@ from prunemip.encoders.bigm import DEFAULT_FORMULATION, encode
 from prunemip.encoders.bounds.interval import NeuronBounds
 from prunemip.encoders.bounds.linear import output_upper_bounds
 from prunemip.encoders.mip_model import MipModel
-from prunemip.engine.bab import BabOptions, branch_and_bound, root_bounds
+from prunemip.engine.bab import BabOptions, BabResult, branch_and_bound, root_bounds
 from prunemip.engine.falsify import FalsifyOptions, FalsifyResult, falsify
 from prunemip.engine.mip import ConjunctionMip, MipAnswer, combined, verdict
 from prunemip.engine.progress import Progress, ProgressHook
@@ -259,6 +261,7 @@ class _Run:
     witness: int | None = None
     bounds: NeuronBounds | None = None
     bab_root: NeuronBounds | None = None
+    bab_frontiers: dict[int, BabResult] = field(default_factory=dict)  #: open searches, to resume
     model: MipModel | None = None
     falsified: FalsifyResult | None = None
     bounds_seconds: float = 0.0
@@ -544,13 +547,17 @@ def _bab_on(search: _Search, run: _Run, j: int, sharing: int) -> bool:
         bounds=run.bab_root,
         on_step=on_step,
         cancel=settled_elsewhere,
+        resume=run.bab_frontiers.pop(j, None),
     )
     run.know_bound(j, -result.bound)
     if result.status == "found" and result.x is not None:
         run.check(result.x, "bab")
     elif result.status == "refuted":
         run.settle(j, "unsat", "bab")
-    return run.outcomes[j] is None and result.status == "open" and result.seconds >= bab.time_limit
+    stopped = run.outcomes[j] is None and result.status == "open" and result.seconds >= bab.time_limit
+    if stopped:  # the next pass carries on from here
+        run.bab_frontiers[j] = result
+    return stopped
 
 
 def _surrogate_stage(search: _Search, runs: list[_Run]) -> None:

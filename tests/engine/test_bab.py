@@ -184,6 +184,27 @@ def test_open_results_keep_a_sound_bound(network, seed, norm, branching, budget)
         )
 
 
+@given(tiny_networks(max_relus=6), seeds, regions, st.integers(1, 6), st.sampled_from([-1e-3, 1e-3]))
+def test_a_resumed_search_reaches_the_verdict_of_one_search(network, seed, norm, budget, offset):
+    """Cut short after ``budget`` subdomains and resumed from its frontier, the search decides
+    as brute force says, its bound stays below the optimum of ``v`` and its counts add up."""
+    rng = np.random.default_rng(seed)
+    region = make_region(network, rng, norm, radius=1.0)  # wide: more unstable neurons to split
+    optimum = brute_force_margin(network, region, 1, 0)
+    rows = margin_row(network.n_outputs, 1, 0, optimum + offset)
+    cut_short = BabOptions(mip=False, max_subdomains=budget, batch=1, optimise=False)
+    first = branch_and_bound(network, region, rows, cut_short)
+    event(first.status)
+    if first.status != "open":
+        return
+    result = branch_and_bound(network, region, rows, BabOptions(highs=EXACT), resume=first)
+    assert result.status == ("found" if offset < 0 else "refuted")
+    assert result.bound <= offset + 1e-9 and first.bound <= offset + 1e-9
+    assert result.visited >= first.visited
+    with pytest.raises(PrunemipError, match="only an open search"):
+        branch_and_bound(network, region, rows, resume=result)
+
+
 @given(sparse_networks(max_hidden_layers=2, max_width=6), seeds, regions)
 def test_conjunctions_are_never_refuted_at_a_sampled_point(network, seed, norm):
     """Two rows at once (beat two classes): a sampled point that satisfies both means "found"
@@ -432,15 +453,21 @@ def test_verify_refutes_by_branch_and_bound_what_the_bounds_leave(rng):
     assert verify(network, margin_property(network, region, optimum - 0.05), 60.0).verdict == "sat"
 
 
-def test_a_cancelled_search_ends_open_with_a_sound_bound(rng):
-    """``cancel`` (a racing stage settled the query) ends the search after the step it polls,
-    "open", with a bound below the optimum; left alone the same search refutes."""
+def robust_by_a_margin(rng: np.random.Generator) -> tuple[Network, InputRegion, OutputRows]:
+    """A 16x16 net, an L∞ ball and the row "margin to class 1 ≥ its optimum + 0.05": refuted,
+    with ``v ≥ 0.05`` everywhere, after more than a few splits."""
     network = random_network(rng, [6, 16, 16, 3], weight_scale=2.0, bias_scale=0.1)
     region = ball_region(network, np.full(6, 0.5), "linf", 0.15)
     query = Query(network, region, margin_row(3, 1, 0, 0.0))
     root = random_subdomains(query, rng, 0)[0]
     optimum = solve(subdomain_model(query, root).with_margin_objective(1, 0), EXACT).objective
-    rows = margin_row(3, 1, 0, optimum + 0.05)
+    return network, region, margin_row(3, 1, 0, optimum + 0.05)
+
+
+def test_a_cancelled_search_ends_open_with_a_sound_bound(rng):
+    """``cancel`` (a racing stage settled the query) ends the search after the step it polls,
+    "open", with a bound below the optimum; left alone the same search refutes."""
+    network, region, rows = robust_by_a_margin(rng)
     polls = []
 
     def cancel() -> bool:
@@ -451,3 +478,17 @@ def test_a_cancelled_search_ends_open_with_a_sound_bound(rng):
     assert cancelled.status == "open" and len(polls) == 3
     assert cancelled.bound <= 0.05 + 1e-9  # v = level − margin ≥ 0.05 everywhere
     assert branch_and_bound(network, region, rows, BabOptions(batch=1)).status == "refuted"
+
+
+def test_a_search_resumed_in_pieces_refutes_as_one_search_does(rng):
+    """A search run ten subdomains at a time, each call resuming the last one's frontier,
+    ends "refuted" as one uninterrupted search does, every bound on the way below the optimum."""
+    network, region, rows = robust_by_a_margin(rng)
+    assert branch_and_bound(network, region, rows, BabOptions(batch=1)).status == "refuted"
+    result, calls = None, 0
+    while result is None or result.status == "open":
+        piece = BabOptions(batch=1, max_subdomains=(result.visited if result else 0) + 10)
+        result = branch_and_bound(network, region, rows, piece, resume=result)
+        assert result.bound <= 0.05 + 1e-9  # v = level − margin ≥ 0.05 everywhere
+        calls += 1
+    assert result.status == "refuted" and calls > 1

@@ -224,3 +224,42 @@ def test_time_a_settled_disjunct_leaves_goes_to_the_open_ones(rng, monkeypatch):
     assert len(limits) >= 2 and limits[0] == pytest.approx(1.0, abs=0.3)
     assert sum(limits) == pytest.approx(3.0, abs=0.5)  # the first disjunct's MIPs got the whole budget
     assert decision.outcomes[0].solve.status == SolveStatus.TIME_LIMIT
+
+
+def test_branch_and_bound_carries_on_where_its_share_ran_out(rng, monkeypatch):
+    """A disjunct whose branch and bound ran out of its share gets the next pass's time, and
+    that search resumes from the open subdomains the last one left, not from the root.
+    (Branch and bound is faked: it settles the second and third disjuncts at once and runs the
+    first to its limit; every MIP runs to its limit.)"""
+    import prunemip.engine.decide as engine
+    import prunemip.engine.mip as mip
+    from prunemip.engine.bab import BabResult
+
+    network = random_network(rng, [8, 12, 12, 4], 0.0)
+    x0 = rng.random(8)
+    label = int(network.predict(x0))
+    region = ball_region(network, x0, "linf", 0.05)
+    spec = attack_spec(region, 4, label, target_order(network.forward(x0), label))
+    real_solve = mip.solve
+    resumed, returned = [], []
+
+    def at_its_limit(model, options, **kwargs):
+        time.sleep(options.time_limit)
+        result = real_solve(model, replace(options, time_limit=1e-3), **kwargs)
+        return replace(result, status=SolveStatus.TIME_LIMIT, dual_bound=None)
+
+    def first_runs_out(network, region, rows, options, *, resume=None, **kwargs) -> BabResult:
+        if rows is not spec.disjuncts[0]:
+            return BabResult("refuted", 1.0, np.inf)
+        resumed.append(resume)
+        time.sleep(options.time_limit)
+        returned.append(BabResult("open", -1.0, np.inf, seconds=options.time_limit))
+        return returned[-1]
+
+    monkeypatch.setattr(mip, "solve", at_its_limit)
+    monkeypatch.setattr(engine, "branch_and_bound", first_runs_out)
+    options = EngineOptions(falsify=None, rule_out=False, bounds="linear")
+    (decision,) = decide(network, [spec], 2.0, options)
+    assert [o.status for o in decision.outcomes] == ["timeout", "unsat", "unsat"]
+    assert len(resumed) >= 2 and resumed[0] is None
+    assert all(now is before for now, before in zip(resumed[1:], returned, strict=False))
