@@ -195,6 +195,7 @@ class Query:
         upper: Sequence[np.ndarray],
         start_layer: int,
         rows: bool = True,
+        floor: np.ndarray | None = None,
     ) -> Subdomain:
         """Bound the subdomain ``splits`` whose bounds ``lower``/``upper`` hold on it for layers
         ``< start_layer`` (the layers from ``start_layer`` on are recomputed, see the module).
@@ -204,7 +205,10 @@ class Query:
             lower: pre-activation lower bounds per layer, splits clamped.
             upper: the upper bounds likewise.
             start_layer: the first layer whose bounds to recompute (``len(layers)`` for none).
-            rows: bound the rows too; else leave them unbounded (``−inf``) for :meth:`optimised`.
+            rows: bound the rows too; else leave them at ``floor`` for :meth:`optimised`.
+            floor: row lower bounds already proven on a superset (a split's parent), kept
+                where better: a parent's bound holds on its children, so the value of ``v``
+                never drops down the tree (default ``−inf``).
 
         Returns:
             The bounded subdomain.
@@ -223,8 +227,8 @@ class Query:
             if np.any(lows[k] > highs[k]):
                 return self._empty(splits, lows, highs)
         if not rows:
-            return self._unbounded(splits, tuple(lows), tuple(highs))
-        return self._with_rows(splits, tuple(lows), tuple(highs))
+            return self._unbounded(splits, tuple(lows), tuple(highs), floor)
+        return self._with_rows(splits, tuple(lows), tuple(highs), floor=floor)
 
     def tightened(
         self, lower: Sequence[np.ndarray], upper: Sequence[np.ndarray], layer: int, neurons: np.ndarray
@@ -309,20 +313,26 @@ class Query:
         return self._constant(splits, lower, upper, np.inf)
 
     def _unbounded(
-        self, splits: tuple[Split, ...], lower: Sequence[np.ndarray], upper: Sequence[np.ndarray]
+        self,
+        splits: tuple[Split, ...],
+        lower: Sequence[np.ndarray],
+        upper: Sequence[np.ndarray],
+        floor: np.ndarray | None,
     ) -> Subdomain:
-        """A subdomain whose rows are not bounded yet (every row bound ``−inf``)."""
-        return self._constant(splits, lower, upper, -np.inf)
+        """A subdomain whose rows are not bounded yet (row bounds ``floor``, default ``−inf``)."""
+        row_lower = np.full(self.rows.rhs.size, -np.inf) if floor is None else floor.copy()
+        return self._constant(splits, lower, upper, row_lower)
 
     def _constant(
         self,
         splits: tuple[Split, ...],
         lower: Sequence[np.ndarray],
         upper: Sequence[np.ndarray],
-        value: float,
+        row_lower: np.ndarray | float,
     ) -> Subdomain:
         zeros = tuple(np.zeros(lo.size) for lo in lower)
-        row_lower = np.full(self.rows.rhs.size, value)
+        row_lower = np.broadcast_to(np.asarray(row_lower, dtype=float), self.rows.rhs.shape).copy()
+        value = float(np.max(row_lower - self.rows.rhs)) if row_lower.size else -np.inf
         empty = np.zeros((0, self.region.size))
         refuted = self.rows.refutes(row_lower)
         return Subdomain(splits, tuple(lower), tuple(upper), row_lower, value, refuted, zeros, zeros, empty)
@@ -377,8 +387,9 @@ class Query:
             The bounded children.
         """
         start = layer + 1 if intermediate else len(self.network.layers)
+        floor = parent.row_lower
         return tuple(  # type: ignore[return-value]
-            self.bound((*parent.splits, Split(layer, neuron, active)), low, high, start, rows)
+            self.bound((*parent.splits, Split(layer, neuron, active)), low, high, start, rows, floor)
             for active, low, high in self._clamped(parent, layer, neuron)
         )
 

@@ -253,7 +253,8 @@ def test_subdomain_bounds_contain_the_activations_of_their_points(network, seed,
 @given(sparse_networks(max_hidden_layers=3, max_width=8), seeds, regions, st.integers(0, 4))
 def test_children_cover_their_parent(network, seed, norm, depth):
     """Each sampled point of the parent lies in a child whose bounds contain its activations and
-    whose value is at most its own ``v``; children add exactly one split to the parent's."""
+    whose value is at most its own ``v``; children add exactly one split to the parent's, and
+    their row bounds are never below the parent's (a parent's bound holds on its children)."""
     rng = np.random.default_rng(seed)
     region = make_region(network, rng, norm)
     query = Query(network, region, margin_row(network.n_outputs, 1, 0, 0.0))
@@ -265,6 +266,7 @@ def test_children_cover_their_parent(network, seed, norm, depth):
     children = query.children(parent, layer, neuron)
     assert [c.splits[:-1] for c in children] == [parent.splits, parent.splits]
     assert {c.splits[-1] for c in children} == {Split(layer, neuron, True), Split(layer, neuron, False)}
+    assert all(np.all(c.row_lower >= parent.row_lower) and c.value >= parent.value for c in children)
     points = sample_region(region, rng, 2000)
     points = points[in_subdomain(network, points, parent.splits)]
     if len(points) == 0:
