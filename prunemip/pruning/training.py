@@ -97,6 +97,25 @@ def _tensors(data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.T
 
 
 @torch.no_grad()
+def correct(model: nn.Module, data: Dataset) -> np.ndarray:
+    """Which examples of ``data`` the model classifies correctly.
+
+    Args:
+        model: the classifier (evaluated on its own device, in eval mode).
+        data: the examples and labels.
+
+    Returns:
+        One boolean per example.
+    """
+    model.eval()
+    images, labels = _tensors(data, _device_of(model))
+    hits = [
+        (model(images[i : i + 8192]).argmax(dim=1) == labels[i : i + 8192]).cpu().numpy()
+        for i in range(0, len(labels), 8192)
+    ]
+    return np.concatenate(hits) if hits else np.zeros(0, bool)
+
+
 def accuracy(model: nn.Module, data: Dataset) -> float:
     """Fraction of ``data`` classified correctly.
 
@@ -107,13 +126,8 @@ def accuracy(model: nn.Module, data: Dataset) -> float:
     Returns:
         The accuracy in [0, 1] (0 for no examples).
     """
-    model.eval()
-    images, labels = _tensors(data, _device_of(model))
-    correct = sum(
-        int((model(images[i : i + 8192]).argmax(dim=1) == labels[i : i + 8192]).sum())
-        for i in range(0, len(labels), 8192)
-    )
-    return correct / max(len(labels), 1)
+    hits = correct(model, data)
+    return float(hits.mean()) if hits.size else 0.0
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

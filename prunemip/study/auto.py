@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from torch import nn
@@ -53,7 +54,7 @@ from prunemip.pruning.masks import Masks
 from prunemip.pruning.methods import RUNNERS, one_shot
 from prunemip.pruning.pipeline import network_fingerprint
 from prunemip.pruning.runs import RunDir
-from prunemip.pruning.training import TrainOptions, accuracy, steps_per_epoch
+from prunemip.pruning.training import TrainOptions, correct, steps_per_epoch
 from prunemip.regions import BALL_NORMS
 from prunemip.study.auto_report import write_candidates
 from prunemip.study.mip_cost import DEFAULT_BALLS, Ball, cost_features
@@ -67,6 +68,7 @@ from prunemip.study.search_space import (
     candidates,
     check_budget,
     choose,
+    paired_margin,
     promise_slack,
     round_epochs,
     survivors,
@@ -195,6 +197,8 @@ class _Search:
         self.contexts: list[Context] = []
         self.bases: dict[tuple[str, float], _Base] = {}
         self.dense_accuracy = 0.0
+        #: per validation image, whether the dense model is right (set by its evaluation)
+        self.dense_correct = np.zeros(0, bool)
         radius = {norm: max((r for n, r in balls if n == norm), default=0.0) for norm in BALL_NORMS}
         self.rs_balls = {"rs_eps": radius["linf"], "rs_l1": radius["l1"]}
 
@@ -319,7 +323,11 @@ class _Search:
         ctx: Context | None,
     ) -> tuple[Evaluation, Network]:
         """Validation accuracy and MIP-cost proxy of ``model``; its network is saved in its run."""
-        score = accuracy(model, self.data.val)
+        hits = correct(model, self.data.val)
+        score = float(hits.mean()) if hits.size else 0.0
+        if spec.method == DENSE:
+            self.dense_correct = hits
+        margin = paired_margin(self.dense_correct, hits, self.space.confidence)
         config = ctx.config if ctx is not None else self.config
         metadata = training_metadata(
             self.data.train,
@@ -337,13 +345,14 @@ class _Search:
         network = export_network(model, masks, self.data.val.input_spec(), metadata)
         features = cost_features(network, self.points, self.balls)
         proxy = features.value(self.space.proxy)
-        evaluation = Evaluation(spec, round_index, epochs, score, masks.sparsity, features, proxy)
+        evaluation = Evaluation(spec, round_index, epochs, score, masks.sparsity, features, proxy, margin)
         if ctx is not None:
             save_network(network, ctx.run.path / f"network-finetune-{epochs}.npz")
         loss = evaluation.loss(self.dense_accuracy) if spec.method != DENSE else 0.0
         self.feedback.line(
-            f"{spec.label:<28} {epochs:>3} epochs: validation {score:.4f} ({-loss:+.2f} points), "
-            f"unstable {features.unstable:.1f}, nnz {features.nnz}, proxy {proxy:.4g}"
+            f"{spec.label:<28} {epochs:>3} epochs: validation {score:.4f} "
+            f"({-loss:+.2f} ± {margin:.2f} points), unstable {features.unstable:.1f}, "
+            f"nnz {features.nnz}, proxy {proxy:.4g}"
         )
         return evaluation, network
 

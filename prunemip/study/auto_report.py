@@ -27,6 +27,7 @@ COLUMNS: tuple[str, ...] = (
     "epochs",
     "val_accuracy",
     "loss_points",
+    "margin_points",
     "within_budget",
     "unstable",
     "bigm_width",
@@ -45,15 +46,16 @@ def candidates_table(result: SearchResult) -> Table:
         result: the search's outcome.
 
     Returns:
-        The table: setting, epochs, validation accuracy and loss, unstable neurons, nnz, proxy.
+        The table: setting, epochs, validation accuracy, loss and its confidence margin,
+        unstable neurons, nnz, proxy.
     """
     table = Table(
         title=(
-            f"Automatic search: {len(result.evaluations) - 1} candidates, budget {result.budget:g} points, "
-            f"proxy {result.space.proxy}"
+            f"Automatic search: {len(result.evaluations) - 1} candidates, budget {result.budget:g} points "
+            f"at {result.space.confidence:.0%} confidence, proxy {result.space.proxy}"
         )
     )
-    for column in ("candidate", "epochs", "val acc.", "loss (pts)", "unstable", "nnz", "proxy", ""):
+    for column in ("candidate", "epochs", "val acc.", "loss ± margin (pts)", "unstable", "nnz", "proxy", ""):
         table.add_column(column, justify="left" if column == "candidate" else "right")
     for row in sorted(result.rows(), key=lambda r: (not r["within_budget"], r["proxy"])):
         mark = "chosen" if row["chosen"] else ("" if row["within_budget"] else "over budget")
@@ -61,7 +63,7 @@ def candidates_table(result: SearchResult) -> Table:
             row["candidate"],
             str(row["epochs"]),
             f"{row['val_accuracy']:.4f}",
-            f"{-row['loss_points']:+.2f}",
+            f"{-row['loss_points']:+.2f} ± {row['margin_points']:.2f}",
             f"{row['unstable']:.1f}",
             str(row["nnz"]),
             f"{row['proxy']:.4g}",

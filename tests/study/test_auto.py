@@ -28,6 +28,7 @@ from prunemip.study.search_space import (
     SearchSpace,
     check_budget,
     choose,
+    paired_margin,
     promise_slack,
     round_epochs,
     survivors,
@@ -80,6 +81,12 @@ def test_the_choice_is_within_budget_on_validation(searched) -> None:
     measured = float(np.mean(result.network.predict(val.flat()) == val.labels))
     assert measured == pytest.approx(result.chosen.accuracy, abs=1e-12)
     assert result.network.metadata["val_accuracy"] == result.chosen.accuracy
+    # Within the budget with its confidence margin, the margin of its own predictions.
+    dense_right = result.networks[0].predict(val.flat()) == val.labels
+    chosen_right = result.network.predict(val.flat()) == val.labels
+    margin = paired_margin(dense_right, chosen_right, SPACE.confidence)
+    assert result.chosen.margin == pytest.approx(margin, abs=1e-12)
+    assert result.chosen.loss(dense) + margin <= BUDGET + 1e-9
 
 
 def test_the_choice_has_the_least_proxy_within_budget(searched) -> None:
@@ -187,6 +194,44 @@ def test_rounds_promotion_and_choice() -> None:
     assert survivors(everyone, 0.90, 0.1, 0.0, 2) == [costly_good, dense]
     assert choose(everyone, 0.90, 1.0) is cheap_close
     assert choose(everyone, 0.90, 0.0) is costly_good
+
+
+def test_the_margin_is_the_standard_error_of_the_paired_loss() -> None:
+    """``m = 100·z_q·sd(d)/√n`` for the per-image differences ``d = dense − candidate`` (right
+    = 1), 0 for the same predictions or ``q = 0.5``."""
+    rng = np.random.default_rng(0)
+    dense, candidate = rng.random(1000) < 0.9, rng.random(1000) < 0.85
+    d = dense.astype(float) - candidate.astype(float)
+    expected = 100 * 1.6448536269514722 * d.std() / math.sqrt(d.size)
+    assert paired_margin(dense, candidate, 0.95) == pytest.approx(expected, rel=1e-12)
+    assert paired_margin(dense, dense, 0.95) == 0.0 and paired_margin(dense, candidate, 0.5) == 0.0
+
+
+def test_the_margin_covers_the_true_loss_at_its_confidence() -> None:
+    """Over many validation sets drawn from a population where the candidate truly loses 1
+    point, the loss estimate plus its margin falls below 1 point in about 5 % of them (q = 0.95)."""
+    rng = np.random.default_rng(1)
+    # Per image: both right 0.85, only dense 0.04, only the candidate 0.03, both wrong 0.08.
+    kinds = rng.choice(4, size=(2000, 2000), p=[0.85, 0.04, 0.03, 0.08])
+    dense, candidate = (kinds == 0) | (kinds == 1), (kinds == 0) | (kinds == 2)
+    misses = sum(
+        100 * (dense[i].mean() - candidate[i].mean()) + paired_margin(dense[i], candidate[i], 0.95) < 1.0
+        for i in range(len(kinds))
+    )
+    assert 0.03 < misses / len(kinds) < 0.07
+
+
+def test_a_candidate_whose_margin_takes_it_over_the_budget_is_not_chosen() -> None:
+    dense, close = _evaluation(9, 0.90), _evaluation(2, 0.895)
+    unsure = Evaluation(close.candidate, 0, 1, 0.895, 0.9, close.features, 2, margin=0.6)
+    assert choose([dense, close], 0.90, 1.0) is close
+    assert choose([dense, unsure], 0.90, 1.0) is dense
+    assert survivors([unsure, dense], 0.90, 1.0, 0.2, 2) == [unsure]  # the round's slack still admits it
+
+
+def test_a_bad_confidence_is_refused() -> None:
+    with pytest.raises(PrunemipError, match="confidence"):
+        SearchSpace.from_options({"confidence": 1.0})
 
 
 @pytest.mark.parametrize("budget", [-1.0, math.nan, math.inf])
