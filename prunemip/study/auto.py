@@ -351,7 +351,7 @@ class _Search:
         loss = evaluation.loss(self.dense_accuracy) if spec.method != DENSE else 0.0
         self.feedback.line(
             f"{spec.label:<28} {epochs:>3} epochs: validation {score:.4f} "
-            f"({-loss:+.2f} ± {margin:.2f} points), unstable {features.unstable:.1f}, "
+            f"({-loss:+.2f} points, margin {margin:.2f}), unstable {features.unstable:.1f}, "
             f"nnz {features.nnz}, proxy {proxy:.4g}"
         )
         return evaluation, network

@@ -55,7 +55,8 @@ def candidates_table(result: SearchResult) -> Table:
             f"at {result.space.confidence:.0%} confidence, proxy {result.space.proxy}"
         )
     )
-    for column in ("candidate", "epochs", "val acc.", "loss ± margin (pts)", "unstable", "nnz", "proxy", ""):
+    columns = ("candidate", "epochs", "val acc.", "loss (pts)", "margin", "unstable", "nnz", "proxy", "")
+    for column in columns:
         table.add_column(column, justify="left" if column == "candidate" else "right")
     for row in sorted(result.rows(), key=lambda r: (not r["within_budget"], r["proxy"])):
         mark = "chosen" if row["chosen"] else ("" if row["within_budget"] else "over budget")
@@ -63,7 +64,8 @@ def candidates_table(result: SearchResult) -> Table:
             row["candidate"],
             str(row["epochs"]),
             f"{row['val_accuracy']:.4f}",
-            f"{-row['loss_points']:+.2f} ± {row['margin_points']:.2f}",
+            f"{-row['loss_points']:+.2f}",
+            f"{row['margin_points']:.2f}",
             f"{row['unstable']:.1f}",
             str(row["nnz"]),
             f"{row['proxy']:.4g}",
