@@ -424,6 +424,7 @@ def test_a_resumed_run_survives_losing_every_worker(tmp_path, shared_cluster):
     """Models trained by an earlier run reach the cluster as tasks (not scattered data), so the
     scheduler computes them again when every worker holding one dies."""
     cluster, client = shared_cluster
+    client.wait_for_workers(2, timeout=120)  # an earlier test's killed worker is restarted by its nanny
     config = tiny_config(tmp_path)
     results = tmp_path / "run" / "results.jsonl"
     run_study(config, tmp_path / "run", scheduler=cluster.scheduler_address)
