@@ -310,7 +310,7 @@ class Query:
         self, splits: tuple[Split, ...], lower: Sequence[np.ndarray], upper: Sequence[np.ndarray]
     ) -> Subdomain:
         """A subdomain its bounds prove empty: refuted, every row bound ``+inf``."""
-        return self._constant(splits, lower, upper, np.inf)
+        return self._given_rows(splits, lower, upper, np.inf)
 
     def _unbounded(
         self,
@@ -320,16 +320,17 @@ class Query:
         floor: np.ndarray | None,
     ) -> Subdomain:
         """A subdomain whose rows are not bounded yet (row bounds ``floor``, default ``−inf``)."""
-        row_lower = np.full(self.rows.rhs.size, -np.inf) if floor is None else floor.copy()
-        return self._constant(splits, lower, upper, row_lower)
+        return self._given_rows(splits, lower, upper, -np.inf if floor is None else floor)
 
-    def _constant(
+    def _given_rows(
         self,
         splits: tuple[Split, ...],
         lower: Sequence[np.ndarray],
         upper: Sequence[np.ndarray],
         row_lower: np.ndarray | float,
     ) -> Subdomain:
+        """A subdomain with the given row lower bounds (one for all rows, or one each), its value
+        from them, and no branching scores or points."""
         zeros = tuple(np.zeros(lo.size) for lo in lower)
         row_lower = np.broadcast_to(np.asarray(row_lower, dtype=float), self.rows.rhs.shape).copy()
         value = float(np.max(row_lower - self.rows.rhs)) if row_lower.size else -np.inf

@@ -126,7 +126,11 @@ def accuracy(model: nn.Module, data: Dataset) -> float:
     Returns:
         The accuracy in [0, 1] (0 for no examples).
     """
-    hits = correct(model, data)
+    return hit_rate(correct(model, data))
+
+
+def hit_rate(hits: np.ndarray) -> float:
+    """The share of True in ``hits`` (0 for none): the accuracy of :func:`correct`'s answer."""
     return float(hits.mean()) if hits.size else 0.0
 
 

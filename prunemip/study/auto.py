@@ -54,7 +54,7 @@ from prunemip.pruning.masks import Masks
 from prunemip.pruning.methods import RUNNERS, one_shot
 from prunemip.pruning.pipeline import network_fingerprint
 from prunemip.pruning.runs import RunDir
-from prunemip.pruning.training import TrainOptions, correct, steps_per_epoch
+from prunemip.pruning.training import TrainOptions, correct, hit_rate, steps_per_epoch
 from prunemip.regions import BALL_NORMS
 from prunemip.study.auto_report import write_candidates
 from prunemip.study.mip_cost import DEFAULT_BALLS, Ball, cost_features
@@ -324,7 +324,7 @@ class _Search:
     ) -> tuple[Evaluation, Network]:
         """Validation accuracy and MIP-cost proxy of ``model``; its network is saved in its run."""
         hits = correct(model, self.data.val)
-        score = float(hits.mean()) if hits.size else 0.0
+        score = hit_rate(hits)
         if spec.method == DENSE:
             self.dense_correct = hits
         margin = paired_margin(self.dense_correct, hits, self.space.confidence)

@@ -18,19 +18,19 @@ accuracy in the early rounds) and the confidence margin ``m`` below.
 The margin: the validation loss is an estimate, and the choice, the sparsest of many
 candidates that pass, favours those whose estimate came out too low (measured on
 Fashion-MNIST 2x200 without it: 0.63 points lost on validation, 2.0 on the test split
-against the study's dense model). The
-loss of a candidate against dense on the same ``n`` validation images is a paired difference
-of proportions: with ``b`` images only dense classifies correctly and ``c`` only the
-candidate, its standard error is ``√(b + c − (b − c)²/n) / n`` (the variance of the mean of
-the per-image differences, the statistic of McNemar's test, *Psychometrika* 12, 1947), and
-``m = z_q`` times it, in points, with ``z_q`` the standard normal quantile of the search's
-``confidence`` ``q``: a candidate counts as within the budget when the one-sided upper
-confidence bound of its loss is (``q = 0.5`` gives ``m = 0``, the bare estimate).
+against the study's dense model). The loss of a candidate against dense on the same ``n``
+validation images is a paired difference of proportions: with ``b`` images only dense
+classifies correctly and ``c`` only the candidate, its standard error is
+``√(b + c − (b − c)²/n) / n`` (the variance of the mean of the per-image differences, the
+statistic of McNemar's test, *Psychometrika* 12, 1947), and ``m = z_q`` times it, in points,
+with ``z_q`` the standard normal quantile of the search's ``confidence`` ``q``: a candidate
+counts as within the budget when the one-sided upper confidence bound of its loss is
+(``q = 0.5`` gives ``m = 0``, the bare estimate).
 
 Promising candidates rank by the MIP-cost proxy, lowest first; the others follow, most
 accurate first, so a round with few promising candidates goes on with those closest to the
-budget. Early stopping on validation accuracy is this
-promotion rule: a candidate that falls behind stops being fine-tuned.
+budget. Early stopping on validation accuracy is this promotion rule: a candidate that falls
+behind stops being fine-tuned.
 
 The choice (:func:`choose`) is the evaluated candidate of least proxy among those within
 the budget, each with the figures of its last round; the dense model is one of them (it
