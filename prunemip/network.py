@@ -14,6 +14,7 @@ passes (forward with pre-activations, reverse-mode input gradient) belong togeth
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -176,6 +177,11 @@ class Layer:
         if activation not in ACTIVATIONS:
             raise PrunemipError(f"unsupported activation {activation!r}; prunemip supports {ACTIVATIONS}")
         return cls(matrix, bias_vector, activation)  # type: ignore[arg-type]
+
+    @functools.cached_property
+    def abs_weight(self) -> sp.csr_matrix:
+        """``|W|``, computed once (the bounds' rounding-error terms use it on every call)."""
+        return abs(self.weight)
 
     @property
     def n_in(self) -> int:

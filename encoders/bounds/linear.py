@@ -187,26 +187,41 @@ def backward_bound(
     region where every term is ``≥ 0`` (and where ``lower``/``upper`` hold); the float sum
     adds ``u |Λ_m| max|ẑ_m|`` to the slack.
 
+    A batch of ``B`` subdomains of one region is bounded in one call: ``lower[m]``/``upper[m]``
+    of shape ``(B, n_m)``, and ``coefficients``, ``lower_slopes[m]``, ``split_terms[m]`` with a
+    leading ``B`` axis (``(B, rows, n)``) or without one (shared by the batch). Each entry of
+    the result is the one subdomain's bound, with the same error terms: every dot product
+    of ``n`` terms is covered by ``γ_n`` whatever order it is summed in.
+
     Args:
         network: the network.
         region: the input region.
         layer: the layer whose pre-activations ``ẑ_layer`` are bounded.
-        coefficients: the rows ``C``, shape ``(m, n_layer)``.
+        coefficients: the rows ``C``, shape ``(m, n_layer)`` (or ``(B, m, n_layer)``).
         lower: sound lower bounds per layer (at least up to ``layer − 1``).
         upper: sound upper bounds likewise.
         lower_slopes: optional lower slopes per layer (α-CROWN).
         split_terms: optional terms added to the coefficients of each layer (β-CROWN).
 
     Returns:
-        Per row, a float upper bound of ``max_x C ẑ_layer`` over the region, and the ``G_m``.
+        Per row, a float upper bound of ``max_x C ẑ_layer`` over the region, and the ``G_m``:
+        shapes ``(m,)`` and ``(m, n)``, or ``(B, m)`` and ``(B, m, n)`` for a batch.
     """
-    C = np.atleast_2d(np.asarray(coefficients, dtype=np.float64))
     layers = network.layers
-    if C.shape[1] != layers[layer].n_out:
-        raise ValueError(f"coefficients have {C.shape[1]} columns, layer {layer} has {layers[layer].n_out}")
+    batched = len(lower) > 0 and np.ndim(lower[0]) == 2
+    batch = lower[0].shape[0] if batched else 1
+    lower = [np.atleast_2d(v) for v in lower[:layer]]  # (B, n), B = 1 unless batched
+    upper = [np.atleast_2d(v) for v in upper[:layer]]
+    C = np.asarray(coefficients, dtype=np.float64)
+    if C.ndim < 3:
+        C = np.atleast_2d(C)[None]
+    C = np.broadcast_to(C, (batch, *C.shape[1:]))
+    if C.shape[2] != layers[layer].n_out:
+        raise ValueError(f"coefficients have {C.shape[2]} columns, layer {layer} has {layers[layer].n_out}")
+    rows = C.shape[1]
     Lam = C
-    const = np.zeros(C.shape[0])
-    slack = np.zeros(C.shape[0])
+    const = np.zeros((batch, rows))
+    slack = np.zeros((batch, rows))
     x_magnitude = np.maximum(np.abs(region.lower), np.abs(region.upper))
     G = Lam
     backward: list[np.ndarray] = [Lam] * (layer + 1)
@@ -214,39 +229,57 @@ def backward_bound(
         weight, bias = layers[m].weight, layers[m].bias
         n_m = weight.shape[0]
         if split_terms is not None and m < layer and split_terms[m] is not None:
-            Lam = Lam + split_terms[m]
-            slack += UNIT_ROUNDOFF * (np.abs(Lam) @ np.maximum(np.abs(lower[m]), np.abs(upper[m])))
+            Lam = Lam + _per_row(split_terms[m])
+            slack += UNIT_ROUNDOFF * _dot(np.abs(Lam), np.maximum(np.abs(lower[m]), np.abs(upper[m])))
         abs_lam = np.abs(Lam)
         slack += gamma(n_m + 1) * (np.abs(const) + abs_lam @ np.abs(bias))
         const = const + Lam @ bias
-        G = np.asarray((weight.T @ Lam.T).T) if n_m else np.zeros((Lam.shape[0], weight.shape[1]))
+        flat = Lam.reshape(batch * rows, n_m)
+        G = np.asarray((weight.T @ flat.T).T) if n_m else np.zeros((batch * rows, weight.shape[1]))
+        G = G.reshape(batch, rows, weight.shape[1])
         backward[m] = G
         if m > 0:
-            prev = layers[m - 1]
-            h_max = _post_magnitude(prev.activation, lower[m - 1], upper[m - 1])
+            h_max = _post_magnitude(layers[m - 1].activation, lower[m - 1], upper[m - 1])
         else:
-            h_max = x_magnitude
-        slack += gamma(n_m + 1) * (abs_lam @ (abs(weight) @ h_max))
+            h_max = x_magnitude[None, :]
+        slack += gamma(n_m + 1) * _dot(abs_lam, np.asarray(layers[m].abs_weight @ h_max.T).T)
         if m == 0:
             break
         relaxation = _relaxation(layers[m - 1].activation, lower[m - 1], upper[m - 1])
         if relaxation is None:
             Lam = G
             continue
-        slope_up, intercept, slope_low = relaxation
+        slope_up, intercept, slope_low = (v[:, None, :] for v in relaxation)
         if lower_slopes is not None and lower_slopes[m - 1] is not None:
-            unstable = (lower[m - 1] < 0.0) & (upper[m - 1] > 0.0)
-            slope_low = np.where(unstable, np.clip(lower_slopes[m - 1], 0.0, 1.0), slope_low)
+            unstable = ((lower[m - 1] < 0.0) & (upper[m - 1] > 0.0))[:, None, :]
+            slope_low = np.where(unstable, np.clip(_per_row(lower_slopes[m - 1]), 0.0, 1.0), slope_low)
         positive = np.maximum(G, 0.0)
         Lam = positive * slope_up + np.minimum(G, 0.0) * slope_low
-        added = positive @ intercept
+        added = (positive * intercept).sum(axis=2)
         z_max = np.maximum(np.abs(lower[m - 1]), np.abs(upper[m - 1]))
-        slack += gamma(G.shape[1] + 1) * (np.abs(const) + added) + 2.0 * UNIT_ROUNDOFF * (np.abs(Lam) @ z_max)
+        slack += gamma(G.shape[2] + 1) * (np.abs(const) + added)
+        slack += 2.0 * UNIT_ROUNDOFF * _dot(np.abs(Lam), z_max)
         const = const + added
-    value, magnitude, terms = region.support(G)
+    value, magnitude, terms = region.support(G.reshape(batch * rows, -1))
+    value, magnitude = value.reshape(batch, rows), magnitude.reshape(batch, rows)
     total = const + value
     slack += gamma(terms) * magnitude + gamma(2) * (np.abs(const) + np.abs(value))
-    return BackwardBound(total + 2.0 * slack + RELATIVE_TOLERANCE * np.abs(total), tuple(backward))
+    bound = total + 2.0 * slack + RELATIVE_TOLERANCE * np.abs(total)
+    if batched:
+        return BackwardBound(bound, tuple(backward))
+    return BackwardBound(bound[0], tuple(g[0] for g in backward))
+
+
+def _per_row(values: np.ndarray) -> np.ndarray:
+    """A layer's parameters, shared ``(n,)``, per row ``(rows, n)`` or per subdomain and row
+    ``(B, rows, n)``, as a 3-axis array that broadcasts against ``(B, rows, n)``."""
+    values = np.asarray(values)
+    return values.reshape((1,) * (3 - values.ndim) + values.shape)
+
+
+def _dot(matrix: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """``matrix[b] @ vectors[b]`` for each subdomain ``b``: ``(B, rows, n)`` by ``(B, n)``."""
+    return np.einsum("brn,bn->br", matrix, np.broadcast_to(vectors, (matrix.shape[0], matrix.shape[2])))
 
 
 def output_upper_bounds(

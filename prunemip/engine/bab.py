@@ -164,8 +164,8 @@ class _Run:
         rows = -self.query.rows.coefficients
         found = self.optimiser.optimise(rows, lower, upper, signs, self.options.iterations, starts)
         subs = list(subs)
-        for i, params in zip(todo, found, strict=True):
-            subs[i] = self.query.optimised(subs[i], params)
+        for i, sub in zip(todo, self.query.optimised(group, found), strict=True):
+            subs[i] = sub
         return subs
 
     def push(self, sub: Subdomain) -> None:

@@ -38,12 +38,12 @@ Branching (which unstable neuron to split):
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from prunemip.encoders.bounds.linear import backward_bound
+from prunemip.encoders.bounds.linear import backward_bound, relu_relaxation
 from prunemip.engine.beta import Parameters
 from prunemip.errors import PrunemipError
 from prunemip.network import Network
@@ -256,19 +256,22 @@ class Query:
         high[neurons] = np.where(np.isfinite(up), np.minimum(high[neurons], up), high[neurons])
         return low, high
 
-    def optimised(self, sub: Subdomain, parameters: Parameters) -> Subdomain:
-        """``sub`` with its rows re-bounded under optimised lower slopes and split terms (from
-        :mod:`~prunemip.engine.beta`), each row keeping the better of both sound bounds.
+    def optimised(self, subs: Sequence[Subdomain], parameters: Sequence[Parameters]) -> list[Subdomain]:
+        """``subs`` with their rows re-bounded under optimised lower slopes and split terms (from
+        :mod:`~prunemip.engine.beta`), each row keeping the better of both sound bounds; one
+        batched bound for all of them.
 
         Args:
-            sub: a bounded subdomain.
-            parameters: per layer, lower slopes per row and split terms ``β s`` per row (nonzero
-                only at ``sub``'s splits).
+            subs: bounded subdomains.
+            parameters: per subdomain and layer, lower slopes per row and split terms ``β s``
+                per row (nonzero only at that subdomain's splits).
 
         Returns:
-            The re-bounded subdomain, holding ``parameters``.
+            The re-bounded subdomains, in order, each holding its parameters.
         """
-        return self._with_rows(sub.splits, sub.lower, sub.upper, parameters, sub.row_lower)
+        return self._with_rows_batch(
+            [(s.splits, s.lower, s.upper, p, s.row_lower) for s, p in zip(subs, parameters, strict=True)]
+        )
 
     def _with_rows(
         self,
@@ -279,31 +282,50 @@ class Query:
         floor: np.ndarray | None = None,
     ) -> Subdomain:
         """The rows' lower bounds over the subdomain (at least ``floor``), its value, scores
-        and witness points. Split terms are only sound on the subdomain because each is
-        ``β s_j`` on a split ``s_j ẑ_j ≥ 0`` of ``splits``."""
+        and witness points (:meth:`_with_rows_batch` of one)."""
+        return self._with_rows_batch([(splits, lower, upper, parameters, floor)])[0]
+
+    def _with_rows_batch(self, pending: Sequence[_Pending]) -> list[Subdomain]:
+        """:meth:`_with_rows` of every entry of ``pending``, in one batched backward bound. Split
+        terms are only sound on a subdomain because each is ``β s_j`` on a split ``s_j ẑ_j ≥ 0``
+        of its own splits."""
         last = len(self.network.layers) - 1
+        lower = [np.stack(layer) for layer in zip(*(p[1] for p in pending), strict=True)]
+        upper = [np.stack(layer) for layer in zip(*(p[2] for p in pending), strict=True)]
+        given = [p[3] for p in pending]
+        slopes, terms = [], []
+        for k in range(last):
+            slopes.append(
+                _stacked([None if g is None else g.slopes[k] for g in given], _crown_slopes, lower, upper, k)
+            )
+            terms.append(
+                _stacked([None if g is None else g.terms[k] for g in given], _no_terms, lower, upper, k)
+            )
         C = -self.rows.coefficients
         with np.errstate(over="ignore", invalid="ignore"):
-            slopes, terms = (None, None) if parameters is None else (parameters.slopes, parameters.terms)
             result = backward_bound(self.network, self.region, last, C, lower, upper, slopes, terms)
-        row_lower = np.where(np.isfinite(result.upper), -result.upper, -np.inf)
+        first = result.coefficients[0]
+        points = self.region.maximisers(np.nan_to_num(first.reshape(-1, first.shape[-1])))
+        points = points.reshape(first.shape)
+        return [
+            self._subdomain(entry, result.upper[b], [g[b] for g in result.coefficients], points[b])
+            for b, entry in enumerate(pending)
+        ]
+
+    def _subdomain(
+        self, entry: _Pending, row_upper: np.ndarray, coefficients: Sequence[np.ndarray], points: np.ndarray
+    ) -> Subdomain:
+        """The subdomain ``entry`` with the upper bounds ``row_upper`` of its rows of ``−C y``."""
+        splits, lower, upper, parameters, floor = entry
+        row_lower = np.where(np.isfinite(row_upper), -row_upper, -np.inf)
         if floor is not None:
             row_lower = np.maximum(row_lower, floor)
         gaps = row_lower - self.rows.rhs
         best = int(np.argmax(gaps))
-        babsr, intercept = self._scores(result.coefficients, best, lower, upper)
-        points = self.region.maximisers(np.nan_to_num(result.coefficients[0]))
+        babsr, intercept = self._scores(coefficients, best, lower, upper)
+        refuted = self.rows.refutes(row_lower)
         return Subdomain(
-            splits,
-            lower,
-            upper,
-            row_lower,
-            float(gaps[best]),
-            self.rows.refutes(row_lower),
-            babsr,
-            intercept,
-            points,
-            parameters,
+            splits, lower, upper, row_lower, float(gaps[best]), refuted, babsr, intercept, points, parameters
         )
 
     def _empty(
@@ -454,3 +476,39 @@ def _ranked(scores: Sequence[np.ndarray], count: int) -> list[tuple[int, int]]:
     top = top[flat[top] > 0.0]
     layers = np.searchsorted(offsets, top, side="right") - 1
     return [(int(k), int(i - offsets[k])) for k, i in zip(layers, top, strict=True)]
+
+
+#: A subdomain to bound: its splits, neuron bounds, optimised parameters (or ``None``) and the
+#: row lower bounds already proven on it (or ``None``).
+_Pending = tuple[
+    tuple[Split, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...], Parameters | None, np.ndarray | None
+]
+
+
+def _stacked(
+    values: Sequence[np.ndarray | None],
+    default: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    lower: Sequence[np.ndarray],
+    upper: Sequence[np.ndarray],
+    layer: int,
+) -> np.ndarray | None:
+    """One layer's per-row parameters of a batch, ``(B, rows, n)``: ``None`` when no subdomain
+    has any, else each subdomain's, or ``default`` of its bounds (``lower[layer][b]``, …)
+    where it has none."""
+    if all(v is None for v in values):
+        return None
+    shape = next(v for v in values if v is not None).shape
+    low, high = lower[layer], upper[layer]
+    return np.stack(
+        [np.broadcast_to(default(low[b], high[b]) if v is None else v, shape) for b, v in enumerate(values)]
+    )
+
+
+def _crown_slopes(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """CROWN's lower slopes, what a subdomain without optimised ones is bounded with."""
+    return relu_relaxation(lower, upper)[2]
+
+
+def _no_terms(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """No split terms: zeros."""
+    return np.zeros_like(lower)

@@ -359,35 +359,66 @@ def test_bad_rows_and_outputs_are_errors(rng):
 @given(sparse_networks(max_hidden_layers=3, max_width=8), seeds, regions, st.integers(1, 5), st.booleans())
 def test_split_multipliers_and_slopes_keep_the_row_bounds_sound(network, seed, norm, depth, optimised):
     """Any slopes in [0, 1] and multipliers β ≥ 0 on the splits (random ones, or those the torch
-    optimiser picks) give row bounds below the rows at every sampled point of the subdomain."""
+    optimiser picks) give row bounds below the rows at every sampled point of each subdomain,
+    all subdomains of a chain bounded in one batch (the root without parameters)."""
     rng = np.random.default_rng(seed)
     region = make_region(network, rng, norm)
     query = Query(network, region, margin_row(network.n_outputs, 1, 0, 0.0))
-    sub = random_subdomains(query, rng, depth)[-1]
-    if np.isinf(sub.value):
+    subs = [s for s in random_subdomains(query, rng, depth)[1:] if not np.isinf(s.value)]
+    if not subs:
         return
-    signs = [np.zeros(lo.size) for lo in sub.lower]
-    for split in sub.splits:
-        signs[split.layer][split.neuron] = 1.0 if split.active else -1.0
+    signs = []
+    for sub in subs:
+        sign = [np.zeros(lo.size) for lo in sub.lower]
+        for split in sub.splits:
+            sign[split.layer][split.neuron] = 1.0 if split.active else -1.0
+        signs.append(sign)
     if optimised:
         params = TorchNetwork(network, region, "cpu").optimise(
             -query.rows.coefficients,
-            [lo[None, :] for lo in sub.lower],
-            [hi[None, :] for hi in sub.upper],
-            [s[None, :] for s in signs],
-        )[0]
+            [np.stack(layer) for layer in zip(*(s.lower for s in subs), strict=True)],
+            [np.stack(layer) for layer in zip(*(s.upper for s in subs), strict=True)],
+            [np.stack(layer) for layer in zip(*signs, strict=True)],
+        )
     else:
-        slopes = [rng.random((1, lo.size)) for lo in sub.lower]
-        params = Parameters(slopes, [rng.exponential(2.0, (1, s.size)) * s for s in signs])
-    bounded = query.optimised(sub, params)
-    assert np.all(bounded.row_lower >= sub.row_lower)
+        params = [
+            Parameters(
+                [rng.random((1, lo.size)) for lo in sub.lower],
+                [rng.exponential(2.0, (1, s.size)) * s for s in sign],
+            )
+            for sub, sign in zip(subs, signs, strict=True)
+        ]
+    root = random_subdomains(query, rng, 0)[0]
+    bounded = query.optimised([root, *subs], [None, *params])
+    assert np.array_equal(bounded[0].row_lower, root.row_lower)
     points = sample_region(region, rng, 2000)
-    inside = in_subdomain(network, points, sub.splits)
-    event(f"{np.count_nonzero(inside)} points inside")
-    rows_at = (
-        network.forward(points[inside]) @ query.rows.coefficients.T if inside.any() else np.zeros((0, 1))
-    )
-    assert np.all(rows_at >= bounded.row_lower)
+    for sub, after in zip(subs, bounded[1:], strict=True):
+        assert np.all(after.row_lower >= sub.row_lower)
+        inside = in_subdomain(network, points, sub.splits)
+        if inside.any():
+            rows_at = network.forward(points[inside]) @ query.rows.coefficients.T
+            assert np.all(rows_at >= after.row_lower)
+
+
+def test_a_batch_is_bounded_as_each_of_its_subdomains_alone(rng):
+    """One batched backward bound gives every subdomain the bound it gets alone (to the last
+    bits: only the order of the float sums differs)."""
+    network = random_network(rng, [6, 12, 12, 3], activations=["relu", "relu", "identity"])
+    query = Query(network, make_region(network, rng, "l1", 1.0), margin_row(3, 1, 0, 0.0))
+    subs = random_subdomains(query, rng, 6)
+    params = [
+        Parameters(
+            [rng.random((1, lo.size)) for lo in sub.lower],
+            [rng.exponential(1.0, (1, lo.size)) for lo in sub.lower],
+        )
+        for sub in subs
+    ]
+    together = query.optimised(subs, params)
+    for sub, param, batched in zip(subs, params, together, strict=True):
+        alone = query.optimised([sub], [param])[0]
+        assert batched.splits == alone.splits
+        np.testing.assert_allclose(batched.row_lower, alone.row_lower, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(batched.points, alone.points)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
