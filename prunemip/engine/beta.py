@@ -17,7 +17,7 @@ minimised on its own), on ``device`` ("cpu" or "cuda"), in float32. Each row kee
 parameters of its best value seen (the first is plain CROWN's). The values found here are
 not trusted: the caller re-evaluates the parameters with the float-sound numpy bound in
 float64, so the precision here only steers the search (measured on two MNIST 4x256 and
-2x256 branch-and-bound runs of 20 s: float32 bounds 1.2–1.4× the subdomains of float64 and
+2x256 branch-and-bound runs of 20 s: float32 bounds 1.2–1.3× the subdomains of float64 and
 reaches a tighter proven bound; ``experiments/benchmarks/README.md``).
 """
 
