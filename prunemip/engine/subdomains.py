@@ -40,6 +40,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -146,6 +147,17 @@ class Subdomain:
     @property
     def depth(self) -> int:
         return len(self.splits)
+
+
+class _Pending(NamedTuple):
+    """A subdomain to bound: its splits, neuron bounds, optimised parameters (or ``None``) and
+    the row lower bounds already proven on it (or ``None``)."""
+
+    splits: tuple[Split, ...]
+    lower: tuple[np.ndarray, ...]
+    upper: tuple[np.ndarray, ...]
+    parameters: Parameters | None
+    floor: np.ndarray | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,7 +282,10 @@ class Query:
             The re-bounded subdomains, in order, each holding its parameters.
         """
         return self._with_rows_batch(
-            [(s.splits, s.lower, s.upper, p, s.row_lower) for s, p in zip(subs, parameters, strict=True)]
+            [
+                _Pending(s.splits, s.lower, s.upper, p, s.row_lower)
+                for s, p in zip(subs, parameters, strict=True)
+            ]
         )
 
     def _with_rows(
@@ -283,16 +298,16 @@ class Query:
     ) -> Subdomain:
         """The rows' lower bounds over the subdomain (at least ``floor``), its value, scores
         and witness points (:meth:`_with_rows_batch` of one)."""
-        return self._with_rows_batch([(splits, lower, upper, parameters, floor)])[0]
+        return self._with_rows_batch([_Pending(splits, lower, upper, parameters, floor)])[0]
 
     def _with_rows_batch(self, pending: Sequence[_Pending]) -> list[Subdomain]:
         """:meth:`_with_rows` of every entry of ``pending``, in one batched backward bound. Split
         terms are only sound on a subdomain because each is ``β s_j`` on a split ``s_j ẑ_j ≥ 0``
         of its own splits."""
         last = len(self.network.layers) - 1
-        lower = [np.stack(layer) for layer in zip(*(p[1] for p in pending), strict=True)]
-        upper = [np.stack(layer) for layer in zip(*(p[2] for p in pending), strict=True)]
-        given = [p[3] for p in pending]
+        lower = [np.stack(layer) for layer in zip(*(p.lower for p in pending), strict=True)]
+        upper = [np.stack(layer) for layer in zip(*(p.upper for p in pending), strict=True)]
+        given = [p.parameters for p in pending]
         slopes, terms = [], []
         for k in range(last):
             slopes.append(
@@ -316,16 +331,23 @@ class Query:
         self, entry: _Pending, row_upper: np.ndarray, coefficients: Sequence[np.ndarray], points: np.ndarray
     ) -> Subdomain:
         """The subdomain ``entry`` with the upper bounds ``row_upper`` of its rows of ``−C y``."""
-        splits, lower, upper, parameters, floor = entry
         row_lower = np.where(np.isfinite(row_upper), -row_upper, -np.inf)
-        if floor is not None:
-            row_lower = np.maximum(row_lower, floor)
+        if entry.floor is not None:
+            row_lower = np.maximum(row_lower, entry.floor)
         gaps = row_lower - self.rows.rhs
         best = int(np.argmax(gaps))
-        babsr, intercept = self._scores(coefficients, best, lower, upper)
-        refuted = self.rows.refutes(row_lower)
+        babsr, intercept = self._scores(coefficients, best, entry.lower, entry.upper)
         return Subdomain(
-            splits, lower, upper, row_lower, float(gaps[best]), refuted, babsr, intercept, points, parameters
+            entry.splits,
+            entry.lower,
+            entry.upper,
+            row_lower,
+            float(gaps[best]),
+            self.rows.refutes(row_lower),
+            babsr,
+            intercept,
+            points,
+            entry.parameters,
         )
 
     def _empty(
@@ -476,13 +498,6 @@ def _ranked(scores: Sequence[np.ndarray], count: int) -> list[tuple[int, int]]:
     top = top[flat[top] > 0.0]
     layers = np.searchsorted(offsets, top, side="right") - 1
     return [(int(k), int(i - offsets[k])) for k, i in zip(layers, top, strict=True)]
-
-
-#: A subdomain to bound: its splits, neuron bounds, optimised parameters (or ``None``) and the
-#: row lower bounds already proven on it (or ``None``).
-_Pending = tuple[
-    tuple[Split, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...], Parameters | None, np.ndarray | None
-]
 
 
 def _stacked(
